@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+/** The `crackseg` command: one sub-command per module in this folder, each registering itself. */
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+const program = new Command('crackseg')
+  .description('Fine-tune (LoRA) and evaluate SAM 2.1 for crack segmentation')
+  .version(version);
+
+// Each sub-command module exports `register(program)`.
+const commands: Array<{ register(program: Command): void }> = [];
+for (const command of commands) command.register(program);
+
+program.parseAsync().catch((err: unknown) => {
+  console.error(`crackseg: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});
