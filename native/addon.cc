@@ -1,0 +1,60 @@
+// Module entry: registers TorchModule and the runtime queries (versions, devices, threads).
+#include <napi.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#ifdef CRACKSEG_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+#include "errors.h"
+#include "torch_module.h"
+
+namespace crackseg {
+namespace {
+
+Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("torchVersion", CRACKSEG_TORCH_VERSION);
+    result.Set("flavour", CRACKSEG_TORCH_FLAVOUR);
+    bool cuda = torch::cuda::is_available();
+    result.Set("cudaAvailable", cuda);
+    int count = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
+    result.Set("cudaDeviceCount", count);
+    Napi::Array names = Napi::Array::New(env, count);
+#ifdef CRACKSEG_WITH_CUDA
+    for (int i = 0; i < count; ++i) names.Set(i, at::cuda::getDeviceProperties(i)->name);
+#endif
+    result.Set("cudaDevices", names);
+    const auto& hooks = at::detail::getCUDAHooks();
+    result.Set("cudnnVersion",
+               cuda && hooks.hasCuDNN() ? Napi::Value(Napi::Number::New(env, hooks.versionCuDNN()))
+                                        : env.Null());
+    result.Set("threads", at::get_num_threads());
+    return result;
+  });
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 1)
+    throw Napi::TypeError::New(env, "setThreads(n) needs a positive integer");
+  at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  return env.Undefined();
+}
+
+}  // namespace
+}  // namespace crackseg
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  crackseg::TorchModuleWrap::Init(env, exports);
+  exports.Set("runtimeInfo", Napi::Function::New(env, crackseg::RuntimeInfo, "runtimeInfo"));
+  exports.Set("setThreads", Napi::Function::New(env, crackseg::SetThreads, "setThreads"));
+  return exports;
+}
+
+NODE_API_MODULE(crackseg, InitAddon)

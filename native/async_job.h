@@ -1,0 +1,62 @@
+// Runs work on the libuv thread pool and settles a Promise on the JS thread: the event loop never
+// waits for libtorch.
+#pragma once
+
+#include <napi.h>
+
+#include <functional>
+#include <utility>
+
+#include "errors.h"
+
+namespace crackseg {
+
+template <typename Result>
+class AsyncJob : public Napi::AsyncWorker {
+ public:
+  // `work` runs off the JS thread and may throw; `finish` builds the JS value on the JS thread.
+  using Work = std::function<Result()>;
+  using Finish = std::function<Napi::Value(Napi::Env, Result&)>;
+
+  static Napi::Promise Start(Napi::Env env, Work work, Finish finish) {
+    auto* job = new AsyncJob(env, std::move(work), std::move(finish));
+    Napi::Promise promise = job->deferred_.Promise();
+    job->Queue();  // the worker deletes itself after OnOK/OnError
+    return promise;
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      result_ = work_();
+    } catch (...) {
+      SetError(CurrentExceptionMessage());
+    }
+  }
+
+  void OnOK() override {
+    try {
+      deferred_.Resolve(finish_(Env(), result_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+      deferred_.Reject(Napi::Error::New(Env(), CurrentExceptionMessage()).Value());
+    }
+  }
+
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  AsyncJob(Napi::Env env, Work work, Finish finish)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
+        finish_(std::move(finish)) {}
+
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  Finish finish_;
+  Result result_{};
+};
+
+}  // namespace crackseg

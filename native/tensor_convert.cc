@@ -1,0 +1,291 @@
+#include "tensor_convert.h"
+
+#include <torch/cuda.h>
+
+#include <cstring>
+#include <regex>
+#include <vector>
+
+namespace crackseg {
+namespace {
+
+struct DtypeInfo {
+  const char* name;
+  c10::ScalarType scalar;
+  napi_typedarray_type array;
+  const char* arrayName;
+};
+
+// The dtypes JS can hold, and the typed array that holds each (16-bit floats as raw bits).
+constexpr DtypeInfo kDtypes[] = {
+    {"float32", c10::ScalarType::Float, napi_float32_array, "Float32Array"},
+    {"float64", c10::ScalarType::Double, napi_float64_array, "Float64Array"},
+    {"float16", c10::ScalarType::Half, napi_uint16_array, "Uint16Array"},
+    {"bfloat16", c10::ScalarType::BFloat16, napi_uint16_array, "Uint16Array"},
+    {"int32", c10::ScalarType::Int, napi_int32_array, "Int32Array"},
+    {"int64", c10::ScalarType::Long, napi_bigint64_array, "BigInt64Array"},
+    {"uint8", c10::ScalarType::Byte, napi_uint8_array, "Uint8Array"},
+    {"bool", c10::ScalarType::Bool, napi_uint8_array, "Uint8Array"},
+};
+
+const DtypeInfo* FindDtype(const std::string& name) {
+  for (const auto& info : kDtypes)
+    if (name == info.name) return &info;
+  return nullptr;
+}
+
+const DtypeInfo* FindDtype(c10::ScalarType scalar) {
+  for (const auto& info : kDtypes)
+    if (scalar == info.scalar) return &info;
+  return nullptr;
+}
+
+[[noreturn]] void Fail(Napi::Env env, const std::string& what, const std::string& message) {
+  throw Napi::TypeError::New(env, what + ": " + message);
+}
+
+std::string JsTypeName(const Napi::Value& value) {
+  if (value.IsNull()) return "null";
+  if (value.IsUndefined()) return "undefined";
+  if (value.IsArray()) return "an array";
+  if (value.IsTypedArray()) return "a typed array";
+  if (value.IsNumber()) return "a number";
+  if (value.IsBigInt()) return "a bigint";
+  if (value.IsBoolean()) return "a boolean";
+  if (value.IsString()) return "a string";
+  if (value.IsObject()) return "an object";
+  return "an unsupported value";
+}
+
+int64_t IntFromJs(const Napi::Value& value, const std::string& what) {
+  if (value.IsBigInt()) {
+    bool lossless = true;
+    int64_t result = value.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) Fail(value.Env(), what, "bigint out of int64 range");
+    return result;
+  }
+  if (value.IsNumber()) {
+    double number = value.As<Napi::Number>().DoubleValue();
+    if (number != static_cast<double>(static_cast<int64_t>(number)))
+      Fail(value.Env(), what, "expected an integer, got " + std::to_string(number));
+    return static_cast<int64_t>(number);
+  }
+  Fail(value.Env(), what, "expected an integer, got " + JsTypeName(value));
+}
+
+}  // namespace
+
+std::string DtypeName(c10::ScalarType type) {
+  const DtypeInfo* info = FindDtype(type);
+  if (!info) throw std::runtime_error(std::string("dtype ") + c10::toString(type) + " has no JS form");
+  return info->name;
+}
+
+torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject() || value.IsArray())
+    Fail(env, what, "expected a tensor {data, shape, dtype}, got " + JsTypeName(value));
+  Napi::Object object = value.As<Napi::Object>();
+
+  Napi::Value dtypeValue = object.Get("dtype");
+  if (!dtypeValue.IsString()) Fail(env, what, "dtype must be a string");
+  std::string dtypeName = dtypeValue.As<Napi::String>();
+  const DtypeInfo* dtype = FindDtype(dtypeName);
+  if (!dtype) Fail(env, what, "unsupported dtype '" + dtypeName + "'");
+
+  Napi::Value shapeValue = object.Get("shape");
+  if (!shapeValue.IsArray()) Fail(env, what, "shape must be an array of sizes");
+  Napi::Array shapeArray = shapeValue.As<Napi::Array>();
+  std::vector<int64_t> shape;
+  int64_t count = 1;
+  for (uint32_t i = 0; i < shapeArray.Length(); ++i) {
+    int64_t size = IntFromJs(shapeArray.Get(i), what + ".shape[" + std::to_string(i) + "]");
+    if (size < 0) Fail(env, what, "negative size in shape");
+    shape.push_back(size);
+    count *= size;
+  }
+
+  Napi::Value dataValue = object.Get("data");
+  if (!dataValue.IsTypedArray()) Fail(env, what, "data must be a " + std::string(dtype->arrayName));
+  Napi::TypedArray data = dataValue.As<Napi::TypedArray>();
+  if (data.TypedArrayType() != dtype->array)
+    Fail(env, what, "dtype " + dtypeName + " needs data as a " + dtype->arrayName);
+  if (static_cast<int64_t>(data.ElementLength()) != count)
+    Fail(env, what,
+         "data has " + std::to_string(data.ElementLength()) + " elements but shape needs " +
+             std::to_string(count));
+
+  torch::Tensor tensor = torch::empty(shape, torch::dtype(dtype->scalar));
+  const uint8_t* bytes =
+      static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
+  if (dtype->scalar == c10::ScalarType::Bool) {
+    bool* out = tensor.data_ptr<bool>();
+    for (int64_t i = 0; i < count; ++i) out[i] = bytes[i] != 0;
+  } else if (count > 0) {
+    std::memcpy(tensor.data_ptr(), bytes, data.ByteLength());
+  }
+  return tensor;
+}
+
+c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
+                         const std::string& what) {
+  Napi::Env env = value.Env();
+  switch (type->kind()) {
+    case c10::TypeKind::TensorType:
+      return TensorFromJs(value, what);
+    case c10::TypeKind::OptionalType:
+      if (value.IsNull() || value.IsUndefined()) return c10::IValue();
+      return IValueFromJs(value, type->castRaw<c10::OptionalType>()->getElementType(), what);
+    case c10::TypeKind::NoneType:
+      if (value.IsNull() || value.IsUndefined()) return c10::IValue();
+      Fail(env, what, "expected null, got " + JsTypeName(value));
+    case c10::TypeKind::IntType:
+      return IntFromJs(value, what);
+    case c10::TypeKind::FloatType:
+      if (!value.IsNumber()) Fail(env, what, "expected a number, got " + JsTypeName(value));
+      return value.As<Napi::Number>().DoubleValue();
+    case c10::TypeKind::NumberType:
+      if (value.IsBigInt()) return IntFromJs(value, what);
+      if (!value.IsNumber()) Fail(env, what, "expected a number, got " + JsTypeName(value));
+      return value.As<Napi::Number>().DoubleValue();
+    case c10::TypeKind::BoolType:
+      if (!value.IsBoolean()) Fail(env, what, "expected a boolean, got " + JsTypeName(value));
+      return value.As<Napi::Boolean>().Value();
+    case c10::TypeKind::StringType:
+      if (!value.IsString()) Fail(env, what, "expected a string, got " + JsTypeName(value));
+      return value.As<Napi::String>().Utf8Value();
+    case c10::TypeKind::TupleType: {
+      const auto& elements = type->castRaw<c10::TupleType>()->elements();
+      if (!value.IsArray() || value.As<Napi::Array>().Length() != elements.size())
+        Fail(env, what, "expected an array of " + std::to_string(elements.size()) + " (a tuple)");
+      Napi::Array array = value.As<Napi::Array>();
+      std::vector<c10::IValue> items;
+      for (uint32_t i = 0; i < elements.size(); ++i)
+        items.push_back(IValueFromJs(array.Get(i), elements[i], what + "[" + std::to_string(i) + "]"));
+      return c10::ivalue::Tuple::create(std::move(items));
+    }
+    case c10::TypeKind::ListType: {
+      if (!value.IsArray()) Fail(env, what, "expected an array (a list), got " + JsTypeName(value));
+      const c10::TypePtr& element = type->castRaw<c10::ListType>()->getElementType();
+      Napi::Array array = value.As<Napi::Array>();
+      c10::impl::GenericList list(element);
+      for (uint32_t i = 0; i < array.Length(); ++i)
+        list.push_back(IValueFromJs(array.Get(i), element, what + "[" + std::to_string(i) + "]"));
+      return list;
+    }
+    default:
+      Fail(env, what, "arguments of TorchScript type " + type->str() + " are not supported");
+  }
+}
+
+c10::IValue ToDevice(const c10::IValue& value, const c10::Device& device) {
+  if (value.isTensor()) return value.toTensor().to(device);
+  if (value.isTuple()) {
+    std::vector<c10::IValue> items;
+    for (const auto& item : value.toTupleRef().elements()) items.push_back(ToDevice(item, device));
+    return c10::ivalue::Tuple::create(std::move(items));
+  }
+  if (value.isList()) {
+    c10::impl::GenericList in = value.toList();
+    c10::impl::GenericList out(in.elementType());
+    for (const c10::IValue& item : in) out.push_back(ToDevice(item, device));
+    return out;
+  }
+  return value;
+}
+
+c10::IValue ToHost(const c10::IValue& value) {
+  if (value.isTensor()) return value.toTensor().detach().to(torch::kCPU).contiguous();
+  if (value.isTuple()) {
+    std::vector<c10::IValue> items;
+    for (const auto& item : value.toTupleRef().elements()) items.push_back(ToHost(item));
+    return c10::ivalue::Tuple::create(std::move(items));
+  }
+  if (value.isList()) {
+    c10::impl::GenericList in = value.toList();
+    c10::impl::GenericList out(in.elementType());
+    for (const c10::IValue& item : in) out.push_back(ToHost(item));
+    return out;
+  }
+  return value;
+}
+
+Napi::Object TensorToJs(Napi::Env env, const torch::Tensor& tensor) {
+  const DtypeInfo* dtype = FindDtype(tensor.scalar_type());
+  if (!dtype)
+    throw Napi::TypeError::New(
+        env, std::string("output dtype ") + c10::toString(tensor.scalar_type()) + " has no JS form");
+  torch::Tensor host = tensor.detach().to(torch::kCPU).contiguous();
+  size_t count = static_cast<size_t>(host.numel());
+  size_t bytes = count * host.element_size();
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bytes);
+  if (bytes > 0) std::memcpy(buffer.Data(), host.data_ptr(), bytes);
+  Napi::Value data;
+  switch (dtype->array) {
+    case napi_float32_array:
+      data = Napi::Float32Array::New(env, count, buffer, 0);
+      break;
+    case napi_float64_array:
+      data = Napi::Float64Array::New(env, count, buffer, 0);
+      break;
+    case napi_uint16_array:
+      data = Napi::Uint16Array::New(env, count, buffer, 0);
+      break;
+    case napi_int32_array:
+      data = Napi::Int32Array::New(env, count, buffer, 0);
+      break;
+    case napi_bigint64_array:
+      data = Napi::BigInt64Array::New(env, count, buffer, 0);
+      break;
+    default:
+      data = Napi::Uint8Array::New(env, count, buffer, 0);
+  }
+  Napi::Array shape = Napi::Array::New(env, host.dim());
+  for (int64_t i = 0; i < host.dim(); ++i) shape.Set(i, Napi::Number::New(env, host.size(i)));
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("data", data);
+  result.Set("shape", shape);
+  result.Set("dtype", dtype->name);
+  return result;
+}
+
+Napi::Value IValueToJs(Napi::Env env, const c10::IValue& value) {
+  if (value.isTensor()) return TensorToJs(env, value.toTensor());
+  if (value.isNone()) return env.Null();
+  if (value.isBool()) return Napi::Boolean::New(env, value.toBool());
+  if (value.isInt()) return Napi::Number::New(env, static_cast<double>(value.toInt()));
+  if (value.isDouble()) return Napi::Number::New(env, value.toDouble());
+  if (value.isString()) return Napi::String::New(env, value.toStringRef());
+  if (value.isTuple() || value.isList()) {
+    std::vector<c10::IValue> items;
+    if (value.isTuple()) {
+      const auto& elements = value.toTupleRef().elements();
+      items.assign(elements.begin(), elements.end());
+    } else {
+      for (const c10::IValue& item : value.toList()) items.push_back(item);
+    }
+    Napi::Array array = Napi::Array::New(env, items.size());
+    for (size_t i = 0; i < items.size(); ++i) array.Set(i, IValueToJs(env, items[i]));
+    return array;
+  }
+  throw Napi::TypeError::New(env, "output of type " + value.tagKind() + " has no JS form");
+}
+
+c10::Device ParseDevice(const std::string& name) {
+  static const std::regex pattern("^(cpu|cuda)(:([0-9]+))?$");
+  std::smatch match;
+  if (!std::regex_match(name, match, pattern) || (match[1] == "cpu" && match[2].matched))
+    throw std::invalid_argument("device must be 'cpu', 'cuda' or 'cuda:N', got '" + name + "'");
+  if (match[1] == "cpu") return c10::Device(c10::kCPU);
+  if (!torch::cuda::is_available())
+    throw std::invalid_argument("device '" + name + "' asked for, but CUDA is not available (libtorch " +
+                                CRACKSEG_TORCH_FLAVOUR + " build, " +
+                                std::to_string(torch::cuda::device_count()) + " CUDA devices)");
+  int64_t index = match[3].matched ? std::stoll(match[3].str()) : 0;
+  if (index >= static_cast<int64_t>(torch::cuda::device_count()))
+    throw std::invalid_argument("device '" + name + "' does not exist: " +
+                                std::to_string(torch::cuda::device_count()) + " CUDA devices");
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+}  // namespace crackseg

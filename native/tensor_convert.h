@@ -1,0 +1,36 @@
+// Converts between JS values and TorchScript IValues. Everything a JS caller can get wrong is
+// rejected here, with a TypeError naming the argument, before libtorch sees it.
+#pragma once
+
+#include <napi.h>
+#include <torch/script.h>
+
+#include <string>
+
+namespace crackseg {
+
+// A JS tensor {data: TypedArray, shape: number[], dtype} → a CPU tensor owning a copy of the data.
+torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what);
+
+// A JS value → an IValue of the TorchScript type `type` (tensors on the CPU).
+c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type, const std::string& what);
+
+// `value` with every tensor moved to `device` (through tuples, lists and optionals).
+c10::IValue ToDevice(const c10::IValue& value, const c10::Device& device);
+
+// `value` with every tensor detached, contiguous and on the CPU: ready for the JS thread.
+c10::IValue ToHost(const c10::IValue& value);
+
+// A host IValue → JS: tensors copied into typed arrays, tuples and lists into arrays.
+Napi::Value IValueToJs(Napi::Env env, const c10::IValue& value);
+
+// A host tensor → a JS tensor {data, shape, dtype}.
+Napi::Object TensorToJs(Napi::Env env, const torch::Tensor& tensor);
+
+// The JS name of a dtype ("float32", "bfloat16", ...); throws for dtypes JS cannot hold.
+std::string DtypeName(c10::ScalarType type);
+
+// Parses "cpu", "cuda" or "cuda:N" and checks that this libtorch has that device.
+c10::Device ParseDevice(const std::string& name);
+
+}  // namespace crackseg

@@ -1,0 +1,240 @@
+#include "torch_module.h"
+
+#include <caffe2/serialize/inline_container.h>
+
+#include <fstream>
+#include <vector>
+
+#include "async_job.h"
+#include "errors.h"
+#include "tensor_convert.h"
+
+namespace crackseg {
+namespace {
+
+constexpr const char* kExtraPrefix = "extra/";
+
+// The archive's extra files ("extra/<name>" records), read without knowing their names first.
+std::map<std::string, std::string> ReadExtraFiles(const std::string& path) {
+  caffe2::serialize::PyTorchStreamReader reader(path);
+  std::map<std::string, std::string> files;
+  for (const std::string& record : reader.getAllRecords()) {
+    if (record.rfind(kExtraPrefix, 0) != 0) continue;
+    auto [data, size] = reader.getRecord(record);
+    files[record.substr(std::strlen(kExtraPrefix))] =
+        std::string(static_cast<const char*>(data.get()), size);
+  }
+  return files;
+}
+
+std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (info.Length() <= index || !info[index].IsString())
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
+  return info[index].As<Napi::String>();
+}
+
+torch::Tensor FindParameter(const torch::jit::Module& module, const std::string& name) {
+  for (const auto& param : module.named_parameters(true))
+    if (param.name == name) return param.value;
+  throw std::invalid_argument("no parameter named '" + name + "'");
+}
+
+}  // namespace
+
+void TorchModuleWrap::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function constructor = DefineClass(
+      env, "TorchModule",
+      {
+          InstanceAccessor<&TorchModuleWrap::Device>("device"),
+          InstanceMethod<&TorchModuleWrap::MethodNames>("methodNames"),
+          InstanceMethod<&TorchModuleWrap::ExtraFiles>("extraFiles"),
+          InstanceMethod<&TorchModuleWrap::Run>("run"),
+          InstanceMethod<&TorchModuleWrap::Parameters>("parameters"),
+          InstanceMethod<&TorchModuleWrap::GetParameter>("getParameter"),
+          InstanceMethod<&TorchModuleWrap::SetParameter>("setParameter"),
+          InstanceMethod<&TorchModuleWrap::SetRequiresGrad>("setRequiresGrad"),
+          InstanceMethod<&TorchModuleWrap::SetTraining>("setTraining"),
+          InstanceMethod<&TorchModuleWrap::Dispose>("dispose"),
+      });
+  auto* reference = new Napi::FunctionReference(Napi::Persistent(constructor));
+  env.SetInstanceData<Napi::FunctionReference>(reference);
+  exports.Set("TorchModule", constructor);
+  exports.Set("loadModule", Napi::Function::New(env, &TorchModuleWrap::Load, "loadModule"));
+}
+
+TorchModuleWrap::TorchModuleWrap(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<TorchModuleWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal())
+    throw Napi::TypeError::New(info.Env(), "TorchModule is created by loadModule(path, device)");
+  auto* loaded = info[0].As<Napi::External<std::shared_ptr<LoadedModule>>>().Data();
+  state_ = std::move(*loaded);
+  delete loaded;
+}
+
+std::shared_ptr<LoadedModule> TorchModuleWrap::State(Napi::Env env) const {
+  if (!state_) throw Napi::Error::New(env, "this TorchModule was disposed");
+  return state_;
+}
+
+Napi::Value TorchModuleWrap::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = StringArg(info, 0, "path");
+  std::string deviceName = StringArg(info, 1, "device");
+  c10::Device device = Guarded(env, [&] { return ParseDevice(deviceName); });
+  using Loaded = std::shared_ptr<LoadedModule>;
+  return AsyncJob<Loaded>::Start(
+      env,
+      [path, device]() -> Loaded {
+        if (!std::ifstream(path).good()) throw std::runtime_error("cannot open '" + path + "'");
+        auto extraFiles = ReadExtraFiles(path);
+        torch::jit::Module module = torch::jit::load(path, device);
+        module.eval();
+        return std::make_shared<LoadedModule>(LoadedModule{std::move(module), device, extraFiles});
+      },
+      [](Napi::Env env, Loaded& loaded) -> Napi::Value {
+        auto* constructor = env.GetInstanceData<Napi::FunctionReference>();
+        auto* handle = new Loaded(std::move(loaded));
+        return constructor->New({Napi::External<Loaded>::New(env, handle)});
+      });
+}
+
+Napi::Value TorchModuleWrap::Device(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), State(info.Env())->device.str());
+}
+
+Napi::Value TorchModuleWrap::MethodNames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = State(env);
+  std::vector<std::string> names;
+  for (const auto& method : state->module.get_methods()) names.push_back(method.name());
+  Napi::Array result = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); ++i) result.Set(i, names[i]);
+  return result;
+}
+
+Napi::Value TorchModuleWrap::ExtraFiles(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  for (const auto& [name, contents] : State(env)->extraFiles) result.Set(name, contents);
+  return result;
+}
+
+Napi::Value TorchModuleWrap::Run(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = State(env);
+  std::string methodName = StringArg(info, 0, "method");
+  if (info.Length() < 2 || !info[1].IsArray())
+    throw Napi::TypeError::New(env, "inputs must be an array");
+  Napi::Array inputs = info[1].As<Napi::Array>();
+
+  auto method = state->module.find_method(methodName);
+  if (!method) throw Napi::TypeError::New(env, "the module has no method '" + methodName + "'");
+  const auto& arguments = method->function().getSchema().arguments();
+  size_t expected = arguments.size() - 1;  // arguments[0] is self
+  if (inputs.Length() > expected)
+    throw Napi::TypeError::New(env, methodName + "() takes " + std::to_string(expected) +
+                                        " inputs, got " + std::to_string(inputs.Length()));
+  std::vector<c10::IValue> stack{state->module._ivalue()};
+  for (size_t i = 0; i < expected; ++i) {
+    const c10::Argument& argument = arguments[i + 1];
+    std::string what = methodName + "() input " + std::to_string(i) + " '" + argument.name() + "'";
+    if (i < inputs.Length()) {
+      stack.push_back(IValueFromJs(inputs.Get(i), argument.type(), what));
+    } else if (argument.default_value()) {
+      stack.push_back(*argument.default_value());
+    } else {
+      throw Napi::TypeError::New(env, what + " is missing");
+    }
+  }
+  return AsyncJob<c10::IValue>::Start(
+      env,
+      [state, methodName, stack = std::move(stack)]() mutable -> c10::IValue {
+        torch::NoGradGuard noGrad;
+        for (size_t i = 1; i < stack.size(); ++i) stack[i] = ToDevice(stack[i], state->device);
+        torch::jit::Method method = state->module.get_method(methodName);
+        method.function().run(stack);
+        return ToHost(stack.back());
+      },
+      [](Napi::Env env, c10::IValue& output) { return IValueToJs(env, output); });
+}
+
+Napi::Value TorchModuleWrap::Parameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = State(env);
+  return Guarded(env, [&]() -> Napi::Value {
+    auto params = state->module.named_parameters(true);
+    Napi::Array result = Napi::Array::New(env);
+    for (const auto& param : params) {
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("name", param.name);
+      Napi::Array shape = Napi::Array::New(env, param.value.dim());
+      for (int64_t d = 0; d < param.value.dim(); ++d) shape.Set(d, param.value.size(d));
+      entry.Set("shape", shape);
+      entry.Set("dtype", DtypeName(param.value.scalar_type()));
+      entry.Set("requiresGrad", param.value.requires_grad());
+      result.Set(result.Length(), entry);
+    }
+    return result;
+  });
+}
+
+Napi::Value TorchModuleWrap::GetParameter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = State(env);
+  std::string name = StringArg(info, 0, "name");
+  return Guarded(env, [&]() -> Napi::Value {
+    return TensorToJs(env, FindParameter(state->module, name));
+  });
+}
+
+Napi::Value TorchModuleWrap::SetParameter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = State(env);
+  std::string name = StringArg(info, 0, "name");
+  if (info.Length() < 2) throw Napi::TypeError::New(env, "setParameter(name, tensor)");
+  torch::Tensor value = TensorFromJs(info[1], "parameter '" + name + "'");
+  Guarded(env, [&] {
+    torch::Tensor param = FindParameter(state->module, name);
+    if (param.sizes() != value.sizes())
+      throw std::invalid_argument("parameter '" + name + "' has shape " +
+                                  c10::str(param.sizes()) + ", got " +
+                                  c10::str(value.sizes()));
+    torch::NoGradGuard noGrad;
+    param.copy_(value);
+    return 0;
+  });
+  return env.Undefined();
+}
+
+Napi::Value TorchModuleWrap::SetRequiresGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = State(env);
+  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsBoolean())
+    throw Napi::TypeError::New(env, "setRequiresGrad(names: string[], requiresGrad: boolean)");
+  Napi::Array names = info[0].As<Napi::Array>();
+  bool flag = info[1].As<Napi::Boolean>();
+  std::vector<torch::Tensor> params;
+  for (uint32_t i = 0; i < names.Length(); ++i) {
+    if (!names.Get(i).IsString()) throw Napi::TypeError::New(env, "names must be strings");
+    std::string name = names.Get(i).As<Napi::String>();
+    params.push_back(Guarded(env, [&] { return FindParameter(state->module, name); }));
+  }
+  for (auto& param : params) param.requires_grad_(flag);
+  return env.Undefined();
+}
+
+Napi::Value TorchModuleWrap::SetTraining(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = State(env);
+  if (info.Length() < 1 || !info[0].IsBoolean())
+    throw Napi::TypeError::New(env, "setTraining(training: boolean)");
+  state->module.train(info[0].As<Napi::Boolean>());
+  return env.Undefined();
+}
+
+Napi::Value TorchModuleWrap::Dispose(const Napi::CallbackInfo& info) {
+  state_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace crackseg

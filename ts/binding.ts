@@ -1,0 +1,162 @@
+/**
+ * The whole native surface of the addon, declared once as typed interfaces, and its loader.
+ * Everything else in the package reaches libtorch through `binding()`.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Element types a tensor can have in JS. 16-bit floats travel as raw bits in a Uint16Array. */
+export type Dtype = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int32' | 'int64' | 'uint8' | 'bool';
+
+/** The typed array that holds each dtype. */
+export interface DtypeArrays {
+  float32: Float32Array;
+  float64: Float64Array;
+  float16: Uint16Array;
+  bfloat16: Uint16Array;
+  int32: Int32Array;
+  int64: BigInt64Array;
+  uint8: Uint8Array;
+  bool: Uint8Array;
+}
+
+/** A dense, row-major tensor: `data.length` is the product of `shape`. */
+export interface Tensor<D extends Dtype = Dtype> {
+  data: DtypeArrays[D];
+  shape: number[];
+  dtype: D;
+}
+
+/**
+ * A TorchScript value: tensors, tuples and lists (arrays), ints (number or bigint), floats,
+ * bools, strings and None (null; undefined is accepted for an optional input).
+ */
+export type Value = Tensor | number | bigint | boolean | string | null | undefined | Value[];
+
+/** One named parameter of a module. */
+export interface ParameterInfo {
+  name: string;
+  shape: number[];
+  dtype: Dtype;
+  requiresGrad: boolean;
+}
+
+/** What the loaded addon and its libtorch can do. */
+export interface RuntimeInfo {
+  /** The libtorch version the addon was built against. */
+  torchVersion: string;
+  /** Whether that libtorch is a CPU-only or a CUDA build. */
+  flavour: 'cpu' | 'cuda';
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  cudaDevices: string[];
+  /** cuDNN's version number (e.g. 90100), or null without CUDA/cuDNN. */
+  cudnnVersion: number | null;
+  /** libtorch's intra-op thread count. */
+  threads: number;
+}
+
+/** A loaded TorchScript module (native side; wrapped by `TorchModule`). */
+export interface NativeTorchModule {
+  /** The device it lives on, e.g. `cpu` or `cuda:0`. */
+  readonly device: string;
+  methodNames(): string[];
+  /** The archive's extra files, by name. */
+  extraFiles(): Record<string, string>;
+  /** Runs a method off the JS thread, without autograd; outputs come back on the host. */
+  run(method: string, inputs: Value[]): Promise<Value>;
+  parameters(): ParameterInfo[];
+  getParameter(name: string): Tensor;
+  /** Copies `value` into the parameter; shapes must match, the dtype is converted. */
+  setParameter(name: string, value: Tensor): void;
+  setRequiresGrad(names: string[], requiresGrad: boolean): void;
+  setTraining(training: boolean): void;
+  /** Releases the module (in-flight runs finish first); every later call throws. */
+  dispose(): void;
+}
+
+/** The addon's exports. */
+export interface Binding {
+  /** Loads a TorchScript file onto `device` ('cpu', 'cuda' or 'cuda:N') off the JS thread. */
+  loadModule(path: string, device: string): Promise<NativeTorchModule>;
+  runtimeInfo(): RuntimeInfo;
+  setThreads(threads: number): void;
+}
+
+const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** A prebuilt binary and the libtorch it links, read from its file name (`torch-<flavour>-<version>`). */
+export interface Prebuild {
+  path: string;
+  flavour: 'cpu' | 'cuda';
+  torchVersion: string;
+}
+
+/** The libtorch tag of a prebuild's file name, e.g. `torch-cuda-2_11_0`. */
+export function torchTag(flavour: string, torchVersion: string): string {
+  return `torch-${flavour}-${torchVersion.replace(/[^0-9a-z]+/gi, '_')}`;
+}
+
+/** Prebuilds for this platform and Node-API, CUDA first unless CRACKSEG_TORCH_FLAVOUR says otherwise. */
+export function findPrebuilds(root = packageRoot, env = process.env): Prebuild[] {
+  const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  if (!existsSync(dir)) return [];
+  const nodeGypBuild = require('node-gyp-build') as {
+    parseTags(file: string): { file: string } | undefined;
+    matchTags(runtime: string, abi: string): (tags: unknown) => boolean;
+  };
+  const matches = nodeGypBuild.matchTags('node', process.versions.modules);
+  const found: Prebuild[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    const tags = nodeGypBuild.parseTags(file);
+    const torch = /\.torch-(cpu|cuda)-([0-9a-z_]+)\./i.exec(file);
+    if (!tags || !matches(tags) || !torch) continue;
+    found.push({
+      path: join(dir, file),
+      flavour: torch[1] as 'cpu' | 'cuda',
+      torchVersion: torch[2]!.replace(/_/g, '.'),
+    });
+  }
+  const preferred = env.CRACKSEG_TORCH_FLAVOUR ?? 'cuda';
+  return found.sort((a, b) => Number(b.flavour === preferred) - Number(a.flavour === preferred));
+}
+
+const buildHelp =
+  'Build from source for the libtorch you have: `npm run build:native` (Debian: apt install ' +
+  'libtorch-dev; another libtorch: set CMAKE_PREFIX_PATH or LIBTORCH, or CRACKSEG_PYTHON to a ' +
+  'Python whose torch to use).';
+
+/** Loads the addon: `build/Release` first, then the prebuilds; the error says what each needed. */
+export function loadBinding(root = packageRoot): Binding {
+  const failures: string[] = [];
+  const local = join(root, 'build', 'Release', 'crackseg.node');
+  if (existsSync(local)) {
+    try {
+      return require(local) as Binding;
+    } catch (err) {
+      failures.push(`${local}: ${(err as Error).message}`);
+    }
+  }
+  for (const prebuild of findPrebuilds(root)) {
+    try {
+      return require(prebuild.path) as Binding;
+    } catch (err) {
+      failures.push(
+        `${prebuild.path} needs libtorch ${prebuild.torchVersion} (${prebuild.flavour}) ` +
+          `where it was built: ${(err as Error).message}`,
+      );
+    }
+  }
+  if (failures.length === 0) failures.push('no build/Release/crackseg.node and no prebuild for this platform');
+  throw new Error(`crackseg: cannot load the native addon.\n  ${failures.join('\n  ')}\n${buildHelp}`);
+}
+
+let loaded: Binding | undefined;
+
+/** The addon, loaded on first use. */
+export function binding(): Binding {
+  return (loaded ??= loadBinding());
+}
