@@ -1,0 +1,67 @@
+import t from 'tap';
+import type { BinaryMask } from '../ts/image.js';
+import { createRandom } from '../ts/synth/random.js';
+import { zhangSuenSkeleton } from '../ts/vision/skeleton.js';
+import { randomMask, runReference } from './reference/runReference.js';
+
+/** Thick random-walk strokes, the shapes skeletons are taken of in crack metrics. */
+function strokeMask(width: number, height: number, seed: number): BinaryMask {
+  const rng = createRandom(seed);
+  const data = new Uint8Array(width * height);
+  for (let s = 0; s < 3; s++) {
+    let x = rng.uniform(0, width);
+    let y = rng.uniform(0, height);
+    let angle = rng.uniform(0, 2 * Math.PI);
+    const radius = rng.uniform(0.5, 5);
+    for (let step = 0; step < 80; step++) {
+      angle += rng.normal() * 0.3;
+      x += Math.cos(angle) * 2;
+      y += Math.sin(angle) * 2;
+      for (let yy = Math.floor(y - radius); yy <= y + radius; yy++) {
+        for (let xx = Math.floor(x - radius); xx <= x + radius; xx++) {
+          if (xx < 0 || yy < 0 || xx >= width || yy >= height) continue;
+          if ((xx - x) ** 2 + (yy - y) ** 2 <= radius * radius) data[yy * width + xx] = 1;
+        }
+      }
+    }
+  }
+  return { width, height, data };
+}
+
+// The first sub-iteration peels south-east first, so the line ends one row up on the right.
+t.test('a 3-pixel-thick bar thins to a one-pixel line', async (t) => {
+  const width = 9;
+  const data = new Uint8Array(5 * width);
+  data.fill(1, 1 * width + 1, 1 * width + 8);
+  data.fill(1, 2 * width + 1, 2 * width + 8);
+  data.fill(1, 3 * width + 1, 3 * width + 8);
+  const skeleton = zhangSuenSkeleton({ width, height: 5, data });
+  const rows = [];
+  for (let y = 0; y < 5; y++)
+    rows.push([...skeleton.data.subarray(y * width, (y + 1) * width)].join(''));
+  t.same(rows, ['000000000', '000000100', '011111000', '000000000', '000000000']);
+});
+
+t.test('empty stays empty; a one-pixel line is its own skeleton', async (t) => {
+  t.same(
+    [...zhangSuenSkeleton({ width: 3, height: 2, data: new Uint8Array(6) }).data],
+    [0, 0, 0, 0, 0, 0],
+  );
+  const line = { width: 6, height: 1, data: Uint8Array.of(0, 1, 1, 1, 1, 0) };
+  t.same([...zhangSuenSkeleton(line).data], [0, 1, 1, 1, 1, 0]);
+});
+
+t.test('equals skimage.morphology.skeletonize on generated masks', async (t) => {
+  const rng = createRandom(3);
+  const masks: BinaryMask[] = [];
+  for (let k = 0; k < 25; k++) masks.push(strokeMask(96, 72, 10 + k));
+  for (let k = 0; k < 10; k++) masks.push(randomMask(40 + k, 30, rng.uniform(0.3, 0.8), rng.next));
+  const reference = await runReference<string[]>('skimage_skeleton.py', masks);
+  masks.forEach((mask, m) => {
+    const expected = Buffer.from(reference[m]!, 'base64');
+    const ours = zhangSuenSkeleton(mask).data;
+    let differing = 0;
+    for (let i = 0; i < ours.length; i++) if (ours[i] !== expected[i]) differing++;
+    t.equal(differing, 0, `mask ${m}: pixels differing from skimage`);
+  });
+});

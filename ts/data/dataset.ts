@@ -1,0 +1,175 @@
+/**
+ * Streaming reader of a dataset in the Crack500 layout: a list file of `image mask` pairs under a
+ * data root. Samples are decoded concurrently, at most `concurrency` ahead of the consumer, and
+ * yielded in list order, so memory holds a bounded window and never the whole dataset.
+ */
+import { readFile as fsReadFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { BinaryMask, RgbImage } from '../image.js';
+import { decodeImage, decodeMask } from './decode.js';
+import { parseListFile, type ListEntry } from './listFile.js';
+
+/** How many samples are decoded ahead of the consumer unless told otherwise. */
+export const DEFAULT_CONCURRENCY = 4;
+
+export interface DatasetOptions {
+  /** The data root; the list file's paths are relative to it. */
+  root: string;
+  /** The list file, e.g. `test.txt`; resolved against `root` when relative. Errors name it as given. */
+  listFile: string;
+  /** Samples decoded at once (and buffered ahead); default {@link DEFAULT_CONCURRENCY}. */
+  concurrency?: number;
+  /** Record bad lines and files in {@link Dataset.skipped} and go on, instead of throwing. */
+  skipBad?: boolean;
+  /** Reads a file's bytes; default `fs.readFile`. Lets tests observe or fake the file system. */
+  readFile?: (path: string) => Promise<Uint8Array>;
+}
+
+/** One decoded sample. */
+export interface Sample {
+  /** 0-based position among the list's well-formed lines (stable whether or not others are skipped). */
+  index: number;
+  /** The image file name without extension. */
+  id: string;
+  /** 1-based line in the list file. */
+  line: number;
+  /** As written in the list file (relative to the root). */
+  imagePath: string;
+  /** As written in the list file (relative to the root). */
+  maskPath: string;
+  image: RgbImage;
+  /** Same size as `image`. */
+  mask: BinaryMask;
+}
+
+/** A list line or file left out under `skipBad`, for the caller's summary. */
+export interface SkippedEntry {
+  listFile: string;
+  line: number;
+  /** The offending path, or the line's text when the line itself is malformed. */
+  path: string;
+  reason: string;
+}
+
+/** An async iterable of samples in list order; `skipped` fills in as iteration proceeds. */
+export interface Dataset extends AsyncIterable<Sample> {
+  readonly skipped: SkippedEntry[];
+}
+
+/** An error about one line of a list file, its message prefixed `listFile:line: `. */
+export class DatasetError extends Error {
+  constructor(
+    readonly listFile: string,
+    readonly line: number,
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${listFile}:${line}: ${reason}`);
+    this.name = 'DatasetError';
+  }
+}
+
+/** Reads and parses a list file, for callers that want the entries (e.g. a count) up front. */
+export async function readList(
+  root: string,
+  listFile: string,
+  readFile: (path: string) => Promise<Uint8Array> = fsReadFile,
+): Promise<ReturnType<typeof parseListFile>> {
+  const bytes = await readFile(resolve(root, listFile));
+  return parseListFile(new TextDecoder('utf-8').decode(bytes));
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Reads and decodes one entry; the error names what failed (read or decode, image or mask). */
+async function loadSample(
+  entry: ListEntry,
+  index: number,
+  options: Required<Pick<DatasetOptions, 'root' | 'listFile' | 'readFile'>>,
+): Promise<Sample> {
+  const { root, listFile, readFile } = options;
+  const fail = (path: string, reason: string) =>
+    new DatasetError(listFile, entry.line, path, reason);
+  const load = async <T>(kind: string, path: string, decode: (b: Uint8Array) => Promise<T>) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(resolve(root, path));
+    } catch (err) {
+      throw fail(path, `cannot read ${kind} '${path}': ${describe(err)}`);
+    }
+    try {
+      return await decode(bytes);
+    } catch (err) {
+      throw fail(path, `cannot decode ${kind} '${path}': ${describe(err)}`);
+    }
+  };
+  const [image, mask] = await Promise.all([
+    load('image', entry.imagePath, decodeImage),
+    load('mask', entry.maskPath, decodeMask),
+  ]);
+  if (image.width !== mask.width || image.height !== mask.height) {
+    throw fail(
+      entry.maskPath,
+      `mask '${entry.maskPath}' is ${mask.width}x${mask.height} but image '${entry.imagePath}' is ${image.width}x${image.height}`,
+    );
+  }
+  return {
+    index,
+    id: entry.id,
+    line: entry.line,
+    imagePath: entry.imagePath,
+    maskPath: entry.maskPath,
+    image,
+    mask,
+  };
+}
+
+/**
+ * Streams the samples of a list file in order. Without `skipBad`, a malformed line fails before
+ * anything is yielded and a bad file fails when its turn comes, with a {@link DatasetError}; with
+ * it, both are recorded in `skipped`. A missing list file always throws.
+ */
+export function readDataset(options: DatasetOptions): Dataset {
+  const { root, listFile, skipBad = false, readFile = fsReadFile } = options;
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  }
+  const skipped: SkippedEntry[] = [];
+  const skipOrThrow = (err: DatasetError) => {
+    if (!skipBad) throw err;
+    skipped.push({ listFile, line: err.line, path: err.path, reason: err.reason });
+  };
+
+  async function* samples(): AsyncGenerator<Sample> {
+    const { entries, problems } = await readList(root, listFile, readFile);
+    for (const p of problems) skipOrThrow(new DatasetError(listFile, p.line, p.text, p.reason));
+    // Each slot settles to a sample or its error, so a failure further ahead is never unhandled.
+    type Settled = { sample: Sample } | { error: unknown };
+    const window: Promise<Settled>[] = [];
+    let next = 0;
+    const refill = () => {
+      while (window.length < concurrency && next < entries.length) {
+        const index = next++;
+        window.push(
+          loadSample(entries[index] as ListEntry, index, { root, listFile, readFile }).then(
+            (sample) => ({ sample }),
+            (error: unknown) => ({ error }),
+          ),
+        );
+      }
+    };
+    refill();
+    for (let slot = window.shift(); slot; slot = window.shift()) {
+      const settled = await slot;
+      refill();
+      if ('sample' in settled) yield settled.sample;
+      else if (settled.error instanceof DatasetError) skipOrThrow(settled.error);
+      else throw settled.error;
+    }
+  }
+
+  return { skipped, [Symbol.asyncIterator]: samples };
+}
