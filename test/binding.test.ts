@@ -1,0 +1,167 @@
+import t from 'tap';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Dtype, DtypeArrays, Tensor } from '../ts/binding.js';
+import { runtimeInfo, setThreads } from '../ts/runtime.js';
+import { TorchModule } from '../ts/torch-module.js';
+import { runPython } from './helpers/python.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'crackseg-binding-'));
+await runPython(new URL('./fixtures/make_module.py', import.meta.url).pathname, [dir]);
+const modulePath = join(dir, 'module.pt');
+const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as {
+  x: number[];
+  forward: number[];
+  pair: [number[], number[]];
+  maybe_scale: number[];
+  stack: [number[], number[]];
+  weight: number[];
+  metadata: unknown;
+};
+const x: Tensor<'float32'> = { data: Float32Array.from(expected.x), shape: [2, 3], dtype: 'float32' };
+
+function closeTo(t: Tap.Test, actual: ArrayLike<number>, wanted: number[], message: string): void {
+  t.equal(actual.length, wanted.length, `${message}: length`);
+  const worst = Math.max(0, ...wanted.map((w, i) => Math.abs(w - actual[i]!)));
+  t.ok(worst <= 1e-6, `${message}: max |diff| ${worst} <= 1e-6`);
+}
+
+t.test('runtime info', async (t) => {
+  const info = runtimeInfo();
+  t.match(info.torchVersion, /^\d+\.\d+\.\d+/);
+  t.ok(info.flavour === 'cpu' || info.flavour === 'cuda');
+  t.equal(info.cudaDevices.length, info.cudaDeviceCount);
+  const before = info.threads;
+  setThreads(2);
+  t.equal(runtimeInfo().threads, 2);
+  setThreads(before);
+  t.throws(() => setThreads(0), /positive integer/);
+});
+
+t.test('loads methods and extra files; outputs equal Python', async (t) => {
+  const module = await TorchModule.load(modulePath);
+  t.teardown(() => module.dispose());
+  t.same(module.methodNames.sort(), ['echo', 'forward', 'maybe_scale', 'pair', 'stack']);
+  t.same(module.extraJson('metadata.json'), expected.metadata);
+  t.equal(module.device, 'cpu');
+
+  const forward = (await module.run('forward', [x])) as Tensor;
+  t.same(forward.shape, [2, 4]);
+  closeTo(t, forward.data as Float32Array, expected.forward, 'forward');
+
+  const [scaled, sums] = (await module.run('pair', [x, 3, 0.5])) as [Tensor, Tensor];
+  closeTo(t, scaled!.data as Float32Array, expected.pair[0], 'pair[0]');
+  closeTo(t, sums!.data as Float32Array, expected.pair[1], 'pair[1]');
+
+  const factor = { data: new Float32Array([2, 2, 2]), shape: [3], dtype: 'float32' } as const;
+  const flipped = (await module.run('maybe_scale', [x, factor, true])) as Tensor;
+  closeTo(t, flipped.data as Float32Array, expected.maybe_scale, 'Optional tensor + bool');
+  const unscaled = (await module.run('maybe_scale', [x, null, false])) as Tensor;
+  closeTo(t, unscaled.data as Float32Array, expected.x, 'None for an Optional');
+
+  const doubled = { ...x, data: x.data.map((v) => v * 2) };
+  const [stacked, mean] = (await module.run('stack', [[x, doubled]])) as Tensor[];
+  t.same(stacked!.shape, [2, 2, 3]);
+  closeTo(t, stacked!.data as Float32Array, expected.stack[0], 'List[Tensor] in and out');
+  closeTo(t, mean!.data as Float32Array, expected.stack[1], 'list mean');
+});
+
+t.test('every dtype round-trips', async (t) => {
+  const module = await TorchModule.load(modulePath);
+  t.teardown(() => module.dispose());
+  const samples: { [D in Dtype]: DtypeArrays[D] } = {
+    float32: new Float32Array([1.5, -2.25, 3e-8, 6e7]),
+    float64: new Float64Array([1 / 3, -1e300, 0, 5]),
+    float16: new Uint16Array([0x3c00, 0xc000, 0x7bff, 0x0001]),
+    bfloat16: new Uint16Array([0x3f80, 0xc040, 0x7f7f, 0x0080]),
+    int32: new Int32Array([-2147483648, 0, 7, 2147483647]),
+    int64: new BigInt64Array([-(2n ** 63n), 0n, 2n ** 53n + 1n, 2n ** 63n - 1n]),
+    uint8: new Uint8Array([0, 1, 128, 255]),
+    bool: new Uint8Array([1, 0, 0, 1]),
+  };
+  for (const dtype of Object.keys(samples) as Dtype[]) {
+    const input = { data: samples[dtype], shape: [2, 2], dtype } as Tensor;
+    const output = (await module.run('echo', [input])) as Tensor;
+    t.equal(output.dtype, dtype, `${dtype}: dtype`);
+    t.same(output.shape, [2, 2], `${dtype}: shape`);
+    t.same(Array.from(output.data as ArrayLike<unknown>), Array.from(input.data as ArrayLike<unknown>), `${dtype}: values`);
+  }
+});
+
+t.test('parameters: list, read, write, requiresGrad by pattern', async (t) => {
+  const module = await TorchModule.load(modulePath);
+  t.teardown(() => module.dispose());
+  t.same(
+    module.parameters().map((p) => [p.name, p.shape, p.dtype]),
+    [
+      ['weight', [4, 3], 'float32'],
+      ['bias', [4], 'float32'],
+    ],
+  );
+  closeTo(t, module.getParameter('weight').data as Float32Array, expected.weight, 'weight read');
+  const zeros = { data: new Float32Array(12), shape: [4, 3], dtype: 'float32' } as const;
+  module.setParameter('weight', zeros);
+  const out = (await module.run('forward', [x])) as Tensor;
+  const bias = module.getParameter('bias').data as Float32Array;
+  closeTo(t, out.data as Float32Array, [...bias, ...bias].map(Math.tanh), 'forward after write');
+  t.throws(() => module.setParameter('weight', { ...zeros, shape: [3, 4] }), /shape \[4, 3\], got \[3, 4\]/);
+  t.throws(() => module.setParameter('nope', zeros), /no parameter named 'nope'/);
+
+  t.same(module.setRequiresGrad(/^w/, false), ['weight']);
+  t.same(
+    module.parameters().map((p) => p.requiresGrad),
+    [false, true],
+  );
+});
+
+t.test('bad input is a clear error, never a crash', async (t) => {
+  await t.rejects(TorchModule.load(join(dir, 'missing.pt')), /cannot read TorchScript file '.*missing\.pt'/);
+  const junk = join(dir, 'junk.pt');
+  writeFileSync(junk, 'not a zip archive');
+  await t.rejects(TorchModule.load(junk), /cannot load TorchScript file '.*junk\.pt': .*/);
+  await t.rejects(TorchModule.load(modulePath, { device: 'gpu' as 'cpu' }), /device must be 'cpu', 'cuda' or 'cuda:N'/);
+  if (!runtimeInfo().cudaAvailable) {
+    await t.rejects(TorchModule.load(modulePath, { device: 'cuda:0' }), /CUDA is not available/);
+  }
+
+  const module = await TorchModule.load(modulePath);
+  t.throws(() => module.run('nope', [x]), /no method 'nope'/);
+  t.throws(() => module.run('forward', [{ ...x, dtype: 'int32' } as unknown as Tensor]), /dtype int32 needs data as a Int32Array/);
+  t.throws(() => module.run('forward', [{ ...x, shape: [4, 3] }]), /data has 6 elements but shape needs 12/);
+  t.throws(() => module.run('forward', [{ ...x, dtype: 'complex64' } as unknown as Tensor]), /unsupported dtype 'complex64'/);
+  t.throws(() => module.run('forward', [3]), /expected a tensor/);
+  t.throws(() => module.run('forward', [x, x]), /takes 1 inputs, got 2/);
+  t.throws(() => module.run('forward', []), /input 0 'x' is missing/);
+  t.throws(() => module.run('pair', [x, 1.5, 0.5]), /expected an integer/);
+  await t.rejects(module.run('forward', [{ ...x, shape: [6] }]), /mat1 and mat2|size mismatch|shapes cannot be multiplied|dimension/);
+  await t.rejects(module.run('forward', [{ ...x, shape: [1, 2, 3] }]).then(() => module.run('forward', [{ data: new Float32Array(4), shape: [2, 2], dtype: 'float32' }])), /cannot be multiplied/);
+  module.dispose();
+  t.throws(() => module.run('forward', [x]), /disposed/);
+  t.throws(() => module.parameters(), /disposed/);
+  t.throws(() => module.methodNames, /disposed/);
+});
+
+t.test('8 concurrent runs all return their own results', async (t) => {
+  const module = await TorchModule.load(modulePath);
+  t.teardown(() => module.dispose());
+  const runs = Array.from({ length: 8 }, (_, k) =>
+    module.run('pair', [x, k, 1]).then((out) => ({ k, out: out as Tensor[] })),
+  );
+  for (const { k, out } of await Promise.all(runs)) {
+    closeTo(t, out[0]!.data as Float32Array, expected.x.map((v) => v * k), `run ${k}`);
+  }
+});
+
+t.test('memory stays flat over 5,000 runs', async (t) => {
+  const module = await TorchModule.load(modulePath);
+  t.teardown(() => module.dispose());
+  const big = { data: new Float32Array(64 * 3).fill(0.5), shape: [64, 3], dtype: 'float32' } as const;
+  for (let i = 0; i < 500; i++) await module.run('forward', [big]); // warm-up: allocator pools
+  global.gc?.();
+  const before = process.memoryUsage().rss;
+  for (let i = 0; i < 5000; i++) await module.run('forward', [big]);
+  global.gc?.();
+  const after = process.memoryUsage().rss;
+  t.ok(after < before * 1.1, `RSS ${before} → ${after} grows < 10%`);
+});

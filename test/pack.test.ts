@@ -1,0 +1,55 @@
+// npm pack → add the prebuilt addon → install the tarball offline into a fresh project → the addon
+// loads there from prebuilds/ and nothing is compiled.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+const root = new URL('..', import.meta.url).pathname;
+
+async function npm(args: string[], cwd: string): Promise<string> {
+  const { stdout, stderr } = await exec('npm', args, { cwd, maxBuffer: 1 << 26 });
+  return stdout + stderr;
+}
+
+async function packTo(dir: string, cwd: string, extra: string[] = []): Promise<string> {
+  const out = await npm(['pack', '--json', '--pack-destination', dir, ...extra], cwd);
+  const [{ filename }] = JSON.parse(out.slice(out.indexOf('[')).replace(/\][^\]]*$/, ']')) as [
+    { filename: string },
+  ];
+  return join(dir, filename);
+}
+
+t.test('the packed package installs offline and loads its prebuild without compiling', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'crackseg-pack-'));
+  const first = await packTo(work, root);
+  await exec('tar', ['-xzf', first, '-C', work]);
+  const unpacked = join(work, 'package');
+  t.notOk(existsSync(join(unpacked, 'build')), 'no build folder is shipped');
+  await exec(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--from-build', '--root', unpacked]);
+  const tarball = await packTo(work, unpacked, ['--ignore-scripts']);
+
+  const app = join(work, 'app');
+  await exec('mkdir', ['-p', app]);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  const log = await npm(
+    ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball],
+    app,
+  );
+  t.match(log, /using the addon for libtorch/, 'the install hook found a loadable addon');
+  t.notMatch(log, /building from source/);
+  const installed = join(app, 'node_modules', 'crackseg');
+  t.notOk(existsSync(join(installed, 'build')), 'nothing was compiled');
+
+  const { stdout } = await exec(
+    process.execPath,
+    ['--input-type=module', '-e', "import { runtimeInfo } from 'crackseg'; console.log(JSON.stringify(runtimeInfo()))"],
+    { cwd: app },
+  );
+  const info = JSON.parse(stdout) as { torchVersion: string; flavour: string };
+  t.match(info.torchVersion, /^\d+\.\d+/);
+  t.match(info.flavour, /^(cpu|cuda)$/);
+});
