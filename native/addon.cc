@@ -1,9 +1,9 @@
 // Module entry: registers TorchModule and the runtime queries (versions, devices, threads).
+#include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <napi.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
-#include <ATen/Parallel.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 
 #ifdef CRACKSEG_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -31,9 +31,9 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
 #endif
     result.Set("cudaDevices", names);
     const auto& hooks = at::detail::getCUDAHooks();
-    result.Set("cudnnVersion",
-               cuda && hooks.hasCuDNN() ? Napi::Value(Napi::Number::New(env, hooks.versionCuDNN()))
-                                        : env.Null());
+    result.Set("cudnnVersion", cuda && hooks.hasCuDNN()
+                                   ? Napi::Value(Napi::Number::New(env, hooks.versionCuDNN()))
+                                   : env.Null());
     result.Set("threads", at::get_num_threads());
     return result;
   });

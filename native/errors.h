@@ -1,9 +1,9 @@
 // Turns C++ exceptions (c10::Error, std::exception) into JS errors carrying libtorch's message.
 #pragma once
 
+#include <c10/util/Exception.h>
 #include <napi.h>
 
-#include <c10/util/Exception.h>
 #include <exception>
 #include <string>
 
@@ -22,7 +22,8 @@ inline std::string CurrentExceptionMessage() {
   }
 }
 
-// Runs `body` on the JS thread; a C++ exception becomes a thrown JS Error (Napi errors pass through).
+// Runs `body` on the JS thread; a C++ exception becomes a thrown JS Error (Napi errors pass
+// through).
 template <typename Body>
 auto Guarded(Napi::Env env, Body&& body) -> decltype(body()) {
   try {

@@ -77,7 +77,8 @@ int64_t IntFromJs(const Napi::Value& value, const std::string& what) {
 
 std::string DtypeName(c10::ScalarType type) {
   const DtypeInfo* info = FindDtype(type);
-  if (!info) throw std::runtime_error(std::string("dtype ") + c10::toString(type) + " has no JS form");
+  if (!info)
+    throw std::runtime_error(std::string("dtype ") + c10::toString(type) + " has no JS form");
   return info->name;
 }
 
@@ -116,8 +117,7 @@ torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what) {
              std::to_string(count));
 
   torch::Tensor tensor = torch::empty(shape, torch::dtype(dtype->scalar));
-  const uint8_t* bytes =
-      static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
+  const uint8_t* bytes = static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
   if (dtype->scalar == c10::ScalarType::Bool) {
     bool* out = tensor.data_ptr<bool>();
     for (int64_t i = 0; i < count; ++i) out[i] = bytes[i] != 0;
@@ -161,7 +161,8 @@ c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
       Napi::Array array = value.As<Napi::Array>();
       std::vector<c10::IValue> items;
       for (uint32_t i = 0; i < elements.size(); ++i)
-        items.push_back(IValueFromJs(array.Get(i), elements[i], what + "[" + std::to_string(i) + "]"));
+        items.push_back(
+            IValueFromJs(array.Get(i), elements[i], what + "[" + std::to_string(i) + "]"));
       return c10::ivalue::Tuple::create(std::move(items));
     }
     case c10::TypeKind::ListType: {
@@ -213,8 +214,8 @@ c10::IValue ToHost(const c10::IValue& value) {
 Napi::Object TensorToJs(Napi::Env env, const torch::Tensor& tensor) {
   const DtypeInfo* dtype = FindDtype(tensor.scalar_type());
   if (!dtype)
-    throw Napi::TypeError::New(
-        env, std::string("output dtype ") + c10::toString(tensor.scalar_type()) + " has no JS form");
+    throw Napi::TypeError::New(env, std::string("output dtype ") +
+                                        c10::toString(tensor.scalar_type()) + " has no JS form");
   torch::Tensor host = tensor.detach().to(torch::kCPU).contiguous();
   size_t count = static_cast<size_t>(host.numel());
   size_t bytes = count * host.element_size();
@@ -278,7 +279,8 @@ c10::Device ParseDevice(const std::string& name) {
     throw std::invalid_argument("device must be 'cpu', 'cuda' or 'cuda:N', got '" + name + "'");
   if (match[1] == "cpu") return c10::Device(c10::kCPU);
   if (!torch::cuda::is_available())
-    throw std::invalid_argument("device '" + name + "' asked for, but CUDA is not available (libtorch " +
+    throw std::invalid_argument("device '" + name +
+                                "' asked for, but CUDA is not available (libtorch " +
                                 CRACKSEG_TORCH_FLAVOUR + " build, " +
                                 std::to_string(torch::cuda::device_count()) + " CUDA devices)");
   int64_t index = match[3].matched ? std::stoll(match[3].str()) : 0;

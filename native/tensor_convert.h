@@ -13,7 +13,8 @@ namespace crackseg {
 torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what);
 
 // A JS value → an IValue of the TorchScript type `type` (tensors on the CPU).
-c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type, const std::string& what);
+c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
+                         const std::string& what);
 
 // `value` with every tensor moved to `device` (through tuples, lists and optionals).
 c10::IValue ToDevice(const c10::IValue& value, const c10::Device& device);

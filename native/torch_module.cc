@@ -42,20 +42,20 @@ torch::Tensor FindParameter(const torch::jit::Module& module, const std::string&
 }  // namespace
 
 void TorchModuleWrap::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function constructor = DefineClass(
-      env, "TorchModule",
-      {
-          InstanceAccessor<&TorchModuleWrap::Device>("device"),
-          InstanceMethod<&TorchModuleWrap::MethodNames>("methodNames"),
-          InstanceMethod<&TorchModuleWrap::ExtraFiles>("extraFiles"),
-          InstanceMethod<&TorchModuleWrap::Run>("run"),
-          InstanceMethod<&TorchModuleWrap::Parameters>("parameters"),
-          InstanceMethod<&TorchModuleWrap::GetParameter>("getParameter"),
-          InstanceMethod<&TorchModuleWrap::SetParameter>("setParameter"),
-          InstanceMethod<&TorchModuleWrap::SetRequiresGrad>("setRequiresGrad"),
-          InstanceMethod<&TorchModuleWrap::SetTraining>("setTraining"),
-          InstanceMethod<&TorchModuleWrap::Dispose>("dispose"),
-      });
+  Napi::Function constructor =
+      DefineClass(env, "TorchModule",
+                  {
+                      InstanceAccessor<&TorchModuleWrap::Device>("device"),
+                      InstanceMethod<&TorchModuleWrap::MethodNames>("methodNames"),
+                      InstanceMethod<&TorchModuleWrap::ExtraFiles>("extraFiles"),
+                      InstanceMethod<&TorchModuleWrap::Run>("run"),
+                      InstanceMethod<&TorchModuleWrap::Parameters>("parameters"),
+                      InstanceMethod<&TorchModuleWrap::GetParameter>("getParameter"),
+                      InstanceMethod<&TorchModuleWrap::SetParameter>("setParameter"),
+                      InstanceMethod<&TorchModuleWrap::SetRequiresGrad>("setRequiresGrad"),
+                      InstanceMethod<&TorchModuleWrap::SetTraining>("setTraining"),
+                      InstanceMethod<&TorchModuleWrap::Dispose>("dispose"),
+                  });
   auto* reference = new Napi::FunctionReference(Napi::Persistent(constructor));
   env.SetInstanceData<Napi::FunctionReference>(reference);
   exports.Set("TorchModule", constructor);
@@ -182,9 +182,8 @@ Napi::Value TorchModuleWrap::GetParameter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = State(env);
   std::string name = StringArg(info, 0, "name");
-  return Guarded(env, [&]() -> Napi::Value {
-    return TensorToJs(env, FindParameter(state->module, name));
-  });
+  return Guarded(
+      env, [&]() -> Napi::Value { return TensorToJs(env, FindParameter(state->module, name)); });
 }
 
 Napi::Value TorchModuleWrap::SetParameter(const Napi::CallbackInfo& info) {
@@ -196,9 +195,8 @@ Napi::Value TorchModuleWrap::SetParameter(const Napi::CallbackInfo& info) {
   Guarded(env, [&] {
     torch::Tensor param = FindParameter(state->module, name);
     if (param.sizes() != value.sizes())
-      throw std::invalid_argument("parameter '" + name + "' has shape " +
-                                  c10::str(param.sizes()) + ", got " +
-                                  c10::str(value.sizes()));
+      throw std::invalid_argument("parameter '" + name + "' has shape " + c10::str(param.sizes()) +
+                                  ", got " + c10::str(value.sizes()));
     torch::NoGradGuard noGrad;
     param.copy_(value);
     return 0;

@@ -4,11 +4,13 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Element types a tensor can have in JS. 16-bit floats travel as raw bits in a Uint16Array. */
-export type Dtype = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int32' | 'int64' | 'uint8' | 'bool';
+export type Dtype =
+  'float32' | 'float64' | 'float16' | 'bfloat16' | 'int32' | 'int64' | 'uint8' | 'bool';
 
 /** The typed array that holds each dtype. */
 export interface DtypeArrays {
@@ -129,20 +131,26 @@ const buildHelp =
   'libtorch-dev; another libtorch: set CMAKE_PREFIX_PATH or LIBTORCH, or CRACKSEG_PYTHON to a ' +
   'Python whose torch to use).';
 
+/** The addon's exports and the file they came from. */
+export interface LoadedBinding {
+  binding: Binding;
+  path: string;
+}
+
 /** Loads the addon: `build/Release` first, then the prebuilds; the error says what each needed. */
-export function loadBinding(root = packageRoot): Binding {
+export function loadBinding(root = packageRoot): LoadedBinding {
   const failures: string[] = [];
   const local = join(root, 'build', 'Release', 'crackseg.node');
   if (existsSync(local)) {
     try {
-      return require(local) as Binding;
+      return { binding: require(local) as Binding, path: local };
     } catch (err) {
       failures.push(`${local}: ${(err as Error).message}`);
     }
   }
   for (const prebuild of findPrebuilds(root)) {
     try {
-      return require(prebuild.path) as Binding;
+      return { binding: require(prebuild.path) as Binding, path: prebuild.path };
     } catch (err) {
       failures.push(
         `${prebuild.path} needs libtorch ${prebuild.torchVersion} (${prebuild.flavour}) ` +
@@ -150,13 +158,30 @@ export function loadBinding(root = packageRoot): Binding {
       );
     }
   }
-  if (failures.length === 0) failures.push('no build/Release/crackseg.node and no prebuild for this platform');
-  throw new Error(`crackseg: cannot load the native addon.\n  ${failures.join('\n  ')}\n${buildHelp}`);
+  if (failures.length === 0)
+    failures.push('no build/Release/crackseg.node and no prebuild for this platform');
+  throw new Error(
+    `crackseg: cannot load the native addon.\n  ${failures.join('\n  ')}\n${buildHelp}`,
+  );
 }
 
-let loaded: Binding | undefined;
+let loaded: LoadedBinding | undefined;
+
+function loadOnce(): LoadedBinding {
+  if (!loaded) {
+    loaded = loadBinding();
+    // libtorch's OpenMP default can be a single thread in containers: use every core unless told.
+    loaded.binding.setThreads(Number(process.env.CRACKSEG_THREADS) || availableParallelism());
+  }
+  return loaded;
+}
 
 /** The addon, loaded on first use. */
 export function binding(): Binding {
-  return (loaded ??= loadBinding());
+  return loadOnce().binding;
+}
+
+/** The file the addon was loaded from (loading it if needed). */
+export function bindingPath(): string {
+  return loadOnce().path;
 }

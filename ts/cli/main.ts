@@ -2,6 +2,7 @@
 /** The `crackseg` command: one sub-command per module in this folder, each registering itself. */
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import * as doctor from './doctor.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -10,7 +11,7 @@ const program = new Command('crackseg')
   .version(version);
 
 // Each sub-command module exports `register(program)`.
-const commands: Array<{ register(program: Command): void }> = [];
+const commands: Array<{ register(program: Command): void }> = [doctor];
 for (const command of commands) command.register(program);
 
 program.parseAsync().catch((err: unknown) => {
