@@ -5,7 +5,7 @@ const loader = new URL('../dist/binding.js', import.meta.url);
 if (!existsSync(loader)) process.exit(1); // a source checkout before its first build
 const { loadBinding } = await import(loader.href);
 try {
-  const info = loadBinding().runtimeInfo();
+  const info = loadBinding().binding.runtimeInfo();
   console.log(`crackseg: using the addon for libtorch ${info.torchVersion} (${info.flavour})`);
 } catch (err) {
   console.log(err.message);

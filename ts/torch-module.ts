@@ -4,7 +4,13 @@
  */
 import { access, constants } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { binding, type NativeTorchModule, type ParameterInfo, type Tensor, type Value } from './binding.js';
+import {
+  binding,
+  type NativeTorchModule,
+  type ParameterInfo,
+  type Tensor,
+  type Value,
+} from './binding.js';
 
 /** Where a module lives: the CPU, the current CUDA device, or CUDA device N. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -29,7 +35,10 @@ export class TorchModule {
       throw new Error(`cannot read TorchScript file '${absolute}'`);
     }
     try {
-      return new TorchModule(await binding().loadModule(absolute, options.device ?? 'cpu'), absolute);
+      return new TorchModule(
+        await binding().loadModule(absolute, options.device ?? 'cpu'),
+        absolute,
+      );
     } catch (err) {
       throw new Error(`cannot load TorchScript file '${absolute}': ${(err as Error).message}`);
     }
@@ -56,7 +65,9 @@ export class TorchModule {
     try {
       return JSON.parse(text) as T;
     } catch (err) {
-      throw new Error(`${this.path}: extra file '${name}' is not valid JSON: ${(err as Error).message}`);
+      throw new Error(
+        `${this.path}: extra file '${name}' is not valid JSON: ${(err as Error).message}`,
+      );
     }
   }
 
