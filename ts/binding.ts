@@ -79,10 +79,120 @@ export interface NativeTorchModule {
   dispose(): void;
 }
 
+/**
+ * One prompt set for a batch of B images: N prompts of P points each, in model-input pixels
+ * (0..S, S the model's image size). Boxes are two points labelled 2 (top-left) and 3
+ * (bottom-right); 1 is a positive point, 0 a negative one, -1 padding.
+ */
+export interface PromptTensors {
+  /** `[N, P, 2]` x, y. */
+  coords: Tensor<'float32'>;
+  /** `[N, P]`. */
+  labels: Tensor<'int32'>;
+  /** `[N]`: the batch image each prompt belongs to. */
+  imageIndex: Tensor<'int64'>;
+}
+
+export interface PredictOptions {
+  /** Also return the sigmoid of each image's union logits (for ODS/OIS). */
+  probabilities?: boolean;
+  /** Also return the decoder's low-resolution logits. */
+  lowResLogits?: boolean;
+}
+
+/** The predictions of one prompt set for a batch of B images of H×W pixels. */
+export interface PredictionSet {
+  /**
+   * `[B, H, W]` 0/1: per image, the union over its prompts of (logits > 0), the logits upsampled
+   * bilinearly from the decoder's output to the image size (the official predictor's
+   * post-processing). All zero for an image without prompts.
+   */
+  masks: Tensor<'uint8'>;
+  /** `[B, H, W]`: sigmoid of the per-pixel maximum logit over the image's prompts (0 without). */
+  probabilities?: Tensor<'float32'>;
+  /** `[N, 1]`: the decoder's IoU prediction per prompt. */
+  iou: Tensor<'float32'>;
+  /** `[N, 1, S/4, S/4]`. */
+  lowResLogits?: Tensor<'float32'>;
+}
+
+/** Hyper-parameters of the native training loop (see docs/training.md). */
+export interface TrainerOptions {
+  learningRate: number;
+  minLearningRate: number;
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  /** Optimizer steps of linear warm-up from 0, then cosine decay to minLearningRate. */
+  warmupSteps: number;
+  /** Optimizer steps in the whole run (the cosine's length). */
+  totalSteps: number;
+  /** Micro-batches whose gradients are summed per optimizer step. */
+  gradientAccumulation: number;
+  /** Clip the gradients' global L2 norm to this (0: no clipping). */
+  maxGradNorm: number;
+  diceWeight: number;
+  focalWeight: number;
+  focalAlpha: number;
+  focalGamma: number;
+  /** Weight of the soft-clDice skeleton loss (0: off). */
+  skeletonWeight: number;
+  /** bf16 autocast (CUDA only; fp32 on the CPU). */
+  amp: boolean;
+  seed: number;
+}
+
+/** A training micro-batch: B images with their ground truth, and box prompts for them. */
+export interface TrainBatch {
+  /** `[B, 3, H, W]` uint8 RGB. */
+  images: Tensor<'uint8'>;
+  /** `[B, H, W]` 0/1 ground truth. */
+  masks: Tensor<'uint8'>;
+  prompts: PromptTensors;
+}
+
+/** What one micro-batch did. Losses are the micro-batch's, before scaling by accumulation. */
+export interface StepResult {
+  loss: number;
+  dice: number;
+  focal: number;
+  skeleton: number;
+  /** The learning rate of the optimizer step this micro-batch belongs to. */
+  learningRate: number;
+  /** Optimizer steps taken so far. */
+  optimizerSteps: number;
+  /** Whether this micro-batch completed an optimizer step. */
+  stepped: boolean;
+  /** The gradients' global norm before clipping, when `stepped`. */
+  gradNorm: number;
+}
+
+/** Trains a module's parameters that require grad (AdamW, cosine schedule) in C++. */
+export interface NativeTrainer {
+  /** Forward, loss and backward for one micro-batch; an optimizer step every `gradientAccumulation`. */
+  step(batch: TrainBatch): Promise<StepResult>;
+  readonly optimizerSteps: number;
+  /** Saves the optimizer state and step counter (for resume). */
+  saveState(path: string): Promise<void>;
+  loadState(path: string): Promise<void>;
+}
+
 /** The addon's exports. */
 export interface Binding {
   /** Loads a TorchScript file onto `device` ('cpu', 'cuda' or 'cuda:N') off the JS thread. */
   loadModule(path: string, device: string): Promise<NativeTorchModule>;
+  /**
+   * Encodes B same-sized images once and decodes every prompt set from those embeddings, on the
+   * module's device, off the JS thread. The module follows docs/model-interface.md.
+   */
+  predictMasks(
+    module: NativeTorchModule,
+    images: Tensor<'uint8'>,
+    promptSets: PromptTensors[],
+    options?: PredictOptions,
+  ): Promise<PredictionSet[]>;
+  /** A trainer over the module's parameters that require grad at this moment. */
+  createTrainer(module: NativeTorchModule, options: TrainerOptions): NativeTrainer;
   runtimeInfo(): RuntimeInfo;
   setThreads(threads: number): void;
 }
