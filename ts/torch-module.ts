@@ -21,7 +21,8 @@ export interface LoadOptions {
 
 export class TorchModule {
   private constructor(
-    private readonly native: NativeTorchModule,
+    /** @internal The addon's handle, for the native predictor and trainer. */
+    readonly native: NativeTorchModule,
     /** The file it was loaded from. */
     readonly path: string,
   ) {}
