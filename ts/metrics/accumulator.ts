@@ -3,7 +3,7 @@
  * Only numbers are kept (one value per image per metric for the median, plus summed counts),
  * never masks.
  */
-import { MASK_METRICS, type MaskMetricKey } from './definitions.js';
+import { BEST_F_METRIC, MASK_METRICS, type MaskMetricKey } from './definitions.js';
 import { maskMetricsFromCounts, type ConfusionCounts, type SkeletonCounts } from './formulas.js';
 import type { ImageEvaluation } from './image.js';
 import {
@@ -71,6 +71,11 @@ export class MetricAccumulator {
   /** Number of evaluations added so far. */
   get count(): number {
     return this.images;
+  }
+
+  /** The per-image values of one metric so far, in the order added (for histograms). */
+  perImageValues(key: MaskMetricKey | typeof BEST_F_METRIC.key): readonly number[] {
+    return key === BEST_F_METRIC.key ? this.bestFValues : this.values.get(key)!;
   }
 
   add(evaluation: ImageEvaluation): void {

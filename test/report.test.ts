@@ -1,0 +1,392 @@
+// Report output: files, CSV quoting, summary fields, overlay colours, PNGs, HTML, atomicity.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import type { BinaryMask, ProbabilityMap, RgbImage } from '../ts/image.js';
+import { findPython } from '../ts/python.js';
+import { MASK_METRICS } from '../ts/metrics/index.js';
+import {
+  OVERLAY_COLORS,
+  RESULT_COLUMNS,
+  ReportWriter,
+  csvField,
+  csvLine,
+  errorOverlay,
+  predictionPath,
+  readMaskPng,
+  readProbabilityPng,
+  readSummary,
+  renderHtmlReport,
+  writeHtmlReport,
+  writeMaskPng,
+  writeProbabilityPng,
+  type ImageResult,
+} from '../ts/report/index.js';
+
+const run = promisify(execFile);
+
+async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'crackseg-report-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A minimal RFC 4180 parser, independent of the writer's code. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += c;
+  }
+  if (field !== '' || row.length > 0) throw new Error('CSV does not end with a newline');
+  return rows;
+}
+
+function stripes(width: number, height: number, rows: number[]): BinaryMask {
+  const data = new Uint8Array(width * height);
+  for (const y of rows) data.fill(1, y * width, (y + 1) * width);
+  return { width, height, data };
+}
+
+function grey(width: number, height: number, value: number): RgbImage {
+  return { width, height, data: new Uint8Array(width * height * 3).fill(value) };
+}
+
+function ramp(mask: BinaryMask): ProbabilityMap {
+  return {
+    width: mask.width,
+    height: mask.height,
+    data: Float32Array.from(mask.data, (v, i) => (v ? 0.6 + (i % 7) / 20 : (i % 5) / 20)),
+  };
+}
+
+/** Three images of 40×24: perfect, half found, false alarm on empty ground truth. */
+function results(): ImageResult[] {
+  const w = 40;
+  const h = 24;
+  const gt = stripes(w, h, [10, 11, 12]);
+  const base = { image: grey(w, h, 100), inferenceMs: 12.5, promptCount: 2 };
+  return [
+    {
+      ...base,
+      imageId: 'img_a',
+      imagePath: 'data/a, "quoted".jpg',
+      groundTruthPath: 'data/a.png',
+      prediction: gt,
+      groundTruth: gt,
+      probabilities: ramp(gt),
+    },
+    {
+      ...base,
+      imageId: 'img_b',
+      imagePath: 'data/b.jpg',
+      groundTruthPath: 'data/b.png',
+      prediction: stripes(w, h, [12, 13, 14]),
+      groundTruth: gt,
+      probabilities: ramp(stripes(w, h, [12, 13, 14])),
+    },
+    {
+      ...base,
+      promptCount: 0,
+      imageId: 'img_c',
+      imagePath: 'data/c\nnewline.jpg',
+      groundTruthPath: 'data/c.png',
+      prediction: stripes(w, h, [3]),
+      groundTruth: stripes(w, h, []),
+      probabilities: ramp(stripes(w, h, [3])),
+    },
+  ];
+}
+
+t.test('CSV fields: quoting only where needed, quotes doubled', async (t) => {
+  t.equal(csvField('plain'), 'plain');
+  t.equal(csvField('a,b'), '"a,b"');
+  t.equal(csvField('say "hi"'), '"say ""hi"""');
+  t.equal(csvField('two\nlines'), '"two\nlines"');
+  t.equal(csvField(' padded'), '" padded"');
+  t.equal(csvField(0.25), '0.25');
+  t.equal(csvField(null), '');
+  t.equal(csvField(Number.NaN), '');
+  t.same(parseCsv(csvLine(['a,b', 'c"d', 'e\nf', 1])), [['a,b', 'c"d', 'e\nf', '1']]);
+});
+
+t.test('overlay: TP yellow, FP red, FN green blended at alpha 0.5, TN untouched', async (t) => {
+  const image: RgbImage = {
+    width: 4,
+    height: 1,
+    data: Uint8Array.from([100, 50, 0, 100, 50, 0, 100, 50, 0, 100, 50, 0]),
+  };
+  const prediction: BinaryMask = { width: 4, height: 1, data: Uint8Array.from([1, 1, 0, 0]) };
+  const groundTruth: BinaryMask = { width: 4, height: 1, data: Uint8Array.from([1, 0, 1, 0]) };
+  const out = errorOverlay(image, prediction, groundTruth);
+  // round(v + 0.5·(c − v)): 100→178 (c 255), 50→153 (c 255) / 25 (c 0), 0→128 (c 255) / 0.
+  t.same([...out.data.subarray(0, 3)], [178, 153, 0], 'TP → yellow');
+  t.same([...out.data.subarray(3, 6)], [178, 25, 0], 'FP → red');
+  t.same([...out.data.subarray(6, 9)], [50, 153, 0], 'FN → green');
+  t.same([...out.data.subarray(9, 12)], [100, 50, 0], 'TN unchanged');
+  t.same(OVERLAY_COLORS.truePositive, [255, 255, 0]);
+  t.same([...image.data.subarray(0, 3)], [100, 50, 0], 'the input is not modified');
+  t.same(
+    [...errorOverlay(image, prediction, groundTruth, 1).data.subarray(0, 6)],
+    [255, 255, 0, 255, 0, 0],
+  );
+});
+
+t.test('masks and probability maps round-trip through PNG', async (t) => {
+  const dir = await tempDir(t);
+  const mask = stripes(9, 5, [1, 3]);
+  const path = predictionPath(dir, 'x');
+  await writeMaskPng(path, mask);
+  const meta = await sharp(path).metadata();
+  t.same([meta.width, meta.height, meta.channels, meta.depth], [9, 5, 1, 'uchar']);
+  const raw = await sharp(path).raw().toBuffer();
+  t.same(
+    [...new Set(raw)].sort((a, b) => a - b),
+    [0, 255],
+    'stored as 0/255',
+  );
+  t.same(await readMaskPng(path), mask);
+
+  const map: ProbabilityMap = {
+    width: 3,
+    height: 2,
+    data: Float32Array.from([0, 0.25, 0.5, 1, -1, 2]),
+  };
+  for (const bits of [8, 16] as const) {
+    const file = join(dir, `p${bits}.png`);
+    await writeProbabilityPng(file, map, bits);
+    const meta = await sharp(file).metadata();
+    t.same([meta.channels, meta.depth], [1, bits === 16 ? 'ushort' : 'uchar']);
+    const back = await readProbabilityPng(file);
+    const scale = bits === 16 ? 65535 : 255;
+    const expected = [0, 0.25, 0.5, 1, 0, 1].map((p) => Math.round(p * scale) / scale);
+    t.same([...back.data], [...Float32Array.from(expected)], `${bits}-bit`);
+  }
+  t.throws(() => predictionPath(dir, '../escape'), /not a safe file name/);
+  t.throws(() => predictionPath(dir, '.hidden'), /not a safe file name/);
+});
+
+t.test('a failed write leaves the existing file as it was, and no temp files', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'keep.png');
+  await writeFile(path, 'previous');
+  const broken: BinaryMask = { width: 4, height: 4, data: new Uint8Array(3) };
+  await t.rejects(writeMaskPng(path, broken));
+  t.equal(await readFile(path, 'utf8'), 'previous');
+  // A rename onto a non-empty folder fails after the temp file was written.
+  await writeMaskPng(join(dir, 'folder', 'inside.png'), stripes(2, 2, [0]));
+  await t.rejects(writeMaskPng(join(dir, 'folder'), stripes(2, 2, [0])));
+  t.same((await readdir(dir)).sort(), ['folder', 'keep.png']);
+});
+
+t.test('the report writer', async (t) => {
+  const dir = await tempDir(t);
+  const writer = await ReportWriter.open(dir, 'bbox_2pts', {
+    flushEvery: 2,
+    extremes: 2,
+    saveProbabilities: 16,
+    metadata: { model: { name: 'sam2.1_hiera_tiny' }, promptConfig: { points: 2 } },
+  });
+  const configDir = join(dir, 'bbox_2pts');
+  const inputs = results();
+
+  t.test('files exist and are valid from the start', async (t) => {
+    t.same(parseCsv(await readFile(join(configDir, 'evaluation_results.csv'), 'utf8')), [
+      [...RESULT_COLUMNS],
+    ]);
+    t.equal((await readSummary(configDir)).complete, false);
+  });
+
+  await writer.add(inputs[0]!);
+  await writer.add(inputs[1]!);
+  t.test('after a flush, the CSV on disk holds the rows so far', async (t) => {
+    const rows = parseCsv(await readFile(join(configDir, 'evaluation_results.csv'), 'utf8'));
+    t.equal(rows.length, 3);
+    const summary = await readSummary(configDir);
+    t.equal(summary.complete, false);
+    t.equal(summary.counts.evaluated, 2);
+  });
+  await writer.add(inputs[2]!);
+  writer.skip('img_d', 'unreadable image');
+  writer.skip('img_e', 'unreadable image');
+  const summary = await writer.finish({ timings: { totalSeconds: 1.5 } });
+
+  t.test('CSV: header, one row per image, quoting survives', async (t) => {
+    const text = await readFile(join(configDir, 'evaluation_results.csv'), 'utf8');
+    const [header, ...rows] = parseCsv(text);
+    t.same(header, RESULT_COLUMNS);
+    t.equal(rows.length, 3);
+    const column = (name: string) => header!.indexOf(name);
+    t.same(
+      rows.map((r) => r[column('image_id')]),
+      ['img_a', 'img_b', 'img_c'],
+    );
+    t.equal(rows[0]![column('image_path')], 'data/a, "quoted".jpg');
+    t.equal(rows[2]![column('image_path')], 'data/c\nnewline.jpg');
+    t.equal(rows[0]![column('prompt_config')], 'bbox_2pts');
+    t.equal(Number(rows[0]![column('iou')]), 1);
+    t.equal(Number(rows[1]![column('iou')]), 0.2, '1 row of 5 overlaps');
+    t.equal(Number(rows[2]![column('num_prompts')]), 0);
+    t.equal(rows[1]![column('prediction_path')], join('predictions', 'img_b.png'));
+    for (const m of MASK_METRICS) t.ok(column(m.column) >= 0, `column ${m.column}`);
+
+    // Python's csv module reads the same fields back.
+    const { executable } = await findPython();
+    const script =
+      'import csv,sys,json; print(json.dumps(list(csv.reader(open(sys.argv[1], newline="")))))';
+    const { stdout } = await run(executable, [
+      '-c',
+      script,
+      join(configDir, 'evaluation_results.csv'),
+    ]);
+    t.same(JSON.parse(stdout), [header, ...rows]);
+  });
+
+  t.test('summary JSON', async (t) => {
+    const onDisk = await readSummary(configDir);
+    t.same(JSON.parse(JSON.stringify(summary)), onDisk, 'returned summary is what was written');
+    t.equal(onDisk.complete, true);
+    t.equal(onDisk.promptConfig, 'bbox_2pts');
+    t.same(onDisk.metadata, { model: { name: 'sam2.1_hiera_tiny' }, promptConfig: { points: 2 } });
+    t.same(onDisk.timings, { totalSeconds: 1.5 });
+    t.same(onDisk.counts, {
+      images: 5,
+      evaluated: 3,
+      emptyGroundTruth: 1,
+      emptyPrediction: 0,
+      noPrompt: 1,
+      skipped: 2,
+      skippedByReason: { 'unreadable image': 2 },
+    });
+    t.equal(onDisk.metrics.iou.mean, (1 + 0.2 + 0) / 3);
+    t.equal(onDisk.metrics.iou.median, 0.2);
+    // Pooled: TP 120 + 40, FP 0 + 80 + 40, FN 0 + 80.
+    t.equal(onDisk.metrics.iou.pooled, 160 / (160 + 120 + 80));
+    t.ok(onDisk.sweep && onDisk.sweep.ods.f > 0 && onDisk.sweep.ois > 0, 'ODS/OIS present');
+    t.same(onDisk.sweep!.thresholds, { first: 0.01, last: 0.99, step: 0.01 });
+    t.same(
+      onDisk.extremes.best.map((x) => x.imageId),
+      ['img_a', 'img_b'],
+    );
+    t.same(
+      onDisk.extremes.worst.map((x) => x.imageId),
+      ['img_c', 'img_b'],
+    );
+    t.equal(onDisk.extremes.best[0]!.figure, join('visualizations', 'img_a_figure.png'));
+    t.equal(onDisk.inferenceMs.total, 37.5);
+    t.ok(onDisk.definitions.some((d) => d.key === 'clDice' && d.label === 'clDice'));
+  });
+
+  t.test('PNGs decode with the expected sizes', async (t) => {
+    for (const id of ['img_a', 'img_b', 'img_c']) {
+      const prediction = await sharp(join(configDir, 'predictions', `${id}.png`)).metadata();
+      t.same([prediction.width, prediction.height], [40, 24], `${id} prediction`);
+      const overlay = await sharp(
+        join(configDir, 'visualizations', `${id}_overlay.png`),
+      ).metadata();
+      t.same([overlay.width, overlay.height, overlay.channels], [40, 24, 3], `${id} overlay`);
+      const figure = await sharp(join(configDir, 'visualizations', `${id}_figure.png`)).metadata();
+      t.same([figure.width, figure.height], [2 * 40 + 24, 52 + 2 * (22 + 24) + 16], `${id} figure`);
+      t.equal(
+        (await sharp(join(configDir, 'probabilities', `${id}.png`)).metadata()).depth,
+        'ushort',
+      );
+    }
+    const overlay = await sharp(join(configDir, 'visualizations', 'img_b_overlay.png'))
+      .raw()
+      .toBuffer();
+    const at = (x: number, y: number) => [
+      ...overlay.subarray((y * 40 + x) * 3, (y * 40 + x) * 3 + 3),
+    ];
+    t.same(at(5, 12), [178, 178, 50], 'TP pixel');
+    t.same(at(5, 13), [178, 50, 50], 'FP pixel');
+    t.same(at(5, 10), [50, 178, 50], 'FN pixel');
+    t.same(at(5, 0), [100, 100, 100], 'TN pixel');
+    const plots = (await readdir(join(configDir, 'plots'))).sort();
+    t.same(
+      plots,
+      [...MASK_METRICS.map((m) => `${m.column}_histogram.png`), 'best_f_histogram.png'].sort(),
+    );
+    const histogram = await sharp(join(configDir, 'plots', 'iou_histogram.png')).metadata();
+    t.ok(
+      histogram.width! > 400 && histogram.height! > 200,
+      'histogram PNG has a chart-sized canvas',
+    );
+  });
+
+  t.test('no stray temp files', async (t) => {
+    for (const sub of ['', 'predictions', 'visualizations', 'plots', 'probabilities']) {
+      const names = await readdir(join(configDir, sub));
+      t.notOk(
+        names.some((n) => n.endsWith('.tmp')),
+        `${sub || '.'} has no temp files`,
+      );
+    }
+  });
+
+  await t.rejects(writer.add(inputs[0]!), /already finished/, 'no adds after finish');
+});
+
+t.test('HTML report compares labelled evaluations side by side', async (t) => {
+  const before = await tempDir(t);
+  const after = await tempDir(t);
+  for (const [dir, visualizations] of [
+    [before, 'all'],
+    [after, 'extremes'],
+  ] as const) {
+    for (const config of ['bbox_0pts', 'bbox_2pts']) {
+      const writer = await ReportWriter.open(dir, config, { visualizations, extremes: 1 });
+      for (const result of results()) await writer.add(result);
+      await writer.finish();
+    }
+  }
+  t.equal(
+    (await readdir(join(after, 'bbox_2pts', 'visualizations'))).sort().join(),
+    'img_a_figure.png,img_c_figure.png',
+    "'extremes' draws only the best and worst figures",
+  );
+  const out = join(before, 'report.html');
+  await writeHtmlReport(out, [
+    { label: 'untrained', outputDir: before },
+    { label: 'trained <LoRA>', outputDir: after },
+  ]);
+  const html = await readFile(out, 'utf8');
+  t.match(html, /^<!DOCTYPE html>/);
+  t.match(html, /untrained/);
+  t.match(html, /trained &lt;LoRA&gt;/, 'labels are escaped');
+  t.match(html, /<table>/);
+  t.match(html, /Prompt config: bbox_0pts/);
+  t.match(html, /Prompt config: bbox_2pts/);
+  for (const m of MASK_METRICS) t.ok(html.includes(`>${m.label}<br>`), `summary column ${m.label}`);
+  t.match(html, /<svg[^>]*class="marks"/, 'comparison chart inline');
+  t.ok((html.match(/src="data:image\/png;base64,/g) ?? []).length >= 16, 'histograms embedded');
+  t.ok(
+    (html.match(/src="data:image\/jpeg;base64,/g) ?? []).length >= 4,
+    'example figures embedded',
+  );
+  t.notMatch(html, /missing:/);
+  t.notMatch(html, /src="(?!data:)/, 'self-contained: no external sources');
+  await t.rejects(renderHtmlReport([]), /at least one evaluation/);
+});

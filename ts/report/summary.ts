@@ -1,0 +1,81 @@
+/**
+ * `evaluation_summary.json`: the aggregates and bookkeeping of one prompt config's evaluation.
+ * Written by the report writer, read back by the HTML report.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Distribution, MetricAggregate } from '../metrics/accumulator.js';
+import type { MaskMetricKey, MetricDefinition } from '../metrics/definitions.js';
+import type { ConfusionCounts, SkeletonCounts } from '../metrics/formulas.js';
+import type { BestF } from '../metrics/thresholds.js';
+
+/** File name of the summary inside a prompt config's folder. */
+export const SUMMARY_JSON = 'evaluation_summary.json';
+
+/** A best or worst example by IoU. */
+export interface ExtremeExample {
+  imageId: string;
+  iou: number;
+  /** The 4-panel figure, relative to the prompt config's folder; null without visualizations. */
+  figure: string | null;
+}
+
+export interface EvaluationSummary {
+  schemaVersion: 1;
+  /** False while the run is in progress (or if it was aborted): counts cover what finished. */
+  complete: boolean;
+  promptConfig: string;
+  startedAt: string;
+  updatedAt: string;
+  /** Caller-provided: prompt config details, model metadata, dataset, … */
+  metadata: Record<string, unknown>;
+  /** Caller-provided at finish, e.g. model load and wall times. */
+  timings: Record<string, unknown>;
+  counts: {
+    /** Evaluated + skipped. */
+    images: number;
+    evaluated: number;
+    emptyGroundTruth: number;
+    emptyPrediction: number;
+    /** Evaluated images that had no prompt (their prediction is whatever the caller passed). */
+    noPrompt: number;
+    skipped: number;
+    skippedByReason: Record<string, number>;
+  };
+  skipped: Array<{ imageId: string; reason: string }>;
+  /** Names, labels and directions of the metrics below, from the metric table. */
+  definitions: MetricDefinition[];
+  toleranceRadius: number;
+  metrics: Record<MaskMetricKey, MetricAggregate>;
+  pooledCounts: { confusion: ConfusionCounts; skeleton: SkeletonCounts };
+  /** ODS/OIS over the images that had probability maps; null when none had. */
+  sweep: {
+    images: number;
+    thresholds: { first: number; last: number; step: number };
+    ods: BestF;
+    ois: number;
+    bestF: Distribution;
+  } | null;
+  inferenceMs: Distribution & { total: number };
+  /** Paths relative to the prompt config's folder. */
+  files: {
+    csv: string;
+    predictions: string;
+    probabilities: string | null;
+    visualizations: string | null;
+    /** Histogram PNG per metric key. */
+    histograms: Record<string, string>;
+  };
+  extremes: { best: ExtremeExample[]; worst: ExtremeExample[] };
+}
+
+/** Reads `<configDir>/evaluation_summary.json`. */
+export async function readSummary(configDir: string): Promise<EvaluationSummary> {
+  const summary = JSON.parse(
+    await readFile(join(configDir, SUMMARY_JSON), 'utf8'),
+  ) as EvaluationSummary;
+  if (summary.schemaVersion !== 1) {
+    throw new Error(`${join(configDir, SUMMARY_JSON)}: unknown schema version`);
+  }
+  return summary;
+}

@@ -1,0 +1,409 @@
+/**
+ * The streaming report writer the evaluator drives, one prompt config at a time:
+ *
+ *   const w = await ReportWriter.open(outDir, 'bbox_2pts', { metadata });
+ *   await w.add(result);            // per image
+ *   w.skip(imageId, 'unreadable');  // per skipped image
+ *   const summary = await w.finish({ timings });
+ *
+ * Everything lands in `<outDir>/<promptConfig>/`. Every file is written atomically; the CSV and a
+ * `complete: false` summary are rewritten every `flushEvery` rows (or `flushIntervalMs`), so an
+ * aborted run leaves valid files covering what finished (the images since the last flush aside).
+ * Only numbers are kept per image — plus, with `visualizations: 'extremes'`, the inputs of the
+ * current best and worst few.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BinaryMask, ProbabilityMap, RgbImage } from '../image.js';
+import { MetricAccumulator, distribution } from '../metrics/accumulator.js';
+import { ALL_METRICS, BEST_F_METRIC, MASK_METRICS } from '../metrics/definitions.js';
+import { evaluateImage, DEFAULT_TOLERANCE_RADIUS, type ImageEvaluation } from '../metrics/image.js';
+import { THRESHOLD_GRID } from '../metrics/thresholds.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { RESULTS_CSV, RESULT_COLUMNS, csvLine, resultRow } from './csv.js';
+import { encodeRgbPng, errorOverlay, renderFigure } from './figures.js';
+import { histogramSvg, svgToPng } from './plots.js';
+import {
+  PREDICTIONS_DIR,
+  PROBABILITIES_DIR,
+  assertSafeName,
+  predictionPath,
+  probabilityPath,
+  writeMaskPng,
+  writeProbabilityPng,
+  type ProbabilityBitDepth,
+} from './predictions.js';
+import { SUMMARY_JSON, type EvaluationSummary, type ExtremeExample } from './summary.js';
+
+/** Folder of overlays and figures inside a prompt config's folder. */
+export const VISUALIZATIONS_DIR = 'visualizations';
+/** Folder of metric histograms inside a prompt config's folder. */
+export const PLOTS_DIR = 'plots';
+
+/** One evaluated image, as the evaluator hands it over. */
+export interface ImageResult {
+  imageId: string;
+  imagePath: string;
+  groundTruthPath: string;
+  promptCount: number;
+  inferenceMs: number;
+  prediction: BinaryMask;
+  groundTruth: BinaryMask;
+  /** Needed for visualizations (omit only with `visualizations: 'none'`). */
+  image?: RgbImage;
+  /** For ODS/OIS (and saved when `saveProbabilities` is set). */
+  probabilities?: ProbabilityMap;
+  /** Already computed (e.g. in a worker thread); computed here when absent. */
+  evaluation?: ImageEvaluation;
+}
+
+export interface ReportWriterOptions {
+  /**
+   * 'all': overlay and figure for every image; 'extremes': figures only for the best and worst
+   * `extremes` images by IoU, rendered at finish; 'none'. Default 'all'.
+   */
+  visualizations?: 'all' | 'extremes' | 'none';
+  /** How many best and worst examples to keep (default 5). */
+  extremes?: number;
+  /** Save probability maps as 8- or 16-bit PNGs for re-scoring; default: not saved. */
+  saveProbabilities?: ProbabilityBitDepth | false;
+  /** Skeleton matching radius when the writer computes evaluations (default 2). */
+  toleranceRadius?: number;
+  /** Rewrite the CSV and partial summary after this many new rows (default 25). */
+  flushEvery?: number;
+  /** …or when this long has passed since the last rewrite (default 10 000 ms). */
+  flushIntervalMs?: number;
+  /** Figure panels wider than this are scaled down (default 480). */
+  maxPanelWidth?: number;
+  /** Stored in the summary as is: prompt config details, model, dataset, … (JSON-serialisable). */
+  metadata?: Record<string, unknown>;
+}
+
+/** What the caller adds at the end. */
+export interface FinishExtras {
+  timings?: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
+}
+
+interface Candidate extends ExtremeExample {
+  /** Held only with `visualizations: 'extremes'`, to draw the figure at finish. */
+  inputs?: { image: RgbImage; prediction: BinaryMask; groundTruth: BinaryMask; title: string };
+  metrics: ImageEvaluation['metrics'];
+}
+
+export class ReportWriter {
+  private readonly accumulator = new MetricAccumulator();
+  private readonly rows: string[] = [];
+  private readonly skipped: Array<{ imageId: string; reason: string }> = [];
+  private readonly inferenceMs: number[] = [];
+  private readonly best: Candidate[] = [];
+  private readonly worst: Candidate[] = [];
+  private readonly startedAt = new Date();
+  private readonly options: Required<Omit<ReportWriterOptions, 'metadata'>>;
+  private metadata: Record<string, unknown>;
+  private emptyGroundTruth = 0;
+  private emptyPrediction = 0;
+  private noPrompt = 0;
+  private rowsAtLastFlush = 0;
+  private lastFlush = Date.now();
+  private writes: Promise<void> = Promise.resolve();
+  private finished = false;
+
+  private constructor(
+    /** `<outDir>/<promptConfig>`. */
+    readonly configDir: string,
+    readonly promptConfig: string,
+    options: ReportWriterOptions,
+  ) {
+    this.options = {
+      visualizations: options.visualizations ?? 'all',
+      extremes: options.extremes ?? 5,
+      saveProbabilities: options.saveProbabilities ?? false,
+      toleranceRadius: options.toleranceRadius ?? DEFAULT_TOLERANCE_RADIUS,
+      flushEvery: options.flushEvery ?? 25,
+      flushIntervalMs: options.flushIntervalMs ?? 10_000,
+      maxPanelWidth: options.maxPanelWidth ?? 480,
+    };
+    this.metadata = { ...options.metadata };
+  }
+
+  /** Creates `<outDir>/<promptConfig>/` and writes a header-only CSV and an empty summary. */
+  static async open(
+    outDir: string,
+    promptConfig: string,
+    options: ReportWriterOptions = {},
+  ): Promise<ReportWriter> {
+    assertSafeName(promptConfig, 'Prompt config name');
+    const writer = new ReportWriter(join(outDir, promptConfig), promptConfig, options);
+    await mkdir(join(writer.configDir, PREDICTIONS_DIR), { recursive: true });
+    await writer.flush(false);
+    return writer;
+  }
+
+  /** Scores (unless `result.evaluation` is given), saves the prediction and figures, adds a row. */
+  async add(result: ImageResult): Promise<ImageEvaluation> {
+    this.assertOpen();
+    assertSafeName(result.imageId, 'Image id');
+    const evaluation =
+      result.evaluation ??
+      evaluateImage(result.prediction, result.groundTruth, {
+        toleranceRadius: this.options.toleranceRadius,
+        ...(result.probabilities ? { probabilities: result.probabilities } : {}),
+      });
+    const title = figureTitle(result.imageId, this.promptConfig, result.promptCount);
+
+    const files: Array<Promise<void>> = [
+      writeMaskPng(predictionPath(this.configDir, result.imageId), result.prediction),
+    ];
+    if (this.options.saveProbabilities && result.probabilities) {
+      files.push(
+        writeProbabilityPng(
+          probabilityPath(this.configDir, result.imageId),
+          result.probabilities,
+          this.options.saveProbabilities,
+        ),
+      );
+    }
+    if (this.options.visualizations === 'all') {
+      const image = requireImage(result);
+      const overlay = errorOverlay(image, result.prediction, result.groundTruth);
+      files.push(
+        encodeRgbPng(overlay).then((png) =>
+          writeFileAtomic(this.visualizationPath(result.imageId, 'overlay'), png),
+        ),
+        renderFigure({
+          image,
+          overlay,
+          prediction: result.prediction,
+          groundTruth: result.groundTruth,
+          title,
+          metrics: evaluation.metrics,
+          maxPanelWidth: this.options.maxPanelWidth,
+        }).then((png) => writeFileAtomic(this.visualizationPath(result.imageId, 'figure'), png)),
+      );
+    }
+    // The row is recorded only once its files exist, so the CSV never points at missing files.
+    await Promise.all(files);
+
+    this.accumulator.add(evaluation);
+    this.inferenceMs.push(result.inferenceMs);
+    const { confusion } = evaluation;
+    if (confusion.truePositives + confusion.falseNegatives === 0) this.emptyGroundTruth++;
+    if (confusion.truePositives + confusion.falsePositives === 0) this.emptyPrediction++;
+    if (result.promptCount === 0) this.noPrompt++;
+    this.rows.push(
+      resultRow(
+        {
+          imageId: result.imageId,
+          imagePath: result.imagePath,
+          groundTruthPath: result.groundTruthPath,
+          predictionPath: join(PREDICTIONS_DIR, `${result.imageId}.png`),
+          promptConfig: this.promptConfig,
+          promptCount: result.promptCount,
+          inferenceMs: result.inferenceMs,
+        },
+        evaluation,
+      ),
+    );
+    this.considerExtreme(result, evaluation, title);
+
+    const due =
+      this.rows.length - this.rowsAtLastFlush >= this.options.flushEvery ||
+      Date.now() - this.lastFlush >= this.options.flushIntervalMs;
+    if (due) await this.flush(false);
+    return evaluation;
+  }
+
+  /** Records an image that was not evaluated, and why (counted per reason in the summary). */
+  skip(imageId: string, reason: string): void {
+    this.assertOpen();
+    this.skipped.push({ imageId, reason });
+  }
+
+  /**
+   * Renders remaining figures and the histograms, then writes the final CSV and the summary
+   * (`complete: true`). Returns the summary.
+   */
+  async finish(extras: FinishExtras = {}): Promise<EvaluationSummary> {
+    this.assertOpen();
+    this.finished = true;
+    this.metadata = { ...this.metadata, ...extras.metadata };
+    if (this.options.visualizations === 'extremes') await this.renderExtremeFigures();
+    const histograms = await this.writeHistograms();
+    return this.flush(true, histograms, extras.timings ?? {});
+  }
+
+  /** The summary of what has been added so far. */
+  summary(
+    complete = false,
+    histograms: Record<string, string> = {},
+    timings: Record<string, unknown> = {},
+  ): EvaluationSummary {
+    const aggregates = this.accumulator.result();
+    const skippedByReason: Record<string, number> = {};
+    for (const { reason } of this.skipped)
+      skippedByReason[reason] = (skippedByReason[reason] ?? 0) + 1;
+    const total = this.inferenceMs.reduce((sum, ms) => sum + ms, 0);
+    const figures = this.options.visualizations !== 'none';
+    return {
+      schemaVersion: 1,
+      complete,
+      promptConfig: this.promptConfig,
+      startedAt: this.startedAt.toISOString(),
+      updatedAt: new Date().toISOString(),
+      metadata: this.metadata,
+      timings,
+      counts: {
+        images: aggregates.images + this.skipped.length,
+        evaluated: aggregates.images,
+        emptyGroundTruth: this.emptyGroundTruth,
+        emptyPrediction: this.emptyPrediction,
+        noPrompt: this.noPrompt,
+        skipped: this.skipped.length,
+        skippedByReason,
+      },
+      skipped: [...this.skipped],
+      definitions: [...ALL_METRICS],
+      toleranceRadius: this.options.toleranceRadius,
+      metrics: aggregates.metrics,
+      pooledCounts: { confusion: aggregates.confusion, skeleton: aggregates.skeleton },
+      sweep: aggregates.sweep && {
+        ...aggregates.sweep,
+        thresholds: { first: THRESHOLD_GRID[0]!, last: THRESHOLD_GRID.at(-1)!, step: 0.01 },
+      },
+      inferenceMs: { ...distribution(this.inferenceMs), total },
+      files: {
+        csv: RESULTS_CSV,
+        predictions: PREDICTIONS_DIR,
+        probabilities: this.options.saveProbabilities ? PROBABILITIES_DIR : null,
+        visualizations: figures ? VISUALIZATIONS_DIR : null,
+        histograms,
+      },
+      extremes: {
+        best: this.best.map((c) => this.example(c)),
+        worst: this.worst.map((c) => this.example(c)),
+      },
+    };
+  }
+
+  /** Rewrites CSV and summary atomically; writes are serialised so they never interleave. */
+  private flush(
+    complete: boolean,
+    histograms: Record<string, string> = {},
+    timings: Record<string, unknown> = {},
+  ): Promise<EvaluationSummary> {
+    this.rowsAtLastFlush = this.rows.length;
+    this.lastFlush = Date.now();
+    const csv = csvLine(RESULT_COLUMNS) + this.rows.join('');
+    const summary = this.summary(complete, histograms, timings);
+    const done = this.writes.then(async () => {
+      await writeFileAtomic(join(this.configDir, RESULTS_CSV), csv);
+      await writeFileAtomic(
+        join(this.configDir, SUMMARY_JSON),
+        JSON.stringify(summary, null, 2) + '\n',
+      );
+    });
+    this.writes = done.catch(() => undefined);
+    return done.then(() => summary);
+  }
+
+  private example(candidate: Candidate): ExtremeExample {
+    return {
+      imageId: candidate.imageId,
+      iou: candidate.iou,
+      figure:
+        this.options.visualizations === 'none'
+          ? null
+          : join(VISUALIZATIONS_DIR, `${candidate.imageId}_figure.png`),
+    };
+  }
+
+  /** Keeps the `extremes` best and worst by IoU (ties: lower image id first). */
+  private considerExtreme(result: ImageResult, evaluation: ImageEvaluation, title: string): void {
+    const limit = this.options.extremes;
+    if (limit <= 0) return;
+    const candidate: Candidate = {
+      imageId: result.imageId,
+      iou: evaluation.metrics.iou,
+      figure: null,
+      metrics: evaluation.metrics,
+      ...(this.options.visualizations === 'extremes'
+        ? {
+            inputs: {
+              image: requireImage(result),
+              prediction: result.prediction,
+              groundTruth: result.groundTruth,
+              title,
+            },
+          }
+        : {}),
+    };
+    const byId = (a: Candidate, b: Candidate) => (a.imageId < b.imageId ? -1 : 1);
+    insertBounded(this.best, candidate, limit, (a, b) => b.iou - a.iou || byId(a, b));
+    insertBounded(this.worst, candidate, limit, (a, b) => a.iou - b.iou || byId(a, b));
+  }
+
+  private async renderExtremeFigures(): Promise<void> {
+    const unique = new Map([...this.best, ...this.worst].map((c) => [c.imageId, c]));
+    for (const candidate of unique.values()) {
+      const { inputs } = candidate;
+      if (!inputs) continue;
+      const png = await renderFigure({
+        ...inputs,
+        metrics: candidate.metrics,
+        maxPanelWidth: this.options.maxPanelWidth,
+      });
+      await writeFileAtomic(this.visualizationPath(candidate.imageId, 'figure'), png);
+    }
+  }
+
+  /** A histogram PNG per metric; returns metric key → path relative to the config folder. */
+  private async writeHistograms(): Promise<Record<string, string>> {
+    const paths: Record<string, string> = {};
+    if (this.accumulator.count === 0) return paths;
+    const metrics = [...MASK_METRICS, BEST_F_METRIC];
+    for (const metric of metrics) {
+      const values = this.accumulator.perImageValues(metric.key);
+      if (values.length === 0) continue;
+      const svg = await histogramSvg(values, {
+        title: `${metric.label} — ${this.promptConfig}`,
+        subtitle: `${values.length} images`,
+        axisLabel: metric.label,
+      });
+      const relative = join(PLOTS_DIR, `${metric.column}_histogram.png`);
+      await writeFileAtomic(join(this.configDir, relative), await svgToPng(svg));
+      paths[metric.key] = relative;
+    }
+    return paths;
+  }
+
+  private visualizationPath(imageId: string, kind: 'overlay' | 'figure'): string {
+    return join(this.configDir, VISUALIZATIONS_DIR, `${imageId}_${kind}.png`);
+  }
+
+  private assertOpen(): void {
+    if (this.finished) throw new Error(`Report for "${this.promptConfig}" is already finished`);
+  }
+}
+
+function figureTitle(imageId: string, promptConfig: string, promptCount: number): string {
+  return `${imageId} — ${promptConfig} (${promptCount} prompt${promptCount === 1 ? '' : 's'})`;
+}
+
+function requireImage(result: ImageResult): RgbImage {
+  if (!result.image) {
+    throw new Error(
+      `Image ${result.imageId}: visualizations need the image (or visualizations: 'none')`,
+    );
+  }
+  return result.image;
+}
+
+/** Inserts `item` into the sorted `list`, keeping at most `limit` entries. */
+function insertBounded<T>(list: T[], item: T, limit: number, order: (a: T, b: T) => number): void {
+  let index = list.findIndex((existing) => order(item, existing) < 0);
+  if (index === -1) index = list.length;
+  if (index >= limit) return;
+  list.splice(index, 0, item);
+  if (list.length > limit) list.pop();
+}
