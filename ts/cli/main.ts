@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import * as doctor from './doctor.js';
+import * as synth from './synth.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -11,7 +12,7 @@ const program = new Command('crackseg')
   .version(version);
 
 // Each sub-command module exports `register(program)`.
-const commands: Array<{ register(program: Command): void }> = [doctor];
+const commands: Array<{ register(program: Command): void }> = [doctor, synth];
 for (const command of commands) command.register(program);
 
 program.parseAsync().catch((err: unknown) => {
