@@ -10,6 +10,7 @@
 #endif
 
 #include "errors.h"
+#include "predictor.h"
 #include "torch_module.h"
 
 namespace crackseg {
@@ -52,6 +53,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   crackseg::TorchModuleWrap::Init(env, exports);
+  exports.Set("predictMasks", Napi::Function::New(env, crackseg::PredictMasks, "predictMasks"));
   exports.Set("runtimeInfo", Napi::Function::New(env, crackseg::RuntimeInfo, "runtimeInfo"));
   exports.Set("setThreads", Napi::Function::New(env, crackseg::SetThreads, "setThreads"));
   return exports;

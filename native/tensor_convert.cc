@@ -127,6 +127,41 @@ torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what) {
   return tensor;
 }
 
+torch::Tensor TensorFromJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
+                           const std::string& what) {
+  torch::Tensor tensor = TensorFromJs(value, what);
+  if (tensor.scalar_type() != dtype)
+    Fail(value.Env(), what,
+         "must be " + DtypeName(dtype) + ", got " + DtypeName(tensor.scalar_type()));
+  if (tensor.dim() != rank)
+    Fail(
+        value.Env(), what,
+        "must have " + std::to_string(rank) + " dimensions, got shape " + c10::str(tensor.sizes()));
+  return tensor;
+}
+
+PromptTensors PromptsFromJs(const Napi::Value& value, int64_t batchSize, const std::string& what) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject()) Fail(env, what, "expected {coords, labels, imageIndex}");
+  Napi::Object object = value.As<Napi::Object>();
+  PromptTensors prompts{
+      TensorFromJs(object.Get("coords"), c10::ScalarType::Float, 3, what + ".coords"),
+      TensorFromJs(object.Get("labels"), c10::ScalarType::Int, 2, what + ".labels"),
+      TensorFromJs(object.Get("imageIndex"), c10::ScalarType::Long, 1, what + ".imageIndex"),
+  };
+  int64_t n = prompts.coords.size(0);
+  if (prompts.coords.size(2) != 2) Fail(env, what, "coords must be [N, P, 2]");
+  if (prompts.labels.sizes() != prompts.coords.sizes().slice(0, 2))
+    Fail(env, what,
+         "labels " + c10::str(prompts.labels.sizes()) + " must be [N, P] of coords " +
+             c10::str(prompts.coords.sizes()));
+  if (prompts.imageIndex.size(0) != n) Fail(env, what, "imageIndex must have N entries");
+  if (n > 0 && (prompts.imageIndex.min().item<int64_t>() < 0 ||
+                prompts.imageIndex.max().item<int64_t>() >= batchSize))
+    Fail(env, what, "imageIndex must lie in [0, " + std::to_string(batchSize) + ")");
+  return prompts;
+}
+
 c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
                          const std::string& what) {
   Napi::Env env = value.Env();

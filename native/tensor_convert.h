@@ -31,6 +31,20 @@ Napi::Object TensorToJs(Napi::Env env, const torch::Tensor& tensor);
 // The JS name of a dtype ("float32", "bfloat16", ...); throws for dtypes JS cannot hold.
 std::string DtypeName(c10::ScalarType type);
 
+// A SAM prompt set: N prompts of P points in model-input pixels, each for one batch image.
+struct PromptTensors {
+  torch::Tensor coords;      // float32 [N, P, 2]
+  torch::Tensor labels;      // int32 [N, P]
+  torch::Tensor imageIndex;  // int64 [N], each in [0, batchSize)
+};
+
+// A JS {coords, labels, imageIndex} → checked prompt tensors for a batch of `batchSize` images.
+PromptTensors PromptsFromJs(const Napi::Value& value, int64_t batchSize, const std::string& what);
+
+// A JS tensor that must have `dtype` and `rank` dimensions.
+torch::Tensor TensorFromJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
+                           const std::string& what);
+
 // Parses "cpu", "cuda" or "cuda:N" and checks that this libtorch has that device.
 c10::Device ParseDevice(const std::string& name);
 

@@ -1,0 +1,56 @@
+#include "sam_ops.h"
+
+#include <limits>
+
+namespace crackseg {
+
+std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images) {
+  c10::IValue encoded = module.get_method("encode_image")({images});
+  const auto& elements = encoded.toTupleRef().elements();
+  return std::vector<c10::IValue>(elements.begin(), elements.end());
+}
+
+std::pair<torch::Tensor, torch::Tensor> DecodePrompts(torch::jit::Module& module,
+                                                      const std::vector<c10::IValue>& embeddings,
+                                                      const PromptTensors& prompts,
+                                                      const c10::Device& device) {
+  std::vector<c10::IValue> inputs(embeddings);
+  inputs.emplace_back(prompts.coords.to(device));
+  inputs.emplace_back(prompts.labels.to(device));
+  inputs.emplace_back(prompts.imageIndex.to(device));
+  inputs.emplace_back(c10::IValue());  // no mask input
+  inputs.emplace_back(false);          // single mask per prompt
+  c10::IValue decoded = module.get_method("decode")(inputs);
+  const auto& outputs = decoded.toTupleRef().elements();
+  return {outputs[0].toTensor().to(torch::kFloat), outputs[1].toTensor().to(torch::kFloat)};
+}
+
+std::vector<std::vector<int64_t>> PromptsPerImage(const torch::Tensor& imageIndex,
+                                                  int64_t batchSize) {
+  std::vector<std::vector<int64_t>> members(batchSize);
+  auto index = imageIndex.accessor<int64_t, 1>();
+  for (int64_t n = 0; n < index.size(0); ++n) members[index[n]].push_back(n);
+  return members;
+}
+
+torch::Tensor UpsampledUnion(const torch::Tensor& lowResLogits,
+                             const std::vector<std::vector<int64_t>>& promptsPerImage,
+                             int64_t height, int64_t width) {
+  auto options = lowResLogits.options();
+  std::vector<torch::Tensor> unions;
+  for (const auto& members : promptsPerImage) {
+    if (members.empty()) {
+      unions.push_back(
+          torch::full({1, height, width}, -std::numeric_limits<float>::infinity(), options));
+      continue;
+    }
+    torch::Tensor index = torch::tensor(members, torch::kLong).to(lowResLogits.device());
+    // F.interpolate(mode="bilinear", align_corners=False) to a fixed size.
+    torch::Tensor upsampled = at::upsample_bilinear2d(lowResLogits.index_select(0, index),
+                                                      {height, width}, /*align_corners=*/false);
+    unions.push_back(upsampled.amax(0));
+  }
+  return torch::stack(unions);
+}
+
+}  // namespace crackseg
