@@ -107,6 +107,7 @@ export class ReportWriter {
   private rowsAtLastFlush = 0;
   private lastFlush = Date.now();
   private writes: Promise<void> = Promise.resolve();
+  private readonly inFlight = new Set<Promise<ImageEvaluation>>();
   private finished = false;
 
   private constructor(
@@ -140,9 +141,22 @@ export class ReportWriter {
     return writer;
   }
 
-  /** Scores (unless `result.evaluation` is given), saves the prediction and figures, adds a row. */
+  /**
+   * Scores (unless `result.evaluation` is given), saves the prediction and figures, adds a row.
+   * Calls may overlap; rows appear in completion order.
+   */
   async add(result: ImageResult): Promise<ImageEvaluation> {
     this.assertOpen();
+    const work = this.addNow(result);
+    this.inFlight.add(work);
+    try {
+      return await work;
+    } finally {
+      this.inFlight.delete(work);
+    }
+  }
+
+  private async addNow(result: ImageResult): Promise<ImageEvaluation> {
     assertSafeName(result.imageId, 'Image id');
     const evaluation =
       result.evaluation ??
@@ -227,6 +241,7 @@ export class ReportWriter {
   async finish(extras: FinishExtras = {}): Promise<EvaluationSummary> {
     this.assertOpen();
     this.finished = true;
+    await Promise.allSettled([...this.inFlight]);
     this.metadata = { ...this.metadata, ...extras.metadata };
     if (this.options.visualizations === 'extremes') await this.renderExtremeFigures();
     const histograms = await this.writeHistograms();
