@@ -1,0 +1,187 @@
+import t from 'tap';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Tensor } from '../ts/binding.js';
+import { exportModel, type ExportOptions } from '../ts/model/export.js';
+import { TorchModule } from '../ts/torch-module.js';
+import {
+  ADAPTER_FORMAT,
+  applyAdapter,
+  isLoraParameter,
+  saveAdapter,
+  trainedParameterNames,
+} from '../ts/train/adapter.js';
+import { readSafetensors, writeSafetensors } from '../ts/train/safetensors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'crackseg-adapter-'));
+const base: ExportOptions = {
+  config: 'test',
+  lora: 'A',
+  rank: 4,
+  alpha: 8,
+  dropout: 0,
+  seed: 0,
+  out: join(dir, 'a.pt'),
+};
+const [modelA, modelB, modelSeed1] = await Promise.all([
+  exportModel(base),
+  exportModel({ ...base, lora: 'B', out: join(dir, 'b.pt') }),
+  exportModel({ ...base, seed: 1, out: join(dir, 'a-seed1.pt') }),
+]);
+
+/** A deterministic non-trivial value for every element of a parameter. */
+function filled(module: TorchModule, name: string, salt: number): Tensor<'float32'> {
+  const { shape } = module.parameters().find((p) => p.name === name)!;
+  const size = shape.reduce((a, b) => a * b, 1);
+  return {
+    dtype: 'float32',
+    shape,
+    data: Float32Array.from({ length: size }, (_, i) => Math.sin(i + salt)),
+  };
+}
+
+async function trainedLookingAdapter(path: string, extra: string[] = []) {
+  const module = await TorchModule.load(modelA.out);
+  const names = trainedParameterNames(module, extra);
+  names.forEach((name, k) => module.setParameter(name, filled(module, name, k)));
+  await saveAdapter(path, module, {
+    names,
+    trainExtra: extra,
+    epoch: 3,
+    valMetrics: { iou: 0.25, dice: 0.4, f1: 0.4 },
+  });
+  const values = new Map(names.map((name) => [name, [...module.getParameter(name).data]]));
+  module.dispose();
+  return values;
+}
+
+t.test('save then apply restores the LoRA (and extra) parameters', async (t) => {
+  const path = join(dir, 'adapter.safetensors');
+  const extra = ['^sam_mask_decoder\\.iou_prediction_head\\.'];
+  const saved = await trainedLookingAdapter(path, extra);
+  const lora = [...saved.keys()].filter(isLoraParameter);
+  t.ok(
+    lora.length > 0 && lora.every((n) => n.startsWith('sam_mask_decoder.transformer.')),
+    'strategy A adapts the decoder',
+  );
+  t.ok(
+    [...saved.keys()].some((n) => n.includes('iou_prediction_head')),
+    'extra parameters are saved',
+  );
+
+  const { metadata } = await readSafetensors(path);
+  t.match(metadata, {
+    format: ADAPTER_FORMAT,
+    config_name: 'test',
+    base_checkpoint_sha256: '',
+    base_seed: '0',
+    lora_strategy: 'A',
+    lora_rank: '4',
+    lora_alpha: '8',
+    epoch: '3',
+  });
+  t.same(JSON.parse(metadata.val_metrics!), { iou: 0.25, dice: 0.4, f1: 0.4 });
+  t.same(JSON.parse(metadata.trained_extra!), extra);
+
+  const module = await TorchModule.load(modelA.out);
+  t.teardown(() => module.dispose());
+  const before = module.getParameter(lora[0]!);
+  const applied = await applyAdapter(module, path);
+  t.same(applied.names.sort(), [...saved.keys()].sort());
+  for (const [name, values] of saved) t.same([...module.getParameter(name).data], values, name);
+  t.notSame([...before.data], saved.get(lora[0]!));
+});
+
+t.test('adapter keys are official SAM 2.1 module names', async (t) => {
+  const module = await TorchModule.load(modelB.out);
+  t.teardown(() => module.dispose());
+  const official = new Set(
+    Object.keys(
+      (
+        JSON.parse(
+          readFileSync(new URL('./fixtures/sam2.1-image-keys.json', import.meta.url), 'utf8'),
+        ) as {
+          image_keys: { tiny: Record<string, number[]> };
+        }
+      ).image_keys.tiny,
+    ),
+  );
+  const names = trainedParameterNames(module);
+  t.ok(
+    names.some((n) => n.startsWith('image_encoder.trunk.blocks.')),
+    'strategy B adapts the trunk',
+  );
+  for (const name of names) {
+    t.ok(official.has(name.replace(/lora_[AB]$/, 'weight')), `${name} adapts an official Linear`);
+  }
+});
+
+t.test('mismatched adapters are refused and leave the model unchanged', async (t) => {
+  const path = join(dir, 'good.safetensors');
+  await trainedLookingAdapter(path);
+  const good = await readSafetensors(path);
+  const variant = async (
+    name: string,
+    edit: (tensors: Map<string, Tensor>, meta: Record<string, string>) => void,
+  ) => {
+    const tensors = new Map(good.tensors);
+    const meta = { ...good.metadata };
+    edit(tensors, meta);
+    const out = join(dir, name);
+    await writeSafetensors(out, tensors, meta);
+    return out;
+  };
+  const someLora = [...good.tensors.keys()].find(isLoraParameter)!;
+
+  const strategyB = await TorchModule.load(modelB.out);
+  const seed1 = await TorchModule.load(modelSeed1.out);
+  const module = await TorchModule.load(modelA.out);
+  t.teardown(() => [strategyB, seed1, module].forEach((m) => m.dispose()));
+
+  await t.rejects(applyAdapter(strategyB, path), {
+    message: /LoRA strategy differs: adapter 'A', model 'B'/,
+  });
+  await t.rejects(applyAdapter(seed1, path), {
+    message: /random-init base seed differs: adapter '0', model '1'/,
+  });
+  const cases: Array<[string, Parameters<typeof variant>[1], RegExp]> = [
+    [
+      'sha.safetensors',
+      (_, m) => (m.base_checkpoint_sha256 = 'ab'.repeat(32)),
+      /base checkpoint sha256 differs/,
+    ],
+    [
+      'config.safetensors',
+      (_, m) => (m.config_name = 'small'),
+      /model config differs: adapter 'small', model 'test'/,
+    ],
+    ['alpha.safetensors', (_, m) => (m.lora_alpha = '16'), /LoRA alpha differs/],
+    ['format.safetensors', (_, m) => delete m.format, /not a crackseg adapter/],
+    [
+      'shape.safetensors',
+      (ts) => ts.set(someLora, { dtype: 'float32', shape: [1, 2], data: new Float32Array(2) }),
+      new RegExp(`'${someLora.replace(/\./g, '\\.')}' is \\[1, 2\\] in the adapter`),
+    ],
+    [
+      'unknown.safetensors',
+      (ts) =>
+        ts.set('sam_mask_decoder.nothing.lora_A', {
+          dtype: 'float32',
+          shape: [1],
+          data: new Float32Array(1),
+        }),
+      /the model has no parameter 'sam_mask_decoder\.nothing\.lora_A'/,
+    ],
+    ['missing.safetensors', (ts) => ts.delete(someLora), /lacks 1 LoRA parameter/],
+  ];
+  const before = [...module.getParameter(someLora).data];
+  for (const [name, edit, message] of cases) {
+    const file = await variant(name, edit);
+    await t.rejects(applyAdapter(module, file), { message }, name);
+    await t.rejects(applyAdapter(module, file), {
+      message: new RegExp(`cannot apply LoRA adapter '.*${name}'`),
+    });
+  }
+  t.same([...module.getParameter(someLora).data], before, 'nothing was applied');
+});
