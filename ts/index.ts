@@ -3,3 +3,35 @@ export type { Dtype, DtypeArrays, ParameterInfo, Tensor, Value } from './binding
 export { runtimeInfo, setThreads, type RuntimeInfo } from './runtime.js';
 export { TorchModule, type Device, type LoadOptions } from './torch-module.js';
 export { findPython, type PythonInfo } from './python.js';
+export {
+  loadModel,
+  defaultDevice,
+  readModelMetadata,
+  MODEL_FORMAT,
+  type LoadModelOptions,
+  type ModelMetadata,
+  type SamModel,
+} from './model/load.js';
+export {
+  promptTensors,
+  toModelCoordinate,
+  POINT_LABEL,
+  type ImageSize,
+} from './model/prompt-tensors.js';
+export {
+  predict,
+  predictBatch,
+  DEFAULT_BATCH_SIZE,
+  type ImagePrediction,
+  type PredictOptions,
+} from './predict.js';
+export {
+  evaluate,
+  DEFAULT_NUM_VIS,
+  REPORT_HTML,
+  type ConfigResult,
+  type EvaluateOptions,
+  type EvaluationProgress,
+  type EvaluationResult,
+  type SkipOptions,
+} from './evaluate/evaluate.js';
