@@ -265,8 +265,6 @@ def check_lora(config="test", rank=4, alpha=8.0, seed=3):
                 float((v - weights_before[k]).abs().max()) for k, v in model.state_dict().items()
             )
             assert restored < 1e-5, f"{strategy}: unmerge leaves {restored}"
-            unmerged_diff = max_diff(changed, run_all(model, size))
-            assert unmerged_diff < 1e-4
             out[strategy] = {
                 "lora_b_zero_diff": same,
                 "random_b_diff": differs,

@@ -1,0 +1,202 @@
+// The SAM 2.1 exporter: TypeScript wrapper, CLI and the Python-side checks of the exported
+// TorchScript (scripts/crackseg_sam2/tests/checks.py), all on the small `test` configuration.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Command } from 'commander';
+import { register } from '../ts/cli/export.js';
+import { exporterArgs, exportModel, pythonError } from '../ts/model/export.js';
+import { findPython } from '../ts/python.js';
+
+const run = promisify(execFile);
+const checks = fileURLToPath(new URL('../scripts/crackseg_sam2/tests/checks.py', import.meta.url));
+const fixture = fileURLToPath(new URL('./fixtures/sam2.1-image-keys.json', import.meta.url));
+
+/** Runs one Python check; resolves with its JSON result, rejects with its assertion. */
+async function check(name: string, ...args: string[]): Promise<Record<string, unknown>> {
+  const py = await findPython();
+  try {
+    const { stdout } = await run(py.executable, [checks, name, ...args], {
+      timeout: 300_000,
+      maxBuffer: 1 << 24,
+    });
+    return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(
+      `check ${name} failed: ${e.stderr?.trim().split('\n').slice(-3).join('\n') ?? e.message}`,
+    );
+  }
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'crackseg-export-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+t.test('exporterArgs: random init or checkpoint, and validation', async (t) => {
+  const base = { config: 'test', lora: 'B', rank: 8, alpha: 16, dropout: 0, out: 'm.pt' } as const;
+  const args = exporterArgs({ ...base, seed: 3 });
+  t.same(args.slice(0, 5), ['--random-init', '--config', 'test', '--seed', '3']);
+  t.ok(args.includes('--json'));
+  t.same(exporterArgs({ ...base, checkpoint: 'c.pt' }).slice(0, 2), ['--checkpoint', 'c.pt']);
+  t.throws(() => exporterArgs({ ...base, rank: 0 }), /rank/);
+  t.throws(() => exporterArgs({ ...base, dropout: 1 }), /dropout/);
+  t.throws(() => exporterArgs({ ...base, lora: 'D' as 'A' }), /strategy "D"/);
+  t.throws(() => exporterArgs({ ...base, config: 'huge' as 'test' }), /config "huge"/);
+});
+
+t.test('pythonError picks our error line, else the last traceback line', async (t) => {
+  t.equal(
+    pythonError('Traceback\n  x\nerror: missing image-path keys: a.b\n'),
+    'missing image-path keys: a.b',
+  );
+  t.equal(
+    pythonError('Traceback (most recent call last):\n  File "x"\nKeyError: \'k\'\n'),
+    "KeyError: 'k'",
+  );
+});
+
+t.test('export (test config, LoRA B, random init) and check the file in Python', async (t) => {
+  const out = join(dir, 'b.pt');
+  const result = await exportModel({
+    config: 'test',
+    seed: 2,
+    lora: 'B',
+    rank: 4,
+    alpha: 8,
+    dropout: 0,
+    out,
+  });
+  t.equal(result.out, out);
+  t.ok((await stat(out)).size > 100_000);
+  t.equal(result.metadata.config_name, 'test');
+  t.equal(result.metadata.image_size, 256);
+  t.equal(result.metadata.checkpoint_sha256, null);
+  t.same(result.skippedKeys, []);
+  t.ok(result.trainable > 0 && result.trainable < result.total);
+  t.ok(
+    result.metadata.lora_targets.every((n) =>
+      /\.(q_proj|k_proj|v_proj|out_proj|qkv|proj)$/.test(n),
+    ),
+  );
+
+  // independent expectations (counts from the config by formula, shapes, gradient flow)
+  const py = await check('model', out, 'test', 'B', '4', '8', '0.0', '2');
+  t.equal(py.total, result.total, 'total parameters match the formula');
+  t.equal(py.lora, result.trainable, 'trainable = LoRA parameters by formula');
+  t.equal(py.targets, 38, '28 decoder projections + 2 per trunk block (5 blocks)');
+  t.equal(py.lora_params_with_grad, 76, 'every lora_A and lora_B receives a gradient');
+});
+
+t.test('export with `none` has no trainable parameters and checks out', async (t) => {
+  const out = join(dir, 'none.pt');
+  const result = await exportModel({
+    config: 'test',
+    lora: 'none',
+    rank: 8,
+    alpha: 16,
+    dropout: 0,
+    out,
+  });
+  t.equal(result.trainable, 0);
+  t.same(result.metadata.lora_targets, []);
+  const py = await check('model', out, 'test', 'none', '8', '16', '0.0', '0');
+  t.equal(py.total, result.total);
+});
+
+t.test("a failing export surfaces Python's message", async (t) => {
+  await t.rejects(
+    exportModel({
+      config: 'test',
+      checkpoint: join(dir, 'missing.pt'),
+      lora: 'A',
+      rank: 4,
+      alpha: 4,
+      dropout: 0,
+      out: join(dir, 'x.pt'),
+    }),
+    /model export failed: .*No such file or directory.*missing\.pt/,
+  );
+});
+
+t.test('LoRA A/B/C: zero B equals none, random B differs, merge equals unmerged', async (t) => {
+  const r = (await check('lora')) as Record<string, Record<string, number>>;
+  for (const s of ['A', 'B', 'C']) {
+    const x = r[s];
+    if (!x) throw new Error(`no result for ${s}`);
+    t.equal(x.lora_b_zero_diff, 0, `${s}: identical to none`);
+    t.ok(x.random_b_diff! > 1e-3, `${s}: random lora_B changes outputs`);
+    t.ok(x.merge_diff! < 1e-4, `${s}: merged within 1e-4 (${x.merge_diff})`);
+  }
+});
+
+t.test('official keys and shapes; checkpoint loading errors name the key', async (t) => {
+  const keys = JSON.parse(await readFile(fixture, 'utf8')) as {
+    image_keys: Record<string, Record<string, number[]>>;
+    memory_path_prefixes: string[];
+  };
+  t.same(Object.keys(keys.image_keys), ['tiny', 'small', 'base_plus', 'large']);
+  t.same(keys.image_keys.small?.['image_encoder.trunk.pos_embed'], [1, 96, 7, 7]);
+  t.same(
+    keys.image_keys.large?.['image_encoder.trunk.blocks.47.mlp.layers.1.weight'],
+    [1152, 4608],
+  );
+  const r = (await check('checkpoint')) as { skipped: number; errors: string[] };
+  t.equal(r.skipped, 160);
+  t.match(r.errors[0], /missing image-path keys: sam_mask_decoder\.transformer\.layers\.1/);
+  t.match(r.errors[1], /unexpected keys: sam_mask_decoder\.extra_head\.weight/);
+  t.match(r.errors[2], /k_proj\.weight: checkpoint \[3, 3\], model \[32, 64\]/);
+});
+
+t.test('preprocessing equals an independent antialiased resize + normalisation', async (t) => {
+  const r = (await check('preprocess')) as Record<string, number>;
+  t.same(Object.keys(r).sort(), ['200x130', '256x256', '300x700']);
+  for (const [size, diff] of Object.entries(r)) t.ok(diff < 1e-4, `${size}: ${diff}`);
+});
+
+t.test('crackseg export (CLI)', async (t) => {
+  const program = new Command().exitOverride();
+  register(program);
+  const out = join(dir, 'cli.pt');
+  const logs: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => logs.push(a.join(' '));
+  try {
+    await program.parseAsync(
+      [
+        'export',
+        '--random-init',
+        '--seed',
+        '1',
+        '--config',
+        'test',
+        '--lora',
+        'A',
+        '--rank',
+        '2',
+        '--alpha',
+        '4',
+        '--out',
+        out,
+      ],
+      { from: 'user' },
+    );
+  } finally {
+    console.log = log;
+  }
+  t.ok((await stat(out)).isFile());
+  t.match(
+    logs.join('\n'),
+    /LoRA A: 28 adapted modules[^]*trainable parameters: \d+[^]*total parameters: \d+/,
+  );
+
+  const bad = new Command().exitOverride().configureOutput({ writeErr: () => {} });
+  register(bad);
+  await t.rejects(
+    bad.parseAsync(['export', '--config', 'test', '--out', out], { from: 'user' }),
+    /--checkpoint <file> or --random-init/,
+  );
+});

@@ -1,0 +1,83 @@
+/** `crackseg export`: SAM 2.1 (image path) with LoRA adapters to a TorchScript file. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import {
+  exportModel,
+  LORA_STRATEGIES,
+  MODEL_CONFIGS,
+  type ExportOptions,
+} from '../model/export.js';
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('not an integer');
+  return n;
+}
+
+function number(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('not a number');
+  return n;
+}
+
+interface Flags {
+  checkpoint?: string;
+  randomInit?: boolean;
+  config: ExportOptions['config'];
+  seed: number;
+  lora: ExportOptions['lora'];
+  rank: number;
+  alpha: number;
+  dropout: number;
+  out: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('export')
+    .description('export SAM 2.1 (image path) with LoRA adapters as TorchScript')
+    .addOption(
+      new Option('--checkpoint <file>', 'official sam2.1_hiera_*.pt checkpoint').conflicts(
+        'randomInit',
+      ),
+    )
+    .option('--random-init', 'seeded random weights instead of a checkpoint')
+    .addOption(
+      new Option('--config <name>', 'model configuration')
+        .choices([...MODEL_CONFIGS])
+        .makeOptionMandatory(),
+    )
+    .option('--seed <n>', 'seed of the random init and the LoRA A matrices', integer, 0)
+    .addOption(
+      new Option('--lora <strategy>', 'LoRA targets: none, A, B or C (docs/model-interface.md)')
+        .choices([...LORA_STRATEGIES])
+        .default('none'),
+    )
+    .option('--rank <r>', 'LoRA rank', integer, 8)
+    .option('--alpha <a>', 'LoRA alpha (scale = alpha / rank)', number, 16)
+    .option('--dropout <p>', 'LoRA dropout', number, 0)
+    .requiredOption('--out <file>', 'TorchScript file to write')
+    .action(async (flags: Flags) => {
+      if (!flags.checkpoint && !flags.randomInit) {
+        throw new Error('give --checkpoint <file> or --random-init');
+      }
+      const result = await exportModel({
+        config: flags.config,
+        checkpoint: flags.checkpoint,
+        seed: flags.seed,
+        lora: flags.lora,
+        rank: flags.rank,
+        alpha: flags.alpha,
+        dropout: flags.dropout,
+        out: flags.out,
+      });
+      if (result.skippedKeys.length) {
+        console.log(`skipped ${result.skippedKeys.length} memory-path checkpoint keys`);
+      }
+      console.log(
+        `LoRA ${result.metadata.lora_strategy}: ${result.metadata.lora_targets.length} adapted modules`,
+      );
+      console.log(`trainable parameters: ${result.trainable}`);
+      console.log(`total parameters: ${result.total}`);
+      console.log(`wrote ${result.out}`);
+    });
+}
