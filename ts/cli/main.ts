@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import * as doctor from './doctor.js';
+import * as exportCommand from './export.js';
 import * as synth from './synth.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -12,7 +13,7 @@ const program = new Command('crackseg')
   .version(version);
 
 // Each sub-command module exports `register(program)`.
-const commands: Array<{ register(program: Command): void }> = [doctor, synth];
+const commands: Array<{ register(program: Command): void }> = [doctor, exportCommand, synth];
 for (const command of commands) command.register(program);
 
 program.parseAsync().catch((err: unknown) => {
