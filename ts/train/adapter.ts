@@ -39,6 +39,8 @@ export interface AdapterMetadata {
   epoch: string;
   /** JSON object of the validation metrics at that epoch (iou, dice, f1), or `null`. */
   val_metrics: string;
+  /** Optimizer steps taken when saved (checked against the trainer state on resume). */
+  optimizer_steps?: string;
 }
 
 /** The base-model identity fields, compared on apply, with their human names for errors. */
@@ -63,7 +65,7 @@ export function modelMetadata(module: TorchModule): ModelMetadata {
 /** The identity of `metadata`'s model in adapter-metadata form. */
 function identityOf(
   metadata: ModelMetadata,
-): Omit<AdapterMetadata, 'trained_extra' | 'epoch' | 'val_metrics'> {
+): Omit<AdapterMetadata, 'trained_extra' | 'epoch' | 'val_metrics' | 'optimizer_steps'> {
   const sha = metadata.checkpoint_sha256;
   return {
     format: ADAPTER_FORMAT,
@@ -84,6 +86,7 @@ export interface AdapterContents {
   trainExtra: readonly string[];
   epoch: number;
   valMetrics: Record<string, number> | null;
+  optimizerSteps?: number;
 }
 
 /**
@@ -114,6 +117,9 @@ export async function saveAdapter(
     trained_extra: JSON.stringify(contents.trainExtra),
     epoch: String(contents.epoch),
     val_metrics: JSON.stringify(contents.valMetrics),
+    ...(contents.optimizerSteps === undefined
+      ? {}
+      : { optimizer_steps: String(contents.optimizerSteps) }),
   };
   await writeSafetensors(path, tensors, { ...metadata });
 }

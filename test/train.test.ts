@@ -1,0 +1,214 @@
+import t from 'tap';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportModel } from '../ts/model/export.js';
+import { loadModel } from '../ts/model/load.js';
+import { synthesizeDataset } from '../ts/synth/synthesize.js';
+import { readSafetensors } from '../ts/train/safetensors.js';
+import { train, TRAINING_FILES, type TrainOptions, type TrainProgress } from '../ts/train/train.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'crackseg-train-'));
+const dataRoot = join(dir, 'data');
+const [model] = await Promise.all([
+  exportModel({
+    config: 'test',
+    lora: 'A',
+    rank: 4,
+    alpha: 8,
+    dropout: 0,
+    seed: 0,
+    out: join(dir, 'model.pt'),
+  }),
+  synthesizeDataset({
+    out: dataRoot,
+    train: 6,
+    val: 3,
+    test: 0,
+    width: 96,
+    height: 64,
+    seed: 3,
+    crackFreeFraction: 0,
+  }),
+]);
+
+const base: TrainOptions = {
+  model: model.out,
+  device: 'cpu',
+  dataRoot,
+  epochs: 2,
+  batchSize: 2,
+  gradAccum: 1,
+  lr: 1e-3,
+  // The decoder's IoU head as an extra, to check extras are trained and saved.
+  trainExtra: ['^sam_mask_decoder\\.iou_prediction_head\\.'],
+  logEverySteps: 2,
+};
+
+const out = (name: string) => join(dir, name);
+const file = (run: string, name: keyof typeof TRAINING_FILES) =>
+  join(out(run), TRAINING_FILES[name]);
+
+async function lastWeights(run: string) {
+  return (await readSafetensors(file(run, 'lastWeights'))).tensors;
+}
+
+t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
+  const events: TrainProgress[] = [];
+  const result = await train({
+    ...base,
+    outputDir: out('full'),
+    onProgress: (e) => events.push(e),
+  });
+  t.equal(result.aborted, false);
+  t.equal(result.history.length, 2);
+  t.equal(result.optimizerSteps, 6, '3 batches of 2 images × 2 epochs');
+  t.ok(result.trainedParameters.some((n) => n.endsWith('lora_A')));
+  t.ok(result.trainedParameters.some((n) => n.includes('iou_prediction_head')));
+  t.ok(result.bestEpoch === 1 || result.bestEpoch === 2);
+
+  const best = await readSafetensors(result.bestModel!);
+  t.match(best.metadata, {
+    format: 'crackseg-lora-adapter',
+    lora_strategy: 'A',
+    config_name: 'test',
+    epoch: String(result.bestEpoch),
+  });
+  const valMetrics = JSON.parse(best.metadata.val_metrics!) as {
+    iou: number;
+    dice: number;
+    f1: number;
+  };
+  t.equal(valMetrics.iou, result.bestValIou);
+  t.same([...best.tensors.keys()].sort(), [...result.trainedParameters].sort());
+
+  const lines = readFileSync(join(out('full'), 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(
+      (l) => JSON.parse(l) as { type: string; epoch: number; step?: number; val?: { iou: number } },
+    );
+  t.same(
+    lines.filter((l) => l.type === 'epoch').map((l) => l.epoch),
+    [1, 2],
+  );
+  t.same(
+    lines.filter((l) => l.type === 'step').map((l) => l.step),
+    [2, 4, 6],
+  );
+  t.ok(lines.filter((l) => l.type === 'epoch').every((l) => l.val!.iou >= 0 && l.val!.iou <= 1));
+
+  const png = readFileSync(join(out('full'), TRAINING_FILES.curves));
+  t.same([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'training_curves.png is a PNG');
+  const last = JSON.parse(readFileSync(file('full', 'lastState'), 'utf8')) as {
+    epoch: number;
+    optimizerSteps: number;
+  };
+  t.match(last, { epoch: 2, optimizerSteps: 6 });
+
+  const trainEvents = events.filter((e) => e.phase === 'train');
+  t.equal(trainEvents.length, 6);
+  t.ok(
+    trainEvents.every(
+      (e) => e.learningRate > 0 && e.imagesPerSecond > 0 && Number.isFinite(e.loss),
+    ),
+  );
+  t.ok(events.some((e) => e.phase === 'validate'));
+
+  // The best adapter loads onto the base model through loadModel, and the weights differ from
+  // the untrained model's.
+  const trainedModel = await loadModel({
+    path: model.out,
+    device: 'cpu',
+    loraCheckpoint: result.bestModel!,
+  });
+  const untrained = await loadModel({ path: model.out, device: 'cpu' });
+  t.teardown(() => [trainedModel, untrained].forEach((m) => m.module.dispose()));
+  const name = result.trainedParameters.find((n) => n.endsWith('lora_B'))!;
+  t.notSame(
+    [...trainedModel.module.getParameter(name).data],
+    [...untrained.module.getParameter(name).data],
+  );
+});
+
+t.test('abort saves last and resolves; resume continues to the same weights', async (t) => {
+  const controller = new AbortController();
+  const first: TrainProgress[] = [];
+  const aborted = await train({
+    ...base,
+    outputDir: out('resumed'),
+    signal: controller.signal,
+    onProgress: (e) => {
+      first.push(e);
+      if (e.phase === 'train' && e.epoch === 1 && e.batch === 2) controller.abort();
+    },
+  });
+  t.equal(aborted.aborted, true);
+  t.equal(aborted.optimizerSteps, 2, 'the step in flight finished, no later one started');
+  t.equal(aborted.history.length, 0);
+  t.equal(aborted.bestModel, null);
+  const last = JSON.parse(readFileSync(file('resumed', 'lastState'), 'utf8')) as {
+    epoch: number;
+    batchInEpoch: number;
+    optimizerSteps: number;
+  };
+  t.match(last, { epoch: 0, batchInEpoch: 2, optimizerSteps: 2 });
+
+  const second: TrainProgress[] = [];
+  const resumed = await train({
+    ...base,
+    outputDir: out('resumed'),
+    resume: true,
+    onProgress: (e) => second.push(e),
+  });
+  const firstTrain = second.find((e) => e.phase === 'train');
+  t.match(firstTrain, { epoch: 1, batch: 3, optimizerSteps: 3 }, 'continues with the third batch');
+  t.equal(resumed.optimizerSteps, 6);
+  t.same(
+    resumed.history.map((r) => r.epoch),
+    [1, 2],
+  );
+
+  // Same data order, augmentation and optimizer state: the weights match an uninterrupted run.
+  const [full, again] = await Promise.all([lastWeights('full'), lastWeights('resumed')]);
+  for (const [name, tensor] of full) {
+    const other = again.get(name)!.data as Float32Array;
+    const worst = Math.max(
+      ...[...(tensor.data as Float32Array)].map((v, i) => Math.abs(v - other[i]!)),
+    );
+    t.ok(worst < 1e-5, `${name}: max |diff| ${worst}`);
+  }
+
+  await t.rejects(train({ ...base, outputDir: out('resumed'), resume: true, batchSize: 3 }), {
+    message: /cannot resume from .*last\.json: batchSize was 2, now 3/,
+  });
+  await t.rejects(train({ ...base, outputDir: out('nothing-here'), resume: true }), {
+    message: /cannot resume: .*last\.json/,
+  });
+});
+
+t.test('early stopping after `patience` epochs without a better validation IoU', async (t) => {
+  // A vanishing learning rate leaves the predictions, and so the IoU, unchanged.
+  const result = await train({
+    ...base,
+    lr: 1e-20,
+    epochs: 4,
+    earlyStopping: { patience: 1 },
+    outputDir: out('early'),
+  });
+  t.equal(result.stoppedEarly, true);
+  t.same(
+    result.history.map((r) => r.best),
+    [true, false],
+  );
+  t.equal(result.bestEpoch, 1);
+});
+
+t.test('a strategy other than the exported one is refused', async (t) => {
+  await t.rejects(train({ ...base, strategy: 'B', outputDir: out('refused') }), {
+    message: /LoRA strategy B was asked for, but .*model\.pt was exported with strategy A/,
+  });
+  await t.rejects(train({ ...base, gradAccum: 4, outputDir: out('refused') }), {
+    message: /fewer than the 4 micro-batches of one optimizer step/,
+  });
+});

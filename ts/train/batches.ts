@@ -1,0 +1,279 @@
+/**
+ * The training data pipeline: which samples train, their order per epoch, and each micro-batch
+ * (decoded, augmented, prompted with jittered boxes from its ground truth, as tensors), prepared
+ * ahead so the device never waits for the JS side.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import sharp from 'sharp';
+import type { TrainBatch } from '../binding.js';
+import { decodeImage, decodeMask } from '../data/decode.js';
+import { readList } from '../data/dataset.js';
+import type { BinaryMask, RgbImage } from '../image.js';
+import { promptTensors } from '../model/prompt-tensors.js';
+import { imagesTensor } from '../predict.js';
+import { DEFAULT_EXPAND_RATIO } from '../prompts/config.js';
+import { buildPrompts, type Box, type PromptSet } from '../prompts/prompts.js';
+import { createRandom, deriveSeed, type Random } from '../synth/random.js';
+import {
+  augmentSample,
+  drawAugmentation,
+  IDENTITY_AUGMENTATION,
+  type AugmentOptions,
+} from './augment.js';
+
+/** A sample of the training list that has a crack to prompt. */
+export interface TrainingEntry {
+  id: string;
+  imagePath: string;
+  maskPath: string;
+}
+
+/** The usable training samples and how many were left out for having no crack. */
+export interface TrainingSet {
+  entries: TrainingEntry[];
+  /** Samples without a component large enough for a box: they get no prompt, so cannot train. */
+  withoutCrack: number;
+}
+
+async function readBytes(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new Error(`cannot read ${what} '${path}': ${(err as Error).message}`);
+  }
+}
+
+async function loadMask(root: string, path: string): Promise<BinaryMask> {
+  const file = resolve(root, path);
+  try {
+    return await decodeMask(await readBytes(file, 'mask'));
+  } catch (err) {
+    throw new Error(`cannot decode mask '${file}': ${(err as Error).message}`, { cause: err });
+  }
+}
+
+async function loadImage(root: string, path: string): Promise<RgbImage> {
+  const file = resolve(root, path);
+  try {
+    return await decodeImage(await readBytes(file, 'image'));
+  } catch (err) {
+    throw new Error(`cannot decode image '${file}': ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Reads a list file and keeps the samples whose mask has a box prompt (scanning the masks once,
+ * a few at a time). A malformed list line is an error naming the file and line.
+ */
+export async function scanTrainingSet(root: string, listFile: string): Promise<TrainingSet> {
+  const { entries, problems } = await readList(root, listFile);
+  const problem = problems[0];
+  if (problem) throw new Error(`${listFile}:${problem.line}: ${problem.reason}`);
+  const keep = new Array<boolean>(entries.length).fill(false);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < entries.length; i = next++) {
+      const mask = await loadMask(root, entries[i]!.maskPath);
+      keep[i] = boxPrompts(mask).length > 0;
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  const kept = entries.filter((_, i) => keep[i]);
+  return {
+    entries: kept.map(({ id, imagePath, maskPath }) => ({ id, imagePath, maskPath })),
+    withoutCrack: entries.length - kept.length,
+  };
+}
+
+/** The boxes of a mask's components, as evaluation draws them (bbox prompt, default expansion). */
+function boxPrompts(mask: BinaryMask): Box[] {
+  return buildPrompts(mask, { kind: 'bbox', expandRatio: DEFAULT_EXPAND_RATIO }, { seed: 0 }).boxes;
+}
+
+/**
+ * A box with each side moved by Gaussian noise of `jitter` × the box's width (x) or height (y),
+ * at most 20 px, as SAM's own training does, then clipped to the image and kept non-empty.
+ */
+export function jitterBox(
+  box: Box,
+  jitter: number,
+  width: number,
+  height: number,
+  rng: Random,
+): Box {
+  const [x0, y0, x1, y1] = box;
+  const noise = (side: number) => {
+    const value = rng.normal() * jitter * side;
+    return Math.max(-20, Math.min(20, value));
+  };
+  const [w, h] = [x1 - x0, y1 - y0];
+  const nx0 = Math.min(Math.max(0, x0 + noise(w)), width - 1);
+  const ny0 = Math.min(Math.max(0, y0 + noise(h)), height - 1);
+  const nx1 = Math.max(Math.min(width, x1 + noise(w)), nx0 + 1);
+  const ny1 = Math.max(Math.min(height, y1 + noise(h)), ny0 + 1);
+  return [nx0, ny0, nx1, ny1];
+}
+
+/** A permutation of 0..n-1 for `seed`, the same on every run (Fisher–Yates). */
+export function shuffledOrder(n: number, seed: number): number[] {
+  const rng = createRandom(seed);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+/** How batches are formed and augmented. */
+export interface BatchOptions {
+  root: string;
+  batchSize: number;
+  /** The model's input side S: prompt coordinates are mapped to 0..S. */
+  imageSize: number;
+  /** Null: no augmentation. */
+  augment: AugmentOptions | null;
+  /** Box jitter (fraction of the box side, standard deviation). */
+  boxJitter: number;
+  seed: number;
+}
+
+/**
+ * The micro-batches of one epoch, as lists of entries: the entries shuffled for (seed, epoch),
+ * cut into `batchSize` chunks (the last may be shorter), keeping a multiple of
+ * `gradientAccumulation` chunks so every epoch ends on an optimizer step.
+ */
+export function epochBatches(
+  entries: readonly TrainingEntry[],
+  options: { batchSize: number; gradientAccumulation: number; seed: number },
+  epoch: number,
+): TrainingEntry[][] {
+  const order = shuffledOrder(entries.length, deriveSeed(options.seed, 'order', epoch));
+  const batches: TrainingEntry[][] = [];
+  for (let i = 0; i < order.length; i += options.batchSize)
+    batches.push(order.slice(i, i + options.batchSize).map((k) => entries[k]!));
+  const usable =
+    Math.floor(batches.length / options.gradientAccumulation) * options.gradientAccumulation;
+  return batches.slice(0, usable);
+}
+
+/** Resizes a sample to `width`×`height` (image bilinear, mask nearest), to batch mixed sizes. */
+async function resizeSample(
+  image: RgbImage,
+  mask: BinaryMask,
+  width: number,
+  height: number,
+): Promise<{ image: RgbImage; mask: BinaryMask }> {
+  const raw = async (
+    data: Uint8Array,
+    w: number,
+    h: number,
+    channels: 1 | 3,
+    kernel: 'linear' | 'nearest',
+  ) =>
+    new Uint8Array(
+      await sharp(data, { raw: { width: w, height: h, channels } })
+        .resize(width, height, { fit: 'fill', kernel: kernel === 'linear' ? 'linear' : 'nearest' })
+        .raw()
+        .toBuffer(),
+    );
+  const [pixels, labels] = await Promise.all([
+    raw(image.data, image.width, image.height, 3, 'linear'),
+    raw(mask.data, mask.width, mask.height, 1, 'nearest'),
+  ]);
+  return { image: { width, height, data: pixels }, mask: { width, height, data: labels } };
+}
+
+/**
+ * Builds micro-batch `index` of `epoch` from its entries: decode, augment (each sample its own
+ * draw from (seed, epoch, index, position), the quarter turn shared by the batch so its images
+ * keep one size), boxes from each augmented mask with jitter, then tensors.
+ */
+export async function prepareBatch(
+  entries: readonly TrainingEntry[],
+  options: BatchOptions,
+  epoch: number,
+  index: number,
+): Promise<TrainBatch> {
+  const loaded = await Promise.all(
+    entries.map(async (entry) => ({
+      image: await loadImage(options.root, entry.imagePath),
+      mask: await loadMask(options.root, entry.maskPath),
+      entry,
+    })),
+  );
+  const batchRng = createRandom(deriveSeed(options.seed, 'batch', epoch, index));
+  const sharedTurns = drawAugmentation(
+    batchRng,
+    options.augment ?? { flips: false, quarterTurns: false, brightness: 0, contrast: 0 },
+  ).quarterTurns;
+  const samples = loaded.map(({ image, mask, entry }, position) => {
+    if (image.width !== mask.width || image.height !== mask.height)
+      throw new Error(
+        `mask '${entry.maskPath}' is ${mask.width}x${mask.height} but image '${entry.imagePath}' is ${image.width}x${image.height}`,
+      );
+    const rng = createRandom(deriveSeed(options.seed, 'sample', epoch, index, position));
+    const aug = options.augment
+      ? { ...drawAugmentation(rng, options.augment), quarterTurns: sharedTurns }
+      : IDENTITY_AUGMENTATION;
+    return { ...augmentSample(image, mask, aug), rng };
+  });
+  const { width, height } = samples[0]!.image;
+  const sized = await Promise.all(
+    samples.map(async (s) =>
+      s.image.width === width && s.image.height === height
+        ? s
+        : { ...s, ...(await resizeSample(s.image, s.mask, width, height)) },
+    ),
+  );
+  const prompts: PromptSet[] = sized.map(({ mask, rng }) => ({
+    boxes: boxPrompts(mask).map((box) => jitterBox(box, options.boxJitter, width, height, rng)),
+    points: [],
+  }));
+  const masks = new Uint8Array(sized.length * width * height);
+  sized.forEach(({ mask }, b) => masks.set(mask.data, b * width * height));
+  return {
+    images: imagesTensor(sized.map((s) => s.image)),
+    masks: { data: masks, shape: [sized.length, height, width], dtype: 'uint8' },
+    prompts: promptTensors(
+      prompts,
+      sized.map((s) => s.image),
+      options.imageSize,
+    ),
+  };
+}
+
+/**
+ * Yields the prepared batches `from..batches.length-1` of an epoch in order, keeping `ahead`
+ * preparations in flight, so the next batch is ready when a device step finishes.
+ */
+export async function* prefetchBatches(
+  batches: readonly TrainingEntry[][],
+  options: BatchOptions,
+  epoch: number,
+  from: number,
+  ahead = 2,
+): AsyncGenerator<{ index: number; batch: TrainBatch; images: number }> {
+  const inFlight: Array<Promise<{ index: number; batch: TrainBatch; images: number }>> = [];
+  let next = from;
+  const refill = () => {
+    while (inFlight.length < ahead && next < batches.length) {
+      const index = next++;
+      const entries = batches[index]!;
+      const job = prepareBatch(entries, options, epoch, index).then((batch) => ({
+        index,
+        batch,
+        images: entries.length,
+      }));
+      job.catch(() => undefined); // surfaced when awaited below; never unhandled meanwhile
+      inFlight.push(job);
+    }
+  };
+  refill();
+  while (inFlight.length > 0) {
+    const prepared = await inFlight.shift()!;
+    refill();
+    yield prepared;
+  }
+}

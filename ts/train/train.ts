@@ -1,0 +1,560 @@
+/**
+ * LoRA fine-tuning over the native trainer: the data pipeline (prepared ahead of the device),
+ * validation each epoch, best/last checkpoints, metrics.jsonl, training curves, early stopping,
+ * resume and abort. The loss, optimizer and schedule run in C++ (`createTrainer`).
+ */
+import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { binding, type NativeTrainer, type StepResult, type TrainerOptions } from '../binding.js';
+import { loadModel, type SamModel } from '../model/load.js';
+import type { LoraStrategy } from '../model/export.js';
+import type { Device } from '../torch-module.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { DEFAULT_AUGMENT, type AugmentOptions } from './augment.js';
+import { applyAdapter, saveAdapter, trainedParameterNames } from './adapter.js';
+import { epochBatches, prefetchBatches, scanTrainingSet, type BatchOptions } from './batches.js';
+import { writeTrainingCurves } from './curves.js';
+import { validate, type ValidationMetrics } from './validate.js';
+
+/** Defaults of {@link train}, used as they are by the CLI and docs/training.md. */
+export const TRAIN_DEFAULTS = {
+  trainFile: 'train.txt',
+  valFile: 'val.txt',
+  epochs: 50,
+  batchSize: 4,
+  gradAccum: 4,
+  lr: 1e-4,
+  weightDecay: 0.01,
+  /** Fraction of the run's optimizer steps spent in linear warm-up. */
+  warmup: 0.05,
+  skeletonLoss: false,
+  augment: true,
+  patience: 10,
+  outputDir: 'results/lora_training',
+  seed: 42,
+  /** Standard deviation of the box-corner noise, as a fraction of the box side (SAM: 0.1). */
+  boxJitter: 0.1,
+  /** A `step` line in metrics.jsonl every this many optimizer steps. */
+  logEverySteps: 10,
+} as const;
+
+/**
+ * The loss and optimizer constants: Dice + 20 × Focal(α 0.25, γ 2) as SAM's own training weighs
+ * them (focal is a per-pixel mean, an order of magnitude below Dice), + 0.5 × soft-clDice with
+ * `skeletonLoss`; AdamW betas/eps of PyTorch; clipping at norm 1; cosine down to 1% of the rate.
+ */
+export const LOSS_AND_OPTIMIZER = {
+  diceWeight: 1,
+  focalWeight: 20,
+  focalAlpha: 0.25,
+  focalGamma: 2,
+  skeletonWeight: 0.5,
+  betas: [0.9, 0.999] as [number, number],
+  eps: 1e-8,
+  maxGradNorm: 1,
+  minLearningRateFraction: 0.01,
+} as const;
+
+/** The files of a training run, under `<outputDir>/`. */
+export const TRAINING_FILES = {
+  best: 'checkpoints/best_model.safetensors',
+  lastWeights: 'checkpoints/last.safetensors',
+  lastOptimizer: 'checkpoints/last.optimizer.pt',
+  lastState: 'checkpoints/last.json',
+  metrics: 'metrics.jsonl',
+  curves: 'training_curves.png',
+} as const;
+
+export interface TrainOptions {
+  /** An exported model (TorchScript; its LoRA adapters were injected at export). */
+  model: string;
+  device?: Device;
+  dataRoot: string;
+  /** Relative to `dataRoot` unless absolute. */
+  trainFile?: string;
+  valFile?: string;
+  /** Must equal the model's LoRA strategy when given (it is fixed at export). */
+  strategy?: LoraStrategy;
+  epochs?: number;
+  /** Images per micro-batch. */
+  batchSize?: number;
+  /** Micro-batches per optimizer step. */
+  gradAccum?: number;
+  lr?: number;
+  weightDecay?: number;
+  /** Fraction of the optimizer steps spent in linear warm-up. */
+  warmup?: number;
+  /** Adds the soft-clDice skeleton loss. */
+  skeletonLoss?: boolean;
+  /** Flips, quarter turns, brightness/contrast: true for {@link DEFAULT_AUGMENT}, or custom. */
+  augment?: boolean | AugmentOptions;
+  /** Stop after `patience` epochs without a better validation IoU; false: never. */
+  earlyStopping?: { patience: number } | false;
+  outputDir?: string;
+  /** Continue from `<outputDir>/checkpoints/last.*`. */
+  resume?: boolean;
+  seed?: number;
+  /**
+   * Regular expressions of parameter names trained in full besides the LoRA factors (e.g.
+   * `^sam_mask_decoder\.` to train the mask decoder); they are saved in the adapter too.
+   */
+  trainExtra?: string[];
+  boxJitter?: number;
+  logEverySteps?: number;
+  onProgress?: (progress: TrainProgress) => void;
+  /** Stops at the next optimizer-step boundary (or during validation), saving `last`. */
+  signal?: AbortSignal;
+}
+
+/** One finished epoch, as in metrics.jsonl. */
+export interface EpochRecord {
+  /** 1-based. */
+  epoch: number;
+  trainLoss: number;
+  trainDice: number;
+  trainFocal: number;
+  trainSkeleton: number;
+  val: ValidationMetrics;
+  learningRate: number;
+  optimizerSteps: number;
+  seconds: number;
+  /** Whether this epoch set a new best validation IoU (and was saved as best_model). */
+  best: boolean;
+}
+
+export type TrainProgress =
+  | {
+      phase: 'train';
+      /** 1-based. */
+      epoch: number;
+      epochs: number;
+      /** Micro-batches done in this epoch. */
+      batch: number;
+      batches: number;
+      optimizerSteps: number;
+      totalSteps: number;
+      loss: number;
+      learningRate: number;
+      imagesPerSecond: number;
+      /** Training time left at the current rate (validation excluded). */
+      etaSeconds: number;
+    }
+  | { phase: 'validate'; epoch: number; epochs: number; done: number }
+  | { phase: 'epoch'; epochs: number; record: EpochRecord };
+
+export interface TrainResult {
+  outputDir: string;
+  /** Null when no epoch finished. */
+  bestModel: string | null;
+  bestEpoch: number | null;
+  bestValIou: number | null;
+  /** Every finished epoch of the run, resumed ones included. */
+  history: EpochRecord[];
+  stoppedEarly: boolean;
+  aborted: boolean;
+  optimizerSteps: number;
+  /** What trained: parameter names (LoRA factors and `trainExtra` matches). */
+  trainedParameters: string[];
+  /** Training images without a crack, left out (they get no box prompt). */
+  skippedWithoutCrack: number;
+  seconds: number;
+}
+
+/** The settings a resumed run must share with the run it continues. */
+type RunSettings = ReturnType<typeof runSettings>;
+
+/** `last.json`: where the run stands. */
+interface LastState {
+  version: 1;
+  settings: RunSettings;
+  optimizerSteps: number;
+  /** Epochs finished. */
+  epoch: number;
+  /** Micro-batches done in the unfinished epoch (a multiple of gradAccum). */
+  batchInEpoch: number;
+  epochSums: LossSums;
+  bestValIou: number | null;
+  bestEpoch: number | null;
+  epochsWithoutImprovement: number;
+  history: EpochRecord[];
+}
+
+interface LossSums {
+  loss: number;
+  dice: number;
+  focal: number;
+  skeleton: number;
+  batches: number;
+}
+
+const emptySums = (): LossSums => ({ loss: 0, dice: 0, focal: 0, skeleton: 0, batches: 0 });
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function resolvedOptions(options: TrainOptions) {
+  const d = TRAIN_DEFAULTS;
+  const augment =
+    options.augment === false
+      ? null
+      : options.augment === true || options.augment === undefined
+        ? DEFAULT_AUGMENT
+        : options.augment;
+  const settings = {
+    dataRoot: resolve(options.dataRoot),
+    trainFile: options.trainFile ?? d.trainFile,
+    valFile: options.valFile ?? d.valFile,
+    epochs: positiveInteger('epochs', options.epochs ?? d.epochs),
+    batchSize: positiveInteger('batchSize', options.batchSize ?? d.batchSize),
+    gradAccum: positiveInteger('gradAccum', options.gradAccum ?? d.gradAccum),
+    lr: options.lr ?? d.lr,
+    weightDecay: options.weightDecay ?? d.weightDecay,
+    warmup: options.warmup ?? d.warmup,
+    skeletonLoss: options.skeletonLoss ?? d.skeletonLoss,
+    augment,
+    patience:
+      options.earlyStopping === false
+        ? null
+        : positiveInteger('patience', options.earlyStopping?.patience ?? d.patience),
+    outputDir: resolve(options.outputDir ?? d.outputDir),
+    seed: options.seed ?? d.seed,
+    trainExtra: options.trainExtra ?? [],
+    boxJitter: options.boxJitter ?? d.boxJitter,
+    logEverySteps: positiveInteger('logEverySteps', options.logEverySteps ?? d.logEverySteps),
+  };
+  if (!(settings.lr > 0)) throw new RangeError(`lr must be positive, got ${settings.lr}`);
+  if (!(settings.warmup >= 0 && settings.warmup < 1))
+    throw new RangeError(`warmup must be a fraction in [0, 1), got ${settings.warmup}`);
+  if (!Number.isSafeInteger(settings.seed))
+    throw new RangeError(`seed must be an integer, got ${settings.seed}`);
+  for (const pattern of settings.trainExtra) new RegExp(pattern); // a bad pattern fails here
+  return settings;
+}
+
+/** The subset of settings (and the model) that must not change across a resume. */
+function runSettings(s: ReturnType<typeof resolvedOptions>, model: SamModel) {
+  return {
+    model: model.module.path,
+    strategy: model.metadata.lora_strategy,
+    trainFile: s.trainFile,
+    epochs: s.epochs,
+    batchSize: s.batchSize,
+    gradAccum: s.gradAccum,
+    lr: s.lr,
+    weightDecay: s.weightDecay,
+    warmup: s.warmup,
+    skeletonLoss: s.skeletonLoss,
+    augment: s.augment,
+    seed: s.seed,
+    trainExtra: s.trainExtra,
+    boxJitter: s.boxJitter,
+  };
+}
+
+/**
+ * Fine-tunes the model's LoRA adapters (and `trainExtra` parameters) on the training list,
+ * validating on the validation list after every epoch. Writes under `outputDir`: see
+ * {@link TRAINING_FILES} and docs/training.md.
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const started = performance.now();
+  const s = resolvedOptions(options);
+  const model = await loadModel({
+    path: options.model,
+    ...(options.device ? { device: options.device } : {}),
+  });
+  try {
+    return await run(model, s, options, started);
+  } finally {
+    model.module.dispose();
+  }
+}
+
+async function run(
+  model: SamModel,
+  s: ReturnType<typeof resolvedOptions>,
+  options: TrainOptions,
+  started: number,
+): Promise<TrainResult> {
+  const { module, metadata } = model;
+  if (options.strategy !== undefined && options.strategy !== metadata.lora_strategy)
+    throw new Error(
+      `LoRA strategy ${options.strategy} was asked for, but ${module.path} was exported with ` +
+        `strategy ${metadata.lora_strategy} (adapters are injected at export): export the model ` +
+        `with --lora ${options.strategy}, or leave the strategy out`,
+    );
+  const trained = trainedParameterNames(module, s.trainExtra);
+  if (trained.length === 0)
+    throw new Error(
+      `${module.path} has nothing to train: LoRA strategy '${metadata.lora_strategy}' and no trainExtra patterns`,
+    );
+  module.setRequiresGrad(/./, false);
+  module.native.setRequiresGrad(trained, true);
+
+  const trainingSet = await scanTrainingSet(s.dataRoot, s.trainFile);
+  const perEpoch = epochBatches(
+    trainingSet.entries,
+    { ...s, gradientAccumulation: s.gradAccum },
+    0,
+  ).length;
+  if (perEpoch === 0)
+    throw new Error(
+      `${s.trainFile} has ${trainingSet.entries.length} image(s) with cracks: ` +
+        `${Math.ceil(trainingSet.entries.length / s.batchSize)} batch(es) of ${s.batchSize}, ` +
+        `fewer than the ${s.gradAccum} micro-batches of one optimizer step (lower gradAccum or batchSize)`,
+    );
+  const totalSteps = (s.epochs * perEpoch) / s.gradAccum;
+  const c = LOSS_AND_OPTIMIZER;
+  const trainerOptions: TrainerOptions = {
+    learningRate: s.lr,
+    minLearningRate: s.lr * c.minLearningRateFraction,
+    weightDecay: s.weightDecay,
+    betas: c.betas,
+    eps: c.eps,
+    warmupSteps: Math.round(s.warmup * totalSteps),
+    totalSteps,
+    gradientAccumulation: s.gradAccum,
+    maxGradNorm: c.maxGradNorm,
+    diceWeight: c.diceWeight,
+    focalWeight: c.focalWeight,
+    focalAlpha: c.focalAlpha,
+    focalGamma: c.focalGamma,
+    skeletonWeight: s.skeletonLoss ? c.skeletonWeight : 0,
+    amp: true,
+    seed: s.seed,
+  };
+  const trainer = binding().createTrainer(module.native, trainerOptions);
+  const file = (name: keyof typeof TRAINING_FILES) => join(s.outputDir, TRAINING_FILES[name]);
+  const settings = runSettings(s, model);
+
+  let state: LastState;
+  if (options.resume) {
+    state = await resumeState(file, settings, model, trainer);
+  } else {
+    await mkdir(join(s.outputDir, 'checkpoints'), { recursive: true });
+    await rm(file('metrics'), { force: true });
+    state = {
+      version: 1,
+      settings,
+      optimizerSteps: 0,
+      epoch: 0,
+      batchInEpoch: 0,
+      epochSums: emptySums(),
+      bestValIou: null,
+      bestEpoch: null,
+      epochsWithoutImprovement: 0,
+      history: [],
+    };
+  }
+
+  const log = (line: object) => appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
+  const saveLast = async () => {
+    state.optimizerSteps = trainer.optimizerSteps;
+    await saveAdapter(file('lastWeights'), module, {
+      names: trained,
+      trainExtra: s.trainExtra,
+      epoch: state.epoch,
+      valMetrics: adapterMetrics(state.history.at(-1)?.val),
+      optimizerSteps: state.optimizerSteps,
+    });
+    await trainer.saveState(file('lastOptimizer'));
+    // Written last: it is what a resume trusts, and it names the step the other two hold.
+    await writeFileAtomic(file('lastState'), JSON.stringify(state, null, 1));
+  };
+
+  const batchOptions: BatchOptions = {
+    root: s.dataRoot,
+    batchSize: s.batchSize,
+    imageSize: model.imageSize,
+    augment: s.augment,
+    boxJitter: s.boxJitter,
+    seed: s.seed,
+  };
+  const signal = options.signal;
+  const sessionStart = { time: performance.now(), batches: 0, images: 0 };
+  let stoppedEarly = false;
+  let aborted = false;
+  let window: StepResult[] = [];
+
+  for (let epoch = state.epoch; epoch < s.epochs && !aborted && !stoppedEarly; epoch++) {
+    const epochStarted = performance.now();
+    const batches = epochBatches(
+      trainingSet.entries,
+      { ...s, gradientAccumulation: s.gradAccum },
+      epoch,
+    );
+    for await (const { index, batch, images } of prefetchBatches(
+      batches,
+      batchOptions,
+      epoch,
+      state.batchInEpoch,
+    )) {
+      // Abort only between optimizer steps: the accumulated gradients are not saved.
+      if (signal?.aborted && index % s.gradAccum === 0) {
+        aborted = true;
+        break;
+      }
+      const result = await trainer.step(batch);
+      const sums = state.epochSums;
+      sums.loss += result.loss;
+      sums.dice += result.dice;
+      sums.focal += result.focal;
+      sums.skeleton += result.skeleton;
+      sums.batches++;
+      state.batchInEpoch = index + 1;
+      sessionStart.batches++;
+      sessionStart.images += images;
+      window.push(result);
+      if (result.stepped && result.optimizerSteps % s.logEverySteps === 0) {
+        await log({
+          type: 'step',
+          epoch: epoch + 1,
+          step: result.optimizerSteps,
+          loss: mean(window.map((r) => r.loss)),
+          dice: mean(window.map((r) => r.dice)),
+          focal: mean(window.map((r) => r.focal)),
+          skeleton: mean(window.map((r) => r.skeleton)),
+          learningRate: result.learningRate,
+          gradNorm: result.gradNorm,
+        });
+        window = [];
+      }
+      const seconds = (performance.now() - sessionStart.time) / 1000;
+      const remaining = (s.epochs - epoch) * perEpoch - (index + 1);
+      options.onProgress?.({
+        phase: 'train',
+        epoch: epoch + 1,
+        epochs: s.epochs,
+        batch: index + 1,
+        batches: batches.length,
+        optimizerSteps: result.optimizerSteps,
+        totalSteps,
+        loss: result.loss,
+        learningRate: result.learningRate,
+        imagesPerSecond: sessionStart.images / seconds,
+        etaSeconds: (remaining * seconds) / sessionStart.batches,
+      });
+    }
+    if (aborted) break;
+
+    const val = await validate({
+      model,
+      dataRoot: s.dataRoot,
+      listFile: s.valFile,
+      batchSize: s.batchSize,
+      ...(signal ? { signal } : {}),
+      onBatch: (done) =>
+        options.onProgress?.({ phase: 'validate', epoch: epoch + 1, epochs: s.epochs, done }),
+    });
+    if (signal?.aborted) {
+      // The epoch's training is kept; a resume validates it again.
+      aborted = true;
+      break;
+    }
+    const sums = state.epochSums;
+    const improved = state.bestValIou === null || val.iou > state.bestValIou;
+    const record: EpochRecord = {
+      epoch: epoch + 1,
+      trainLoss: sums.loss / sums.batches,
+      trainDice: sums.dice / sums.batches,
+      trainFocal: sums.focal / sums.batches,
+      trainSkeleton: sums.skeleton / sums.batches,
+      val,
+      learningRate: window.at(-1)?.learningRate ?? state.history.at(-1)?.learningRate ?? s.lr,
+      optimizerSteps: trainer.optimizerSteps,
+      seconds: (performance.now() - epochStarted) / 1000,
+      best: improved,
+    };
+    state.history.push(record);
+    state.epoch = epoch + 1;
+    state.batchInEpoch = 0;
+    state.epochSums = emptySums();
+    if (improved) {
+      state.bestValIou = val.iou;
+      state.bestEpoch = epoch + 1;
+      state.epochsWithoutImprovement = 0;
+      await saveAdapter(file('best'), module, {
+        names: trained,
+        trainExtra: s.trainExtra,
+        epoch: epoch + 1,
+        valMetrics: adapterMetrics(val),
+      });
+    } else {
+      state.epochsWithoutImprovement++;
+    }
+    await log({ type: 'epoch', ...record });
+    await saveLast();
+    await writeTrainingCurves(file('curves'), state.history);
+    options.onProgress?.({ phase: 'epoch', epochs: s.epochs, record });
+    stoppedEarly =
+      s.patience !== null && state.epochsWithoutImprovement >= s.patience && epoch + 1 < s.epochs;
+  }
+  if (aborted) await saveLast();
+
+  return {
+    outputDir: s.outputDir,
+    bestModel: state.bestEpoch === null ? null : file('best'),
+    bestEpoch: state.bestEpoch,
+    bestValIou: state.bestValIou,
+    history: state.history,
+    stoppedEarly,
+    aborted,
+    optimizerSteps: trainer.optimizerSteps,
+    trainedParameters: trained,
+    skippedWithoutCrack: trainingSet.withoutCrack,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** The validation metrics an adapter records. */
+function adapterMetrics(val: ValidationMetrics | undefined): Record<string, number> | null {
+  return val ? { iou: val.iou, dice: val.dice, f1: val.f1 } : null;
+}
+
+function mean(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+}
+
+/** Loads `last.*` into the model and trainer after checking they belong to this run. */
+async function resumeState(
+  file: (name: keyof typeof TRAINING_FILES) => string,
+  settings: RunSettings,
+  model: SamModel,
+  trainer: NativeTrainer,
+): Promise<LastState> {
+  const statePath = file('lastState');
+  let state: LastState;
+  try {
+    state = JSON.parse(await readFile(statePath, 'utf8')) as LastState;
+  } catch (err) {
+    throw new Error(`cannot resume: ${statePath}: ${(err as Error).message}`);
+  }
+  const changed = (Object.keys(settings) as Array<keyof RunSettings>).filter(
+    (key) => JSON.stringify(settings[key]) !== JSON.stringify(state.settings?.[key]),
+  );
+  if (changed.length > 0)
+    throw new Error(
+      `cannot resume from ${statePath}: ${changed
+        .map(
+          (key) =>
+            `${key} was ${JSON.stringify(state.settings?.[key])}, now ${JSON.stringify(settings[key])}`,
+        )
+        .join('; ')}`,
+    );
+  const adapter = await applyAdapter(model.module, file('lastWeights'));
+  await trainer.loadState(file('lastOptimizer'));
+  const steps = [
+    Number(adapter.metadata.optimizer_steps),
+    trainer.optimizerSteps,
+    state.optimizerSteps,
+  ];
+  if (new Set(steps).size !== 1)
+    throw new Error(
+      `cannot resume: the last checkpoint's files disagree on the optimizer step ` +
+        `(weights ${steps[0]}, optimizer ${steps[1]}, last.json ${steps[2]})`,
+    );
+  return state;
+}

@@ -1,0 +1,65 @@
+/**
+ * Validation during training: the evaluation's own pieces (box prompts from the ground truth as
+ * `bbox` evaluation draws them, `predict`, `evaluateImage`, the metric accumulator), without the
+ * report files, so an epoch's validation IoU equals what `crackseg evaluate` reports.
+ */
+import { readDataset, type Sample } from '../data/dataset.js';
+import { MetricAccumulator } from '../metrics/accumulator.js';
+import { evaluateImage } from '../metrics/image.js';
+import type { SamModel } from '../model/load.js';
+import { DEFAULT_BATCH_SIZE, predict } from '../predict.js';
+import { DEFAULT_EXPAND_RATIO } from '../prompts/config.js';
+import { buildPrompts } from '../prompts/prompts.js';
+
+/** Mean per-image metrics over the validation list. */
+export interface ValidationMetrics {
+  iou: number;
+  dice: number;
+  f1: number;
+  images: number;
+}
+
+export interface ValidateOptions {
+  model: SamModel;
+  dataRoot: string;
+  listFile: string;
+  batchSize?: number;
+  /** Called after each batch with images done so far. */
+  onBatch?: (done: number) => void;
+  /** Stops after the batch in progress; the result then covers the images done. */
+  signal?: AbortSignal;
+}
+
+/** Predicts every validation image with its ground-truth boxes and scores it. */
+export async function validate(options: ValidateOptions): Promise<ValidationMetrics> {
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const accumulator = new MetricAccumulator();
+  const score = async (batch: Sample[]) => {
+    const prompts = batch.map((sample) =>
+      buildPrompts(sample.mask, { kind: 'bbox', expandRatio: DEFAULT_EXPAND_RATIO }, { seed: 0 }),
+    );
+    const predictions = await predict(
+      options.model,
+      batch.map((s) => s.image),
+      prompts,
+      { batchSize },
+    );
+    predictions.forEach((prediction, i) =>
+      accumulator.add(evaluateImage(prediction.mask, batch[i]!.mask)),
+    );
+    options.onBatch?.(accumulator.count);
+  };
+  let batch: Sample[] = [];
+  for await (const sample of readDataset({ root: options.dataRoot, listFile: options.listFile })) {
+    batch.push(sample);
+    if (batch.length === batchSize) {
+      await score(batch);
+      batch = [];
+      if (options.signal?.aborted) break;
+    }
+  }
+  if (batch.length > 0 && !options.signal?.aborted) await score(batch);
+  const { images, metrics } = accumulator.result();
+  if (images === 0) throw new Error(`validation list '${options.listFile}' has no images`);
+  return { iou: metrics.iou.mean!, dice: metrics.dice.mean!, f1: metrics.f1.mean!, images };
+}
