@@ -28,6 +28,7 @@ export {
 export {
   evaluate,
   DEFAULT_NUM_VIS,
+  DEFAULT_SEED,
   REPORT_HTML,
   type ConfigResult,
   type EvaluateOptions,

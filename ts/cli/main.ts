@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import * as doctor from './doctor.js';
+import * as evaluateCommand from './evaluate.js';
 import * as exportCommand from './export.js';
 import * as synth from './synth.js';
 
@@ -13,7 +14,12 @@ const program = new Command('crackseg')
   .version(version);
 
 // Each sub-command module exports `register(program)`.
-const commands: Array<{ register(program: Command): void }> = [doctor, exportCommand, synth];
+const commands: Array<{ register(program: Command): void }> = [
+  doctor,
+  exportCommand,
+  synth,
+  evaluateCommand,
+];
 for (const command of commands) command.register(program);
 
 program.parseAsync().catch((err: unknown) => {

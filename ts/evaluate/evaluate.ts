@@ -39,6 +39,8 @@ export type { EvaluationProgress };
 
 /** Figures for the best and worst this-many images by IoU, per config, unless told otherwise. */
 export const DEFAULT_NUM_VIS = 20;
+/** Seed of the random point prompts unless told otherwise. */
+export const DEFAULT_SEED = 0;
 /** Batches that may be in scoring and writing while the device works on the next one. */
 export const MAX_PENDING_BATCHES = 2;
 /** Name of the cross-config HTML report. */
@@ -79,7 +81,7 @@ export interface EvaluateOptions {
   skip?: SkipOptions;
   /** Record unreadable samples (and, re-scoring, missing predictions) and go on. */
   skipBad?: boolean;
-  /** Seeds the random point prompts (per image and config, so runs are reproducible). */
+  /** Seeds the random point prompts, per image (default {@link DEFAULT_SEED}). */
   seed?: number;
   /** Worker threads scoring images (default: cores − 1, 1 to 4); 0 scores on the JS thread. */
   workers?: number;
@@ -140,7 +142,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const outputDir = resolve(options.outputDir);
   const parentDir = layout === 'config-folder' ? dirname(outputDir) : outputDir;
   const toleranceRadius = options.toleranceRadius ?? DEFAULT_TOLERANCE_RADIUS;
-  const seed = options.seed ?? 0;
+  const seed = options.seed ?? DEFAULT_SEED;
   const numVis = skip.visualization ? 0 : (options.numVis ?? DEFAULT_NUM_VIS);
 
   const runs: ConfigRun[] = await Promise.all(

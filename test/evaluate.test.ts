@@ -1,0 +1,304 @@
+/**
+ * evaluate() end to end on CPU: the `test` model with random weights on 6 synthetic 160x96
+ * images. Masks equal the Python reference pixel for pixel and metrics a numpy computation; a
+ * multi-config run equals separate runs; skip flags; bad inputs; abort.
+ */
+import t from 'tap';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readDataset, type Sample } from '../ts/data/dataset.js';
+import { evaluate, type EvaluateOptions } from '../ts/evaluate/evaluate.js';
+import { exportModel } from '../ts/model/export.js';
+import { loadModel, type SamModel } from '../ts/model/load.js';
+import { parsePromptConfigs } from '../ts/prompts/config.js';
+import { buildPrompts } from '../ts/prompts/prompts.js';
+import { readMaskPng } from '../ts/report/predictions.js';
+import { readSummary } from '../ts/report/summary.js';
+import { synthesizeDataset } from '../ts/synth/synthesize.js';
+import { runPython } from './helpers/python.js';
+
+const referenceScript = fileURLToPath(new URL('reference/predict_reference.py', import.meta.url));
+const root = await mkdtemp(join(tmpdir(), 'crackseg-evaluate-'));
+t.teardown(() => rm(root, { recursive: true, force: true }));
+const modelPath = join(root, 'model.pt');
+const dataRoot = join(root, 'data');
+await exportModel({
+  config: 'test',
+  seed: 1,
+  lora: 'none',
+  rank: 4,
+  alpha: 8,
+  dropout: 0,
+  out: modelPath,
+});
+await synthesizeDataset({
+  out: dataRoot,
+  train: 0,
+  val: 0,
+  test: 6,
+  width: 160,
+  height: 96,
+  seed: 5,
+});
+const model: SamModel = await loadModel({ path: modelPath, device: 'cpu' });
+t.teardown(() => model.module.dispose());
+const samples: Sample[] = [];
+for await (const sample of readDataset({ root: dataRoot, listFile: 'test.txt' }))
+  samples.push(sample);
+
+const base = {
+  model,
+  dataRoot,
+  listFile: 'test.txt',
+  batchSize: 4,
+  seed: 9,
+  workers: 0,
+} satisfies Partial<EvaluateOptions>;
+
+interface Row {
+  [column: string]: string;
+}
+
+async function readCsv(path: string): Promise<Row[]> {
+  const [header, ...lines] = (await readFile(path, 'utf8')).trim().split('\n');
+  const columns = header!.split(',');
+  return lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [columns[i]!, v])));
+}
+
+t.test('end to end: every output, masks and metrics equal the reference', async (t) => {
+  const outputDir = join(root, 'all');
+  const progress: number[] = [];
+  const result = await evaluate({
+    ...base,
+    prompts: parsePromptConfigs('bbox,points:1,points:3'),
+    outputDir,
+    numVis: 2,
+    workers: 2,
+    onProgress: (p) => progress.push(p.done),
+  });
+  t.equal(result.images, 6);
+  t.equal(result.aborted, false);
+  t.same(progress, [4, 6]);
+  t.same(
+    result.configs.map((c) => c.name),
+    ['bbox_prompt', 'points_1', 'points_3'],
+  );
+  t.ok(existsSync(join(outputDir, 'report.html')));
+
+  for (const config of result.configs) {
+    const dir = join(outputDir, config.name);
+    for (const file of ['evaluation_results.csv', 'evaluation_summary.json']) {
+      t.ok(existsSync(join(dir, file)), `${config.name}/${file}`);
+    }
+    t.equal((await readdir(join(dir, 'predictions'))).length, 6);
+    t.equal((await readdir(join(dir, 'probabilities'))).length, 6);
+    t.ok((await readdir(join(dir, 'visualizations'))).length > 0);
+    const summary = await readSummary(dir);
+    t.equal(summary.complete, true);
+    t.equal(summary.counts.evaluated, 6);
+    t.ok(summary.sweep, 'ODS/OIS from probability maps');
+
+    // Reference: same prompts, same batches ([0..3], [4, 5]), Python predictor + numpy metrics.
+    const prompts = samples.map((s) => buildPrompts(s.mask, config.config, { seed: 9, key: s.id }));
+    t.equal(
+      summary.counts.noPrompt,
+      prompts.filter((p) => p.boxes.length + p.points.length === 0).length,
+    );
+    const batches = [samples.slice(0, 4), samples.slice(4)].map((batch) =>
+      batch.map((s) => ({
+        width: s.image.width,
+        height: s.image.height,
+        image: Buffer.from(s.image.data).toString('base64'),
+        mask: Buffer.from(s.mask.data).toString('base64'),
+        ...prompts[s.index]!,
+      })),
+    );
+    const requestPath = join(root, `${config.name}.json`);
+    await writeFile(requestPath, JSON.stringify({ model: modelPath, batches }));
+    const reference = JSON.parse(await runPython(referenceScript, [requestPath])) as Array<{
+      mask: string;
+      metrics: Record<string, number>;
+    }>;
+    const rows = await readCsv(join(dir, 'evaluation_results.csv'));
+    t.same(
+      rows.map((r) => r.image_id),
+      samples.map((s) => s.id),
+      'rows in list order',
+    );
+    t.ok(
+      rows.some((r) => Number(r.predicted_pixels) > 0),
+      'the random model predicts some crack pixels, so the comparison means something',
+    );
+    for (const [i, sample] of samples.entries()) {
+      const saved = await readMaskPng(join(dir, 'predictions', `${sample.id}.png`));
+      const expected = Buffer.from(reference[i]!.mask, 'base64');
+      t.equal(saved.data.filter((v, k) => v !== expected[k]).length, 0, `${sample.id} mask`);
+      for (const [key, value] of Object.entries(reference[i]!.metrics)) {
+        t.ok(Math.abs(Number(rows[i]![key]) - value) <= 1e-6, `${config.name} ${sample.id} ${key}`);
+      }
+    }
+  }
+});
+
+t.test('a multi-config run equals separate runs', async (t) => {
+  const together = join(root, 'all');
+  for (const spec of ['bbox', 'points:3']) {
+    const outputDir = join(root, `alone-${spec.replace(':', '')}`);
+    const [config] = (
+      await evaluate({ ...base, prompts: parsePromptConfigs(spec), outputDir, numVis: 0 })
+    ).configs;
+    const alone = await readCsv(join(config!.dir, 'evaluation_results.csv'));
+    const joint = await readCsv(join(together, config!.name, 'evaluation_results.csv'));
+    const metricsOnly = (rows: Row[]) => rows.map(({ inference_ms: _ms, ...rest }) => rest);
+    t.same(metricsOnly(alone), metricsOnly(joint), spec);
+    for (const sample of samples) {
+      const file = join('predictions', `${sample.id}.png`);
+      const [a, b] = await Promise.all([
+        readMaskPng(join(config!.dir, file)),
+        readMaskPng(join(together, config!.name, file)),
+      ]);
+      t.same(a.data, b.data, `${spec} ${sample.id}`);
+    }
+  }
+});
+
+t.test('skip flags', async (t) => {
+  const outputDir = join(root, 'skips');
+  const prompts = parsePromptConfigs('bbox');
+  await evaluate({ ...base, prompts, outputDir, skip: { evaluation: true } });
+  const dir = join(outputDir, 'bbox_prompt');
+  t.equal((await readdir(join(dir, 'predictions'))).length, 6);
+  t.notOk(existsSync(join(dir, 'evaluation_results.csv')), 'skip.evaluation: no metrics');
+  t.notOk(existsSync(join(outputDir, 'report.html')));
+
+  // Re-score what skip.evaluation saved, without a model, and without figures.
+  const rescored = await evaluate({
+    ...base,
+    model: undefined,
+    prompts,
+    outputDir,
+    skip: { inference: true, visualization: true },
+  });
+  const predicted = await readSummary(join(root, 'all', 'bbox_prompt'));
+  const summary = rescored.configs[0]!.summary!;
+  t.equal(summary.counts.evaluated, 6);
+  t.same(summary.metrics, predicted.metrics, 'same metrics as predicting');
+  t.ok(Math.abs(summary.sweep!.ods.f - predicted.sweep!.ods.f) < 1e-3, 'ODS from saved maps');
+  t.notOk(existsSync(join(dir, 'visualizations')), 'skip.visualization: no figures');
+  t.ok(existsSync(join(outputDir, 'report.html')));
+
+  await t.rejects(evaluate({ ...base, model: undefined, prompts, outputDir }), /needs a model/);
+  await t.rejects(
+    evaluate({ ...base, prompts, outputDir, skip: { inference: true, evaluation: true } }),
+    /nothing to do/,
+  );
+  await t.rejects(
+    evaluate({
+      ...base,
+      model: undefined,
+      prompts,
+      outputDir: join(root, 'nothing-saved'),
+      skip: { inference: true },
+    }),
+    /cannot read saved prediction/,
+  );
+});
+
+t.test('bad inputs in the middle of a run', async (t) => {
+  const badRoot = join(root, 'bad');
+  await synthesizeDataset({
+    out: badRoot,
+    train: 0,
+    val: 0,
+    test: 6,
+    width: 160,
+    height: 96,
+    seed: 5,
+  });
+  const list = (await readFile(join(badRoot, 'test.txt'), 'utf8')).trim().split('\n');
+  const [image2] = list[2]!.split(/\s+/);
+  const [, mask4] = list[4]!.split(/\s+/);
+  await writeFile(join(badRoot, image2!), 'not a jpeg');
+  await rm(join(badRoot, mask4!));
+  const prompts = parsePromptConfigs('bbox,points:1');
+
+  const skipped = await evaluate({
+    ...base,
+    dataRoot: badRoot,
+    prompts,
+    outputDir: join(root, 'bad-skip'),
+    batchSize: 2,
+    skipBad: true,
+  });
+  t.equal(skipped.images, 4);
+  t.equal(skipped.skipped.length, 2);
+  for (const config of skipped.configs) {
+    t.equal(config.summary!.counts.evaluated, 4);
+    t.equal(config.summary!.counts.skipped, 2);
+    t.equal((await readCsv(join(config.dir, 'evaluation_results.csv'))).length, 4);
+  }
+
+  const outputDir = join(root, 'bad-fail');
+  await t.rejects(
+    evaluate({ ...base, dataRoot: badRoot, prompts, outputDir, batchSize: 2 }),
+    /test\.txt:3: cannot decode image/,
+  );
+  // What finished before the bad image is written and finalised.
+  for (const name of ['bbox_prompt', 'points_1']) {
+    const summary = await readSummary(join(outputDir, name));
+    t.equal(summary.counts.evaluated, 2, name);
+    t.match(summary.metadata.error, /cannot decode image/);
+    t.equal((await readCsv(join(outputDir, name, 'evaluation_results.csv'))).length, 2);
+  }
+});
+
+t.test('abort stops after the batch in progress with valid, complete files', async (t) => {
+  const outputDir = join(root, 'aborted');
+  const controller = new AbortController();
+  const result = await evaluate({
+    ...base,
+    prompts: parsePromptConfigs('bbox,points:1'),
+    outputDir,
+    batchSize: 2,
+    numVis: 1,
+    signal: controller.signal,
+    onProgress: () => controller.abort(),
+  });
+  t.equal(result.aborted, true);
+  t.ok(result.images >= 2 && result.images < 6, `stopped early (${result.images} images)`);
+  for (const config of result.configs) {
+    const summary = await readSummary(config.dir);
+    t.equal(summary.counts.evaluated, result.images);
+    t.equal(summary.metadata.aborted, true);
+    const rows = await readCsv(join(config.dir, 'evaluation_results.csv'));
+    t.equal(rows.length, result.images);
+    for (const row of rows) t.ok(existsSync(join(config.dir, row.prediction_path!)));
+  }
+  t.ok(existsSync(join(outputDir, 'report.html')));
+});
+
+t.test('config-folder layout writes into the given folder', async (t) => {
+  const outputDir = join(root, 'results', 'my_bbox');
+  const result = await evaluate({
+    ...base,
+    prompts: parsePromptConfigs('bbox'),
+    outputDir,
+    layout: 'config-folder',
+    numVis: 0,
+  });
+  t.equal(result.configs[0]!.dir, outputDir);
+  t.ok(existsSync(join(outputDir, 'evaluation_summary.json')));
+  t.ok(existsSync(join(root, 'results', 'report.html')));
+  await t.rejects(
+    evaluate({
+      ...base,
+      prompts: parsePromptConfigs('bbox,points:1'),
+      outputDir,
+      layout: 'config-folder',
+    }),
+    /exactly one prompt config/,
+  );
+});

@@ -1,0 +1,254 @@
+/**
+ * `crackseg evaluate`: the seed project's evaluation commands in kebab-case.
+ *
+ *   crackseg evaluate bbox --output-dir ./results/bbox_prompt     (the folder IS the config's)
+ *   crackseg evaluate points --point-configs 1 3 5 [--per-component]   (./results/points_N/)
+ *   crackseg evaluate --prompts bbox,points:1,points:3,points:5        (./results/<config>/)
+ *
+ * Output-folder rule: with `bbox`, `--output-dir` is the config folder itself (default
+ * ./results/bbox_prompt); otherwise it holds one folder per prompt config (default ./results).
+ * `report.html` is written next to the config folders either way.
+ */
+import { Argument, InvalidArgumentError, type Command } from 'commander';
+import { resolve } from 'node:path';
+import {
+  DEFAULT_NUM_VIS,
+  DEFAULT_SEED,
+  evaluate,
+  type EvaluationProgress,
+  type EvaluationResult,
+} from '../evaluate/evaluate.js';
+import { MASK_METRICS } from '../metrics/definitions.js';
+import { defaultDevice, loadModel } from '../model/load.js';
+import { DEFAULT_BATCH_SIZE } from '../predict.js';
+import { DEFAULT_EXPAND_RATIO, parsePromptConfigs, type PromptConfig } from '../prompts/config.js';
+import type { Device } from '../torch-module.js';
+
+interface EvaluateFlags {
+  model?: string;
+  loraCheckpoint?: string;
+  device?: Device;
+  dataRoot: string;
+  testFile?: string;
+  outputDir?: string;
+  prompts?: string;
+  expandRatio: number;
+  pointConfigs?: number[];
+  perComponent?: boolean;
+  numVis: number;
+  batchSize: number;
+  seed: number;
+  skipInference?: boolean;
+  skipEvaluation?: boolean;
+  skipVisualization?: boolean;
+  skipBad?: boolean;
+}
+
+function positiveInteger(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) {
+    throw new InvalidArgumentError('expected a positive integer');
+  }
+  return Number(value);
+}
+
+function nonNegativeInteger(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
+  return Number(value);
+}
+
+function ratio(value: string): number {
+  if (!/^\d*\.?\d+$/.test(value)) throw new InvalidArgumentError('expected a number ≥ 0');
+  return Number(value);
+}
+
+function integer(value: string): number {
+  if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError('expected an integer');
+  return Number(value);
+}
+
+function pointCounts(value: string, previous: number[] | undefined): number[] {
+  return [...(previous ?? []), positiveInteger(value)];
+}
+
+/** The prompt configs and the output layout that the mode and flags ask for. */
+function plan(mode: string | undefined, flags: EvaluateFlags) {
+  if (mode && flags.prompts) throw new Error(`give either '${mode}' or --prompts, not both`);
+  if (mode === 'bbox') {
+    return {
+      prompts: [{ kind: 'bbox', expandRatio: flags.expandRatio }] as PromptConfig[],
+      layout: 'config-folder' as const,
+      outputDir: flags.outputDir ?? './results/bbox_prompt',
+    };
+  }
+  if (mode === 'points') {
+    const counts = flags.pointConfigs ?? [1, 3, 5];
+    const suffix = flags.perComponent ? ':per_component' : '';
+    return {
+      prompts: parsePromptConfigs(counts.map((n) => `points:${n}${suffix}`).join(',')),
+      layout: 'per-config' as const,
+      outputDir: flags.outputDir ?? './results',
+    };
+  }
+  if (!flags.prompts) throw new Error("say what to prompt with: 'bbox', 'points' or --prompts");
+  const prompts = parsePromptConfigs(flags.prompts).map((config) =>
+    config.kind === 'bbox' && !/bbox:expand=/.test(flags.prompts!)
+      ? { ...config, expandRatio: flags.expandRatio }
+      : config,
+  );
+  return { prompts, layout: 'per-config' as const, outputDir: flags.outputDir ?? './results' };
+}
+
+export function register(program: Command): void {
+  program
+    .command('evaluate')
+    .description('Evaluate SAM 2.1 with box or point prompts on a Crack500-style list file')
+    .addArgument(
+      new Argument('[mode]', 'bbox or points (or use --prompts)').choices(['bbox', 'points']),
+    )
+    .option('--model <file>', 'exported TorchScript model (crackseg export)')
+    .option('--lora-checkpoint <file>', 'LoRA adapter (safetensors) saved by training')
+    .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
+    .option('--data-root <dir>', 'dataset root (Crack500 layout)', './crack500')
+    .option('--test-file <file>', 'list file (default: <data-root>/test.txt)')
+    .option('--output-dir <dir>', 'output folder (see `crackseg evaluate --help` for the rule)')
+    .option('--prompts <list>', 'prompt configs, e.g. bbox,points:1,points:3,points:5')
+    .option('--expand-ratio <r>', 'box expansion per side', ratio, DEFAULT_EXPAND_RATIO)
+    .option(
+      '--point-configs <n...>',
+      'points per prompt, one config each (points mode)',
+      pointCounts,
+    )
+    .option('--per-component', 'one point group per crack component (points mode)')
+    .option(
+      '--num-vis <n>',
+      'figures of the n best and n worst images',
+      nonNegativeInteger,
+      DEFAULT_NUM_VIS,
+    )
+    .option('--batch-size <n>', 'images per device batch', positiveInteger, DEFAULT_BATCH_SIZE)
+    .option('--seed <s>', 'seed of the random point prompts', integer, DEFAULT_SEED)
+    .option('--skip-inference', 're-score the predictions already in the output folder')
+    .option('--skip-evaluation', 'only predict and save masks')
+    .option('--skip-visualization', 'no overlays or figures')
+    .option('--skip-bad', 'record unreadable samples and go on')
+    .addHelpText(
+      'after',
+      '\nOutput folders: `bbox` writes into --output-dir itself (default ./results/bbox_prompt);\n' +
+        '`points` and --prompts write one folder per config under it (default ./results).\n' +
+        'report.html goes next to the config folders.',
+    )
+    .action(async (mode: string | undefined, flags: EvaluateFlags) => {
+      const { prompts, layout, outputDir } = plan(mode, flags);
+      if (!flags.skipInference && !flags.model) throw new Error('--model is required');
+      const model =
+        flags.skipInference || !flags.model
+          ? undefined
+          : await loadModel({
+              path: flags.model,
+              device: flags.device ?? defaultDevice(),
+              ...(flags.loraCheckpoint ? { loraCheckpoint: flags.loraCheckpoint } : {}),
+            });
+      if (model) console.error(`model ${model.metadata.config_name} on ${model.device}`);
+      const controller = new AbortController();
+      const stop = () => {
+        console.error('\nstopping after the current batch (Ctrl-C again to quit now)');
+        controller.abort();
+        process.once('SIGINT', () => process.exit(130));
+      };
+      process.once('SIGINT', stop);
+      const bar = progressPrinter(process.stderr);
+      try {
+        const result = await evaluate({
+          ...(model ? { model } : {}),
+          dataRoot: flags.dataRoot,
+          listFile: resolve(flags.testFile ?? resolve(flags.dataRoot, 'test.txt')),
+          prompts,
+          outputDir,
+          layout,
+          numVis: flags.numVis,
+          batchSize: flags.batchSize,
+          seed: flags.seed,
+          skip: {
+            inference: flags.skipInference ?? false,
+            evaluation: flags.skipEvaluation ?? false,
+            visualization: flags.skipVisualization ?? false,
+          },
+          skipBad: flags.skipBad ?? false,
+          onProgress: bar.update,
+          signal: controller.signal,
+        });
+        bar.end();
+        printResult(result);
+      } finally {
+        bar.end();
+        process.removeListener('SIGINT', stop);
+        model?.module.dispose();
+      }
+    });
+}
+
+/** A one-line progress bar on a terminal; a line every 10% (or 30 s) otherwise. */
+function progressPrinter(stream: NodeJS.WriteStream) {
+  let lastLine = 0;
+  let lastDecile = -1;
+  let open = false;
+  const format = (p: EvaluationProgress) => {
+    const eta = p.etaSeconds === null ? '?' : formatSeconds(p.etaSeconds);
+    return `${p.done}/${p.total} images, ${p.imagesPerSecond.toFixed(2)} img/s, ETA ${eta}`;
+  };
+  return {
+    update(p: EvaluationProgress) {
+      if (stream.isTTY) {
+        const width = 30;
+        const filled = p.total > 0 ? Math.round((width * p.done) / p.total) : width;
+        stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${format(p)}\x1b[K`);
+        open = true;
+        return;
+      }
+      const decile = p.total > 0 ? Math.floor((10 * p.done) / p.total) : 10;
+      if (decile > lastDecile || Date.now() - lastLine > 30_000) {
+        stream.write(`${format(p)}\n`);
+        lastDecile = decile;
+        lastLine = Date.now();
+      }
+    },
+    end() {
+      if (open) stream.write('\n');
+      open = false;
+    },
+  };
+}
+
+function formatSeconds(seconds: number): string {
+  const s = Math.round(seconds);
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}:${String(s % 60).padStart(2, '0')}` : `${s}s`;
+}
+
+/** The final table: per config, images and the mean of each metric (plus ODS/OIS). */
+function printResult(result: EvaluationResult): void {
+  const header = ['config', 'images', ...MASK_METRICS.map((m) => m.label), 'ODS', 'OIS'];
+  const rows = result.configs.map((c) => {
+    const s = c.summary;
+    if (!s) return [c.name, '-', ...MASK_METRICS.map(() => '-'), '-', '-'];
+    const value = (v: number | null | undefined) => (v == null ? '-' : v.toFixed(4));
+    return [
+      c.name,
+      String(s.counts.evaluated),
+      ...MASK_METRICS.map((m) => value(s.metrics[m.key].mean)),
+      value(s.sweep?.ods.f),
+      value(s.sweep?.ois),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  console.log(line(header));
+  for (const row of rows) console.log(line(row));
+  const note = result.aborted ? ' (aborted: partial results)' : '';
+  console.log(
+    `${result.images} images in ${result.seconds.toFixed(1)} s ` +
+      `(${result.imagesPerSecond.toFixed(2)} img/s), ${result.skipped.length} skipped${note}`,
+  );
+  if (result.reportHtml) console.log(`report: ${result.reportHtml}`);
+  for (const c of result.configs) console.log(`${c.name}: ${c.dir}`);
+}
