@@ -9,9 +9,11 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
+#include "addon_data.h"
 #include "errors.h"
 #include "predictor.h"
 #include "torch_module.h"
+#include "trainer.h"
 
 namespace crackseg {
 namespace {
@@ -52,7 +54,9 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 }  // namespace crackseg
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new crackseg::AddonData());
   crackseg::TorchModuleWrap::Init(env, exports);
+  crackseg::TrainerWrap::Init(env, exports);
   exports.Set("predictMasks", Napi::Function::New(env, crackseg::PredictMasks, "predictMasks"));
   exports.Set("runtimeInfo", Napi::Function::New(env, crackseg::RuntimeInfo, "runtimeInfo"));
   exports.Set("setThreads", Napi::Function::New(env, crackseg::SetThreads, "setThreads"));

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <vector>
 
+#include "addon_data.h"
 #include "async_job.h"
 #include "errors.h"
 #include "tensor_convert.h"
@@ -56,8 +57,7 @@ void TorchModuleWrap::Init(Napi::Env env, Napi::Object exports) {
                       InstanceMethod<&TorchModuleWrap::SetTraining>("setTraining"),
                       InstanceMethod<&TorchModuleWrap::Dispose>("dispose"),
                   });
-  auto* reference = new Napi::FunctionReference(Napi::Persistent(constructor));
-  env.SetInstanceData<Napi::FunctionReference>(reference);
+  GetAddonData(env).torchModule = Napi::Persistent(constructor);
   exports.Set("TorchModule", constructor);
   exports.Set("loadModule", Napi::Function::New(env, &TorchModuleWrap::Load, "loadModule"));
 }
@@ -92,9 +92,8 @@ Napi::Value TorchModuleWrap::Load(const Napi::CallbackInfo& info) {
         return std::make_shared<LoadedModule>(LoadedModule{std::move(module), device, extraFiles});
       },
       [](Napi::Env env, Loaded& loaded) -> Napi::Value {
-        auto* constructor = env.GetInstanceData<Napi::FunctionReference>();
         auto* handle = new Loaded(std::move(loaded));
-        return constructor->New({Napi::External<Loaded>::New(env, handle)});
+        return GetAddonData(env).torchModule.New({Napi::External<Loaded>::New(env, handle)});
       });
 }
 

@@ -19,7 +19,11 @@ const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as
   weight: number[];
   metadata: unknown;
 };
-const x: Tensor<'float32'> = { data: Float32Array.from(expected.x), shape: [2, 3], dtype: 'float32' };
+const x: Tensor<'float32'> = {
+  data: Float32Array.from(expected.x),
+  shape: [2, 3],
+  dtype: 'float32',
+};
 
 function closeTo(t: Tap.Test, actual: ArrayLike<number>, wanted: number[], message: string): void {
   t.equal(actual.length, wanted.length, `${message}: length`);
@@ -85,7 +89,11 @@ t.test('every dtype round-trips', async (t) => {
     const output = (await module.run('echo', [input])) as Tensor;
     t.equal(output.dtype, dtype, `${dtype}: dtype`);
     t.same(output.shape, [2, 2], `${dtype}: shape`);
-    t.same(Array.from(output.data as ArrayLike<unknown>), Array.from(input.data as ArrayLike<unknown>), `${dtype}: values`);
+    t.same(
+      Array.from(output.data as ArrayLike<unknown>),
+      Array.from(input.data as ArrayLike<unknown>),
+      `${dtype}: values`,
+    );
   }
 });
 
@@ -105,7 +113,10 @@ t.test('parameters: list, read, write, requiresGrad by pattern', async (t) => {
   const out = (await module.run('forward', [x])) as Tensor;
   const bias = module.getParameter('bias').data as Float32Array;
   closeTo(t, out.data as Float32Array, [...bias, ...bias].map(Math.tanh), 'forward after write');
-  t.throws(() => module.setParameter('weight', { ...zeros, shape: [3, 4] }), /shape \[4, 3\], got \[3, 4\]/);
+  t.throws(
+    () => module.setParameter('weight', { ...zeros, shape: [3, 4] }),
+    /shape \[4, 3\], got \[3, 4\]/,
+  );
   t.throws(() => module.setParameter('nope', zeros), /no parameter named 'nope'/);
 
   t.same(module.setRequiresGrad(/^w/, false), ['weight']);
@@ -116,26 +127,51 @@ t.test('parameters: list, read, write, requiresGrad by pattern', async (t) => {
 });
 
 t.test('bad input is a clear error, never a crash', async (t) => {
-  await t.rejects(TorchModule.load(join(dir, 'missing.pt')), /cannot read TorchScript file '.*missing\.pt'/);
+  await t.rejects(
+    TorchModule.load(join(dir, 'missing.pt')),
+    /cannot read TorchScript file '.*missing\.pt'/,
+  );
   const junk = join(dir, 'junk.pt');
   writeFileSync(junk, 'not a zip archive');
   await t.rejects(TorchModule.load(junk), /cannot load TorchScript file '.*junk\.pt': .*/);
-  await t.rejects(TorchModule.load(modulePath, { device: 'gpu' as 'cpu' }), /device must be 'cpu', 'cuda' or 'cuda:N'/);
+  await t.rejects(
+    TorchModule.load(modulePath, { device: 'gpu' as 'cpu' }),
+    /device must be 'cpu', 'cuda' or 'cuda:N'/,
+  );
   if (!runtimeInfo().cudaAvailable) {
     await t.rejects(TorchModule.load(modulePath, { device: 'cuda:0' }), /CUDA is not available/);
   }
 
   const module = await TorchModule.load(modulePath);
   t.throws(() => module.run('nope', [x]), /no method 'nope'/);
-  t.throws(() => module.run('forward', [{ ...x, dtype: 'int32' } as unknown as Tensor]), /dtype int32 needs data as a Int32Array/);
-  t.throws(() => module.run('forward', [{ ...x, shape: [4, 3] }]), /data has 6 elements but shape needs 12/);
-  t.throws(() => module.run('forward', [{ ...x, dtype: 'complex64' } as unknown as Tensor]), /unsupported dtype 'complex64'/);
+  t.throws(
+    () => module.run('forward', [{ ...x, dtype: 'int32' } as unknown as Tensor]),
+    /dtype int32 needs data as a Int32Array/,
+  );
+  t.throws(
+    () => module.run('forward', [{ ...x, shape: [4, 3] }]),
+    /data has 6 elements but shape needs 12/,
+  );
+  t.throws(
+    () => module.run('forward', [{ ...x, dtype: 'complex64' } as unknown as Tensor]),
+    /unsupported dtype 'complex64'/,
+  );
   t.throws(() => module.run('forward', [3]), /expected a tensor/);
   t.throws(() => module.run('forward', [x, x]), /takes 1 inputs, got 2/);
   t.throws(() => module.run('forward', []), /input 0 'x' is missing/);
   t.throws(() => module.run('pair', [x, 1.5, 0.5]), /expected an integer/);
-  await t.rejects(module.run('forward', [{ ...x, shape: [6] }]), /mat1 and mat2|size mismatch|shapes cannot be multiplied|dimension/);
-  await t.rejects(module.run('forward', [{ ...x, shape: [1, 2, 3] }]).then(() => module.run('forward', [{ data: new Float32Array(4), shape: [2, 2], dtype: 'float32' }])), /cannot be multiplied/);
+  await t.rejects(
+    module.run('forward', [{ ...x, shape: [6] }]),
+    /mat1 and mat2|size mismatch|shapes cannot be multiplied|dimension/,
+  );
+  await t.rejects(
+    module
+      .run('forward', [{ ...x, shape: [1, 2, 3] }])
+      .then(() =>
+        module.run('forward', [{ data: new Float32Array(4), shape: [2, 2], dtype: 'float32' }]),
+      ),
+    /cannot be multiplied/,
+  );
   module.dispose();
   t.throws(() => module.run('forward', [x]), /disposed/);
   t.throws(() => module.parameters(), /disposed/);
@@ -149,14 +185,23 @@ t.test('8 concurrent runs all return their own results', async (t) => {
     module.run('pair', [x, k, 1]).then((out) => ({ k, out: out as Tensor[] })),
   );
   for (const { k, out } of await Promise.all(runs)) {
-    closeTo(t, out[0]!.data as Float32Array, expected.x.map((v) => v * k), `run ${k}`);
+    closeTo(
+      t,
+      out[0]!.data as Float32Array,
+      expected.x.map((v) => v * k),
+      `run ${k}`,
+    );
   }
 });
 
 t.test('memory stays flat over 5,000 runs', async (t) => {
   const module = await TorchModule.load(modulePath);
   t.teardown(() => module.dispose());
-  const big = { data: new Float32Array(64 * 3).fill(0.5), shape: [64, 3], dtype: 'float32' } as const;
+  const big = {
+    data: new Float32Array(64 * 3).fill(0.5),
+    shape: [64, 3],
+    dtype: 'float32',
+  } as const;
   for (let i = 0; i < 500; i++) await module.run('forward', [big]); // warm-up: allocator pools
   global.gc?.();
   const before = process.memoryUsage().rss;

@@ -9,7 +9,8 @@ const platformDir = `${process.platform}-${process.arch}`;
 function fakePackage(files: string[]): string {
   const root = mkdtempSync(join(tmpdir(), 'crackseg-loader-'));
   mkdirSync(join(root, 'prebuilds', platformDir), { recursive: true });
-  for (const file of files) writeFileSync(join(root, 'prebuilds', platformDir, file), 'not an ELF file');
+  for (const file of files)
+    writeFileSync(join(root, 'prebuilds', platformDir, file), 'not an ELF file');
   return root;
 }
 

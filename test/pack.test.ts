@@ -23,33 +23,48 @@ async function packTo(dir: string, cwd: string, extra: string[] = []): Promise<s
   return join(dir, filename);
 }
 
-t.test('the packed package installs offline and loads its prebuild without compiling', async (t) => {
-  const work = mkdtempSync(join(tmpdir(), 'crackseg-pack-'));
-  const first = await packTo(work, root);
-  await exec('tar', ['-xzf', first, '-C', work]);
-  const unpacked = join(work, 'package');
-  t.notOk(existsSync(join(unpacked, 'build')), 'no build folder is shipped');
-  await exec(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--from-build', '--root', unpacked]);
-  const tarball = await packTo(work, unpacked, ['--ignore-scripts']);
+t.test(
+  'the packed package installs offline and loads its prebuild without compiling',
+  async (t) => {
+    const work = mkdtempSync(join(tmpdir(), 'crackseg-pack-'));
+    const first = await packTo(work, root);
+    await exec('tar', ['-xzf', first, '-C', work]);
+    const unpacked = join(work, 'package');
+    t.notOk(existsSync(join(unpacked, 'build')), 'no build folder is shipped');
+    await exec(process.execPath, [
+      join(root, 'scripts', 'prebuild.mjs'),
+      '--from-build',
+      '--root',
+      unpacked,
+    ]);
+    const tarball = await packTo(work, unpacked, ['--ignore-scripts']);
 
-  const app = join(work, 'app');
-  await exec('mkdir', ['-p', app]);
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-  const log = await npm(
-    ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball],
-    app,
-  );
-  t.match(log, /using the addon for libtorch/, 'the install hook found a loadable addon');
-  t.notMatch(log, /building from source/);
-  const installed = join(app, 'node_modules', 'crackseg');
-  t.notOk(existsSync(join(installed, 'build')), 'nothing was compiled');
+    const app = join(work, 'app');
+    await exec('mkdir', ['-p', app]);
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'app', private: true, type: 'module' }),
+    );
+    const log = await npm(
+      ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball],
+      app,
+    );
+    t.match(log, /using the addon for libtorch/, 'the install hook found a loadable addon');
+    t.notMatch(log, /building from source/);
+    const installed = join(app, 'node_modules', 'crackseg');
+    t.notOk(existsSync(join(installed, 'build')), 'nothing was compiled');
 
-  const { stdout } = await exec(
-    process.execPath,
-    ['--input-type=module', '-e', "import { runtimeInfo } from 'crackseg'; console.log(JSON.stringify(runtimeInfo()))"],
-    { cwd: app },
-  );
-  const info = JSON.parse(stdout) as { torchVersion: string; flavour: string };
-  t.match(info.torchVersion, /^\d+\.\d+/);
-  t.match(info.flavour, /^(cpu|cuda)$/);
-});
+    const { stdout } = await exec(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import { runtimeInfo } from 'crackseg'; console.log(JSON.stringify(runtimeInfo()))",
+      ],
+      { cwd: app },
+    );
+    const info = JSON.parse(stdout) as { torchVersion: string; flavour: string };
+    t.match(info.torchVersion, /^\d+\.\d+/);
+    t.match(info.flavour, /^(cpu|cuda)$/);
+  },
+);

@@ -2,7 +2,11 @@ import t from 'tap';
 import { findPython, firstWithTorch, pythonCandidates } from '../ts/python.js';
 
 t.test('CRACKSEG_PYTHON comes first', async (t) => {
-  t.same(pythonCandidates({ CRACKSEG_PYTHON: '/opt/py' }), ['/opt/py', 'python3', '/usr/bin/python3']);
+  t.same(pythonCandidates({ CRACKSEG_PYTHON: '/opt/py' }), [
+    '/opt/py',
+    'python3',
+    '/usr/bin/python3',
+  ]);
   t.same(pythonCandidates({}), ['python3', '/usr/bin/python3']);
 });
 

@@ -1,0 +1,31 @@
+// Trainer: the training loop in C++ over a TorchModule's parameters that require grad — loss
+// (Dice + Focal [+ soft clDice]), backward, gradient accumulation, clipping, AdamW with linear
+// warm-up and cosine decay. Steps run on the libuv pool, one at a time per trainer.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+namespace crackseg {
+
+struct TrainingState;
+
+class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
+ public:
+  // Adds `createTrainer(module, options)` to `exports`.
+  static void Init(Napi::Env env, Napi::Object exports);
+
+  // new Trainer(module, options): collects the parameters that require grad at this moment.
+  explicit TrainerWrap(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value OptimizerSteps(const Napi::CallbackInfo& info);
+  Napi::Value SaveState(const Napi::CallbackInfo& info);
+  Napi::Value LoadState(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<TrainingState> state_;
+};
+
+}  // namespace crackseg
