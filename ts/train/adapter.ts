@@ -5,7 +5,7 @@
  * they belong to, so applying one to another model is refused instead of silently wrong.
  */
 import type { Tensor } from '../binding.js';
-import type { ModelMetadata } from '../model/load.js';
+import { readModelMetadata, type ModelMetadata } from '../model/load.js';
 import type { TorchModule } from '../torch-module.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 
@@ -51,16 +51,6 @@ const IDENTITY_FIELDS = [
   ['lora_rank', 'LoRA rank'],
   ['lora_alpha', 'LoRA alpha'],
 ] as const;
-
-/** The exported model's metadata.json, or an error naming the file. */
-export function modelMetadata(module: TorchModule): ModelMetadata {
-  const metadata = module.extraJson<ModelMetadata>('metadata.json');
-  if (!metadata || typeof metadata.lora_strategy !== 'string')
-    throw new Error(
-      `${module.path} has no crackseg metadata.json (export it with crackseg export)`,
-    );
-  return metadata;
-}
 
 /** The identity of `metadata`'s model in adapter-metadata form. */
 function identityOf(
@@ -113,7 +103,7 @@ export async function saveAdapter(
   const tensors = new Map<string, Tensor>();
   for (const name of contents.names) tensors.set(name, module.getParameter(name));
   const metadata: AdapterMetadata = {
-    ...identityOf(modelMetadata(module)),
+    ...identityOf(readModelMetadata(module)),
     trained_extra: JSON.stringify(contents.trainExtra),
     epoch: String(contents.epoch),
     val_metrics: JSON.stringify(contents.valMetrics),
@@ -146,7 +136,7 @@ export async function applyAdapter(module: TorchModule, path: string): Promise<A
     throw fail(
       `it is not a crackseg adapter (__metadata__.format is ${JSON.stringify(metadata.format ?? null)})`,
     );
-  const model = identityOf(modelMetadata(module));
+  const model = identityOf(readModelMetadata(module));
   for (const [field, label] of IDENTITY_FIELDS) {
     if (metadata[field] !== model[field])
       throw fail(`${label} differs: adapter '${metadata[field] ?? ''}', model '${model[field]}'`);

@@ -1,0 +1,211 @@
+/**
+ * `crackseg train`: the seed project's training command in kebab-case, e.g.
+ *
+ *   crackseg train --model model.pt --data-root ./crack500 --lora-strategy B --epochs 50 \
+ *     --batch-size 4 --gradient-accumulation-steps 4 --learning-rate 1e-4 --use-skeleton-loss
+ *
+ * A progress bar on a TTY, a line per epoch; Ctrl-C stops at the next optimizer step and saves
+ * `last` (a second Ctrl-C quits at once).
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { defaultDevice } from '../model/load.js';
+import { LORA_STRATEGIES, type LoraStrategy } from '../model/export.js';
+import type { Device } from '../torch-module.js';
+import { TRAIN_DEFAULTS, train, type EpochRecord, type TrainProgress } from '../train/train.js';
+
+interface TrainFlags {
+  model: string;
+  device?: Device;
+  dataRoot: string;
+  trainFile?: string;
+  valFile?: string;
+  loraStrategy?: LoraStrategy;
+  epochs: number;
+  batchSize: number;
+  gradientAccumulationSteps: number;
+  learningRate: number;
+  weightDecay: number;
+  warmup: number;
+  useSkeletonLoss?: boolean;
+  augment: boolean;
+  patience: number;
+  outputDir: string;
+  resume?: boolean;
+  seed: number;
+  trainExtra?: string[];
+}
+
+function positiveInteger(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError('expected a positive integer');
+  return Number(value);
+}
+
+function integer(value: string): number {
+  if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError('expected an integer');
+  return Number(value);
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError('expected a number ≥ 0');
+  return n;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** `1h02m`, `3m05s`, `42s`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const [h, m, r] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return h > 0 ? `${h}h${pad(m)}m` : m > 0 ? `${m}m${pad(r)}s` : `${r}s`;
+}
+
+/** The one-line summary of a finished epoch. */
+export function epochLine(record: EpochRecord, epochs: number): string {
+  const { val } = record;
+  return (
+    `epoch ${record.epoch}/${epochs}  loss ${record.trainLoss.toFixed(4)}  ` +
+    `val IoU ${val.iou.toFixed(4)} Dice ${val.dice.toFixed(4)} F1 ${val.f1.toFixed(4)}  ` +
+    `lr ${record.learningRate.toExponential(2)}  ${formatDuration(record.seconds)}` +
+    (record.best ? '  * best' : '')
+  );
+}
+
+/** The TTY progress line of a training micro-batch. */
+function progressLine(p: Extract<TrainProgress, { phase: 'train' }>): string {
+  const width = 20;
+  const filled = Math.round((p.batch / p.batches) * width);
+  return (
+    `epoch ${p.epoch}/${p.epochs} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ` +
+    `${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  lr ${p.learningRate.toExponential(2)}  ` +
+    `${p.imagesPerSecond.toFixed(1)} img/s  ETA ${formatDuration(p.etaSeconds)}`
+  );
+}
+
+export function register(program: Command): void {
+  const d = TRAIN_DEFAULTS;
+  program
+    .command('train')
+    .description('Fine-tune the LoRA adapters of an exported SAM 2.1 model on crack masks')
+    .requiredOption('--model <file>', 'exported TorchScript model (crackseg export --lora ...)')
+    .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
+    .option('--data-root <dir>', 'dataset root (Crack500 layout)', './crack500')
+    .option('--train-file <file>', `training list (default: <data-root>/${d.trainFile})`)
+    .option('--val-file <file>', `validation list (default: <data-root>/${d.valFile})`)
+    .addOption(
+      new Option(
+        '--lora-strategy <s>',
+        "A, B or C; must be the model's (LoRA is injected at export)",
+      ).choices(LORA_STRATEGIES.filter((s) => s !== 'none')),
+    )
+    .option('--epochs <n>', 'epochs', positiveInteger, d.epochs)
+    .option('--batch-size <n>', 'images per micro-batch', positiveInteger, d.batchSize)
+    .option(
+      '--gradient-accumulation-steps <n>',
+      'micro-batches per optimizer step',
+      positiveInteger,
+      d.gradAccum,
+    )
+    .option('--learning-rate <lr>', 'peak learning rate (AdamW)', nonNegativeNumber, d.lr)
+    .option('--weight-decay <w>', 'AdamW weight decay', nonNegativeNumber, d.weightDecay)
+    .option(
+      '--warmup <fraction>',
+      'share of the steps in linear warm-up',
+      nonNegativeNumber,
+      d.warmup,
+    )
+    .option('--use-skeleton-loss', 'add the soft-clDice skeleton loss')
+    .option('--no-augment', 'no flips, rotations or brightness/contrast changes')
+    .option(
+      '--patience <n>',
+      'early stopping: epochs without a better val IoU',
+      positiveInteger,
+      d.patience,
+    )
+    .option(
+      '--train-extra <regex>',
+      'also train these parameters in full (repeatable), e.g. ^sam_mask_decoder\\.',
+      collect,
+    )
+    .option('--output-dir <dir>', 'output folder', d.outputDir)
+    .option('--resume', 'continue from <output-dir>/checkpoints/last.*')
+    .option('--seed <s>', 'seed of data order, augmentation and box jitter', integer, d.seed)
+    .action(async (flags: TrainFlags) => {
+      const controller = new AbortController();
+      const onInterrupt = () => {
+        if (controller.signal.aborted) process.exit(130);
+        controller.abort();
+        process.stderr.write(
+          '\nstopping at the next optimizer step and saving last (Ctrl-C again to quit now)\n',
+        );
+      };
+      process.on('SIGINT', onInterrupt);
+      const tty = process.stderr.isTTY;
+      let barShown = false;
+      const clearBar = () => {
+        if (barShown) process.stderr.write('\r\x1b[K');
+        barShown = false;
+      };
+      try {
+        const device = flags.device ?? defaultDevice();
+        console.log(`training ${flags.model} on ${device}; output ${flags.outputDir}`);
+        const result = await train({
+          model: flags.model,
+          device,
+          dataRoot: flags.dataRoot,
+          ...(flags.trainFile ? { trainFile: flags.trainFile } : {}),
+          ...(flags.valFile ? { valFile: flags.valFile } : {}),
+          ...(flags.loraStrategy ? { strategy: flags.loraStrategy } : {}),
+          epochs: flags.epochs,
+          batchSize: flags.batchSize,
+          gradAccum: flags.gradientAccumulationSteps,
+          lr: flags.learningRate,
+          weightDecay: flags.weightDecay,
+          warmup: flags.warmup,
+          skeletonLoss: flags.useSkeletonLoss ?? false,
+          augment: flags.augment,
+          earlyStopping: { patience: flags.patience },
+          outputDir: flags.outputDir,
+          resume: flags.resume ?? false,
+          seed: flags.seed,
+          trainExtra: flags.trainExtra ?? [],
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (p.phase === 'train' && tty) {
+              process.stderr.write(`\r\x1b[K${progressLine(p)}`);
+              barShown = true;
+            } else if (p.phase === 'validate' && tty) {
+              process.stderr.write(
+                `\r\x1b[Kepoch ${p.epoch}/${p.epochs} validating: ${p.done} images`,
+              );
+              barShown = true;
+            } else if (p.phase === 'epoch') {
+              clearBar();
+              console.log(epochLine(p.record, p.epochs));
+            }
+          },
+        });
+        clearBar();
+        if (result.skippedWithoutCrack > 0)
+          console.log(
+            `${result.skippedWithoutCrack} training image(s) without cracks were left out`,
+          );
+        const why = result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early' : 'done';
+        console.log(
+          `${why} after ${result.optimizerSteps} optimizer steps in ${formatDuration(result.seconds)}; ` +
+            (result.bestModel
+              ? `best val IoU ${result.bestValIou!.toFixed(4)} at epoch ${result.bestEpoch}: ${result.bestModel}`
+              : 'no epoch finished'),
+        );
+        if (result.aborted) console.log(`resume with the same flags and --resume`);
+      } finally {
+        clearBar();
+        process.off('SIGINT', onInterrupt);
+      }
+    });
+}
