@@ -36,3 +36,39 @@ export {
   type EvaluationResult,
   type SkipOptions,
 } from './evaluate/evaluate.js';
+export {
+  train,
+  TRAIN_DEFAULTS,
+  LOSS_AND_OPTIMIZER,
+  TRAINING_FILES,
+  type EpochRecord,
+  type TrainOptions,
+  type TrainProgress,
+  type TrainResult,
+} from './train/train.js';
+export {
+  applyAdapter,
+  saveAdapter,
+  trainedParameterNames,
+  isLoraParameter,
+  ADAPTER_FORMAT,
+  type AdapterContents,
+  type AdapterMetadata,
+  type AppliedAdapter,
+} from './train/adapter.js';
+export {
+  readSafetensors,
+  writeSafetensors,
+  encodeSafetensors,
+  decodeSafetensors,
+  SafetensorsError,
+  type SafetensorsContent,
+} from './train/safetensors.js';
+export { DEFAULT_AUGMENT, type AugmentOptions } from './train/augment.js';
+export {
+  demo,
+  DEMO_TRAIN_EXTRA,
+  type DemoOptions,
+  type DemoResult,
+  type DemoStage,
+} from './demo.js';

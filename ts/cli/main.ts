@@ -2,10 +2,12 @@
 /** The `crackseg` command: one sub-command per module in this folder, each registering itself. */
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import * as demoCommand from './demo.js';
 import * as doctor from './doctor.js';
 import * as evaluateCommand from './evaluate.js';
 import * as exportCommand from './export.js';
 import * as synth from './synth.js';
+import * as trainCommand from './train.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -19,6 +21,8 @@ const commands: Array<{ register(program: Command): void }> = [
   exportCommand,
   synth,
   evaluateCommand,
+  trainCommand,
+  demoCommand,
 ];
 for (const command of commands) command.register(program);
 
