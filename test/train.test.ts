@@ -114,6 +114,10 @@ t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
     ),
   );
   t.ok(events.some((e) => e.phase === 'validate'));
+  // An epoch records the learning rate of its last step, which the cosine has lowered.
+  const lastOfEpoch1 = trainEvents.filter((e) => e.epoch === 1).at(-1)!;
+  t.equal(result.history[0]!.learningRate, lastOfEpoch1.learningRate);
+  t.ok(result.history[1]!.learningRate < result.history[0]!.learningRate);
 
   // The best adapter loads onto the base model through loadModel, and the weights differ from
   // the untrained model's.

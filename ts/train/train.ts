@@ -378,6 +378,7 @@ async function run(
   let stoppedEarly = false;
   let aborted = false;
   let window: StepResult[] = [];
+  let learningRate = state.history.at(-1)?.learningRate ?? 0;
 
   for (let epoch = state.epoch; epoch < s.epochs && !aborted && !stoppedEarly; epoch++) {
     const epochStarted = performance.now();
@@ -408,6 +409,7 @@ async function run(
       sessionStart.batches++;
       sessionStart.images += images;
       window.push(result);
+      learningRate = result.learningRate;
       if (result.stepped && result.optimizerSteps % s.logEverySteps === 0) {
         await log({
           type: 'step',
@@ -463,7 +465,7 @@ async function run(
       trainFocal: sums.focal / sums.batches,
       trainSkeleton: sums.skeleton / sums.batches,
       val,
-      learningRate: window.at(-1)?.learningRate ?? state.history.at(-1)?.learningRate ?? s.lr,
+      learningRate,
       optimizerSteps: trainer.optimizerSteps,
       seconds: (performance.now() - epochStarted) / 1000,
       best: improved,
