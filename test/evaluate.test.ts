@@ -273,6 +273,7 @@ t.test('abort stops after the batch in progress with valid, complete files', asy
     const summary = await readSummary(config.dir);
     t.equal(summary.counts.evaluated, result.images);
     t.equal(summary.metadata.aborted, true);
+    t.equal(summary.complete, false, 'the summary says the run is partial');
     const rows = await readCsv(join(config.dir, 'evaluation_results.csv'));
     t.equal(rows.length, result.images);
     for (const row of rows) t.ok(existsSync(join(config.dir, row.prediction_path!)));
@@ -290,7 +291,7 @@ t.test('config-folder layout writes into the given folder', async (t) => {
     numVis: 0,
   });
   t.equal(result.configs[0]!.dir, outputDir);
-  t.ok(existsSync(join(outputDir, 'evaluation_summary.json')));
+  t.equal((await readSummary(outputDir)).promptConfig, 'bbox_prompt', 'the config keeps its name');
   t.ok(existsSync(join(root, 'results', 'report.html')));
   await t.rejects(
     evaluate({

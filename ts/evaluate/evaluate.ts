@@ -149,10 +149,12 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
   const runs: ConfigRun[] = await Promise.all(
     options.prompts.map(async (config) => {
-      const name = layout === 'config-folder' ? basename(outputDir) : promptConfigName(config);
+      const name = promptConfigName(config);
+      const folder = layout === 'config-folder' ? basename(outputDir) : name;
       const writer = skip.evaluation
         ? null
         : await ReportWriter.open(parentDir, name, {
+            folder,
             visualizations: numVis === 'all' ? 'all' : numVis > 0 ? 'extremes' : 'none',
             extremes: numVis === 'all' ? 5 : numVis,
             saveProbabilities: 16,
@@ -169,7 +171,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
               inference: skip.inference ? 're-scored from saved predictions' : 'predicted',
             },
           });
-      return { name, config, dir: join(parentDir, name), writer, chain: Promise.resolve() };
+      return { name, config, dir: join(parentDir, folder), writer, chain: Promise.resolve() };
     }),
   );
 
@@ -251,7 +253,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const configs: ConfigResult[] = await Promise.all(
     runs.map(async (run) => {
       await run.chain.catch(() => undefined);
-      const summary = run.writer ? await run.writer.finish({ timings, metadata: endState }) : null;
+      const summary = run.writer
+        ? await run.writer.finish({ timings, metadata: endState, complete: !failure && !aborted })
+        : null;
       return { name: run.name, config: run.config, dir: run.dir, summary };
     }),
   );

@@ -77,12 +77,16 @@ export interface ReportWriterOptions {
   maxPanelWidth?: number;
   /** Stored in the summary as is: prompt config details, model, dataset, … (JSON-serialisable). */
   metadata?: Record<string, unknown>;
+  /** The folder under `outDir` (default: the prompt config's name). */
+  folder?: string;
 }
 
 /** What the caller adds at the end. */
 export interface FinishExtras {
   timings?: Record<string, unknown>;
   metadata?: Record<string, unknown>;
+  /** False when the run stopped early (aborted or failed): the summary says it is partial. */
+  complete?: boolean;
 }
 
 interface Candidate extends ExtremeExample {
@@ -99,7 +103,7 @@ export class ReportWriter {
   private readonly best: Candidate[] = [];
   private readonly worst: Candidate[] = [];
   private readonly startedAt = new Date();
-  private readonly options: Required<Omit<ReportWriterOptions, 'metadata'>>;
+  private readonly options: Required<Omit<ReportWriterOptions, 'metadata' | 'folder'>>;
   private metadata: Record<string, unknown>;
   private emptyGroundTruth = 0;
   private emptyPrediction = 0;
@@ -128,14 +132,15 @@ export class ReportWriter {
     this.metadata = { ...options.metadata };
   }
 
-  /** Creates `<outDir>/<promptConfig>/` and writes a header-only CSV and an empty summary. */
+  /** Creates `<outDir>/<folder>/` and writes a header-only CSV and an empty summary. */
   static async open(
     outDir: string,
     promptConfig: string,
     options: ReportWriterOptions = {},
   ): Promise<ReportWriter> {
-    assertSafeName(promptConfig, 'Prompt config name');
-    const writer = new ReportWriter(join(outDir, promptConfig), promptConfig, options);
+    const folder = options.folder ?? promptConfig;
+    assertSafeName(folder, 'Report folder name');
+    const writer = new ReportWriter(join(outDir, folder), promptConfig, options);
     await mkdir(join(writer.configDir, PREDICTIONS_DIR), { recursive: true });
     await writer.flush(false);
     return writer;
@@ -236,7 +241,7 @@ export class ReportWriter {
 
   /**
    * Renders remaining figures and the histograms, then writes the final CSV and the summary
-   * (`complete: true`). Returns the summary.
+   * (`complete: true` unless `extras.complete` is false). Returns the summary.
    */
   async finish(extras: FinishExtras = {}): Promise<EvaluationSummary> {
     this.assertOpen();
@@ -245,7 +250,7 @@ export class ReportWriter {
     this.metadata = { ...this.metadata, ...extras.metadata };
     if (this.options.visualizations === 'extremes') await this.renderExtremeFigures();
     const histograms = await this.writeHistograms();
-    return this.flush(true, histograms, extras.timings ?? {});
+    return this.flush(extras.complete ?? true, histograms, extras.timings ?? {});
   }
 
   /** The summary of what has been added so far. */
