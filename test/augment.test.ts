@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { BinaryMask, RgbImage } from '../ts/image.js';
-import { createRandom } from '../ts/synth/random.js';
+import { createRandom } from '../ts/util/random.js';
 import {
   augmentSample,
   DEFAULT_AUGMENT,

@@ -13,7 +13,7 @@ import { loadModel, type SamModel } from '../ts/model/load.js';
 import { promptTensors, toModelCoordinate } from '../ts/model/prompt-tensors.js';
 import { predict, sameSizeRuns } from '../ts/predict.js';
 import type { PromptSet } from '../ts/prompts/prompts.js';
-import { createRandom } from '../ts/synth/random.js';
+import { createRandom } from '../ts/util/random.js';
 import { runPython } from './helpers/python.js';
 
 const referenceScript = fileURLToPath(new URL('reference/predict_reference.py', import.meta.url));

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { BinaryMask } from '../ts/image.js';
-import { createRandom } from '../ts/synth/random.js';
+import { createRandom } from '../ts/util/random.js';
 import { zhangSuenSkeleton } from '../ts/vision/skeleton.js';
 import { randomMask, runReference } from './reference/runReference.js';
 

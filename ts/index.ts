@@ -3,15 +3,8 @@ export type { Dtype, DtypeArrays, ParameterInfo, Tensor, Value } from './binding
 export { runtimeInfo, setThreads, type RuntimeInfo } from './runtime.js';
 export { TorchModule, type Device, type LoadOptions } from './torch-module.js';
 export { findPython, type PythonInfo } from './python.js';
-export {
-  loadModel,
-  defaultDevice,
-  readModelMetadata,
-  MODEL_FORMAT,
-  type LoadModelOptions,
-  type ModelMetadata,
-  type SamModel,
-} from './model/load.js';
+export { loadModel, defaultDevice, type LoadModelOptions, type SamModel } from './model/load.js';
+export { readModelMetadata, MODEL_FORMAT, type ModelMetadata } from './model/metadata.js';
 export {
   promptTensors,
   toModelCoordinate,

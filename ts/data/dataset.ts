@@ -83,13 +83,16 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Reads and decodes one entry; the error names what failed (read or decode, image or mask). */
-async function loadSample(
+/**
+ * Reads and decodes one list entry; a failure is a {@link DatasetError} naming the list file, the
+ * line and what failed (read or decode, image or mask).
+ */
+export async function loadSample(
   entry: ListEntry,
   index: number,
-  options: Required<Pick<DatasetOptions, 'root' | 'listFile' | 'readFile'>>,
+  options: Pick<DatasetOptions, 'root' | 'listFile' | 'readFile'>,
 ): Promise<Sample> {
-  const { root, listFile, readFile } = options;
+  const { root, listFile, readFile = fsReadFile } = options;
   const fail = (path: string, reason: string) =>
     new DatasetError(listFile, entry.line, path, reason);
   const load = async <T>(kind: string, path: string, decode: (b: Uint8Array) => Promise<T>) => {

@@ -5,16 +5,7 @@
 import { runtimeInfo } from '../runtime.js';
 import { TorchModule, type Device } from '../torch-module.js';
 import { applyAdapter } from '../train/adapter.js';
-import type { ExportMetadata } from './export.js';
-
-/** The `format` an exported model's metadata declares. */
-export const MODEL_FORMAT = 'crackseg-sam2-image';
-
-/** The methods prediction needs (docs/model-interface.md). */
-const REQUIRED_METHODS = ['encode_image', 'decode'];
-
-/** An exported model's `metadata.json` (docs/model-interface.md). */
-export type ModelMetadata = ExportMetadata;
+import { readModelMetadata, type ModelMetadata } from './metadata.js';
 
 /** A model ready for {@link predict}: module, metadata and where it runs. */
 export interface SamModel {
@@ -65,25 +56,4 @@ export async function loadModel(options: LoadModelOptions): Promise<SamModel> {
     module.dispose();
     throw err;
   }
-}
-
-/** The module's checked `metadata.json`; the error names the file and what is wrong. */
-export function readModelMetadata(module: TorchModule): ModelMetadata {
-  const metadata = module.extraJson<ModelMetadata>('metadata.json');
-  const problem = !metadata
-    ? 'has no metadata.json'
-    : metadata.format !== MODEL_FORMAT
-      ? `has format '${String(metadata.format)}', expected '${MODEL_FORMAT}'`
-      : !Number.isInteger(metadata.image_size) || metadata.image_size <= 0
-        ? 'has no valid image_size'
-        : undefined;
-  const missing = REQUIRED_METHODS.filter((m) => !module.methodNames.includes(m));
-  if (problem || missing.length > 0) {
-    throw new Error(
-      `${module.path} is not an exported crackseg model: it ` +
-        (problem ?? `lacks the method(s) ${missing.join(', ')}`) +
-        ' (export one with `crackseg export`, see docs/model-interface.md)',
-    );
-  }
-  return metadata!;
 }

@@ -12,7 +12,7 @@
  *   the background); label 1 is positive, 0 negative.
  */
 import type { BinaryMask } from '../image.js';
-import { createRandom, deriveSeed, type Random } from '../synth/random.js';
+import { createRandom, deriveSeed, type Random } from '../util/random.js';
 import {
   componentsAtLeast,
   connectedComponents,

@@ -4,7 +4,7 @@
  * nearer than the half-width to its centre line — the pixels drawn more than half dark — so the
  * target is what the image shows.
  */
-import type { Random } from './random.js';
+import type { Random } from '../util/random.js';
 
 /** Crack width limits, as half-widths in pixels (widths 1..8). */
 const MIN_HALF_WIDTH = 0.5;

@@ -3,7 +3,7 @@
  * stains, on a random base level. Lighting (shadow, gradient) is applied separately, after cracks
  * are drawn, because it falls on the cracks too.
  */
-import type { Random } from './random.js';
+import type { Random } from '../util/random.js';
 
 /** A grey-level field, row-major, values nominally 0..255 (clamped only when converted to bytes). */
 export interface Field {

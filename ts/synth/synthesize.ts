@@ -9,7 +9,7 @@ import type { BinaryMask, RgbImage } from '../image.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { drawCracks } from './cracks.js';
 import { applyLighting, forEachInEllipse, pavementTexture } from './pavement.js';
-import { createRandom, deriveSeed, type Random } from './random.js';
+import { createRandom, deriveSeed, type Random } from '../util/random.js';
 
 /** Defaults of {@link synthesizeDataset} and the `crackseg synth` command. */
 export const SYNTH_DEFAULTS = {

@@ -3,7 +3,7 @@
  * aligned; a quarter turn swaps width and height), and brightness/contrast (image only).
  */
 import type { BinaryMask, RgbImage } from '../image.js';
-import type { Random } from '../synth/random.js';
+import type { Random } from '../util/random.js';
 
 /** Which augmentations are drawn, and how strong the photometric ones are. */
 export interface AugmentOptions {

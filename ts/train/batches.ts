@@ -3,18 +3,16 @@
  * (decoded, augmented, prompted with jittered boxes from its ground truth, as tensors), prepared
  * ahead so the device never waits for the JS side.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import sharp from 'sharp';
 import type { TrainBatch } from '../binding.js';
-import { decodeImage, decodeMask } from '../data/decode.js';
-import { readList } from '../data/dataset.js';
+import { DEFAULT_CONCURRENCY, loadSample, readList } from '../data/dataset.js';
+import type { ListEntry } from '../data/listFile.js';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { promptTensors } from '../model/prompt-tensors.js';
 import { imagesTensor } from '../predict.js';
 import { DEFAULT_EXPAND_RATIO } from '../prompts/config.js';
 import { buildPrompts, type Box, type PromptSet } from '../prompts/prompts.js';
-import { createRandom, deriveSeed, type Random } from '../synth/random.js';
+import { createRandom, deriveSeed, type Random } from '../util/random.js';
 import {
   augmentSample,
   drawAugmentation,
@@ -23,43 +21,13 @@ import {
 } from './augment.js';
 
 /** A sample of the training list that has a crack to prompt. */
-export interface TrainingEntry {
-  id: string;
-  imagePath: string;
-  maskPath: string;
-}
+export type TrainingEntry = ListEntry;
 
 /** The usable training samples and how many were left out for having no crack. */
 export interface TrainingSet {
   entries: TrainingEntry[];
   /** Samples without a component large enough for a box: they get no prompt, so cannot train. */
   withoutCrack: number;
-}
-
-async function readBytes(path: string, what: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    throw new Error(`cannot read ${what} '${path}': ${(err as Error).message}`);
-  }
-}
-
-async function loadMask(root: string, path: string): Promise<BinaryMask> {
-  const file = resolve(root, path);
-  try {
-    return await decodeMask(await readBytes(file, 'mask'));
-  } catch (err) {
-    throw new Error(`cannot decode mask '${file}': ${(err as Error).message}`, { cause: err });
-  }
-}
-
-async function loadImage(root: string, path: string): Promise<RgbImage> {
-  const file = resolve(root, path);
-  try {
-    return await decodeImage(await readBytes(file, 'image'));
-  } catch (err) {
-    throw new Error(`cannot decode image '${file}': ${(err as Error).message}`, { cause: err });
-  }
 }
 
 /**
@@ -74,16 +42,13 @@ export async function scanTrainingSet(root: string, listFile: string): Promise<T
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < entries.length; i = next++) {
-      const mask = await loadMask(root, entries[i]!.maskPath);
+      const { mask } = await loadSample(entries[i]!, i, { root, listFile });
       keep[i] = boxPrompts(mask).length > 0;
     }
   };
-  await Promise.all(Array.from({ length: 4 }, worker));
+  await Promise.all(Array.from({ length: DEFAULT_CONCURRENCY }, worker));
   const kept = entries.filter((_, i) => keep[i]);
-  return {
-    entries: kept.map(({ id, imagePath, maskPath }) => ({ id, imagePath, maskPath })),
-    withoutCrack: entries.length - kept.length,
-  };
+  return { entries: kept, withoutCrack: entries.length - kept.length };
 }
 
 /** The boxes of a mask's components, as evaluation draws them (bbox prompt, default expansion). */
@@ -129,6 +94,8 @@ export function shuffledOrder(n: number, seed: number): number[] {
 /** How batches are formed and augmented. */
 export interface BatchOptions {
   root: string;
+  /** The list file the entries come from (errors name it with the line). */
+  listFile: string;
   batchSize: number;
   /** The model's input side S: prompt coordinates are mapped to 0..S. */
   imageSize: number;
@@ -197,22 +164,14 @@ export async function prepareBatch(
   index: number,
 ): Promise<TrainBatch> {
   const loaded = await Promise.all(
-    entries.map(async (entry) => ({
-      image: await loadImage(options.root, entry.imagePath),
-      mask: await loadMask(options.root, entry.maskPath),
-      entry,
-    })),
+    entries.map((entry, position) => loadSample(entry, position, options)),
   );
   const batchRng = createRandom(deriveSeed(options.seed, 'batch', epoch, index));
   const sharedTurns = drawAugmentation(
     batchRng,
     options.augment ?? { flips: false, quarterTurns: false, brightness: 0, contrast: 0 },
   ).quarterTurns;
-  const samples = loaded.map(({ image, mask, entry }, position) => {
-    if (image.width !== mask.width || image.height !== mask.height)
-      throw new Error(
-        `mask '${entry.maskPath}' is ${mask.width}x${mask.height} but image '${entry.imagePath}' is ${image.width}x${image.height}`,
-      );
+  const samples = loaded.map(({ image, mask }, position) => {
     const rng = createRandom(deriveSeed(options.seed, 'sample', epoch, index, position));
     const aug = options.augment
       ? { ...drawAugmentation(rng, options.augment), quarterTurns: sharedTurns }

@@ -367,6 +367,7 @@ async function run(
 
   const batchOptions: BatchOptions = {
     root: s.dataRoot,
+    listFile: s.trainFile,
     batchSize: s.batchSize,
     imageSize: model.imageSize,
     augment: s.augment,
