@@ -1,5 +1,5 @@
 /** `crackseg synth`: writes the synthetic crack dataset in the Crack500 layout. */
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { SYNTH_DEFAULTS, synthesizeDataset } from '../synth/synthesize.js';
 
 function count(value: string): number {
@@ -32,10 +32,14 @@ export function register(program: Command): void {
     .option('--train <n>', 'training images', count, SYNTH_DEFAULTS.train)
     .option('--val <n>', 'validation images', count, SYNTH_DEFAULTS.val)
     .option('--test <n>', 'test images', count, SYNTH_DEFAULTS.test)
-    .option('--size <WxH>', 'image size', size, {
-      width: SYNTH_DEFAULTS.width,
-      height: SYNTH_DEFAULTS.height,
-    })
+    .addOption(
+      new Option('--size <WxH>', 'image size')
+        .argParser(size)
+        .default(
+          { width: SYNTH_DEFAULTS.width, height: SYNTH_DEFAULTS.height },
+          `${SYNTH_DEFAULTS.width}x${SYNTH_DEFAULTS.height}`,
+        ),
+    )
     .option(
       '--seed <s>',
       'random seed; the same seed writes the same bytes',
