@@ -65,3 +65,62 @@ export {
   type DemoResult,
   type DemoStage,
 } from './demo.js';
+export {
+  exportModel,
+  LORA_STRATEGIES,
+  MODEL_CONFIGS,
+  type ExportMetadata,
+  type ExportOptions,
+  type ExportResult,
+  type LoraStrategy,
+  type ModelConfig,
+} from './model/export.js';
+export type { BinaryMask, ProbabilityMap, RgbImage } from './image.js';
+export {
+  readDataset,
+  readList,
+  loadSample,
+  DatasetError,
+  DEFAULT_CONCURRENCY,
+  type Dataset,
+  type DatasetOptions,
+  type Sample,
+  type SkippedEntry,
+} from './data/dataset.js';
+export { parseListFile, type ListEntry } from './data/listFile.js';
+export { decodeImage, decodeMask } from './data/decode.js';
+export {
+  synthesizeDataset,
+  SYNTH_DEFAULTS,
+  type SynthOptions,
+  type SynthSummary,
+} from './synth/synthesize.js';
+export {
+  connectedComponents,
+  componentsAtLeast,
+  DEFAULT_MIN_AREA,
+  type ComponentStats,
+  type Components,
+} from './vision/components.js';
+export { zhangSuenSkeleton } from './vision/skeleton.js';
+export {
+  parsePromptConfig,
+  parsePromptConfigs,
+  promptConfigName,
+  DEFAULT_EXPAND_RATIO,
+  type BoxPromptConfig,
+  type PointPromptConfig,
+  type PromptConfig,
+} from './prompts/config.js';
+export {
+  buildPrompts,
+  expandedBox,
+  hasPrompts,
+  type Box,
+  type Point,
+  type PointGroup,
+  type PromptOptions,
+  type PromptSet,
+} from './prompts/prompts.js';
+export * from './metrics/index.js';
+export * from './report/index.js';
