@@ -2,6 +2,8 @@
 // from the same embeddings, and return masks at the images' resolution.
 #include "predictor.h"
 
+#include <tuple>
+
 #include "async_job.h"
 #include "sam_ops.h"
 #include "torch_module.h"
@@ -12,6 +14,7 @@ namespace {
 struct PredictOptions {
   bool probabilities = false;
   bool lowResLogits = false;
+  bool mixedPrecision = true;  // bf16 autocast on CUDA; the CPU stays fp32
 };
 
 struct PredictionSet {
@@ -21,9 +24,9 @@ struct PredictionSet {
   torch::Tensor lowResLogits;   // float [N, 1, s, s], when asked for
 };
 
-bool BoolOption(const Napi::Object& options, const char* name) {
+bool BoolOption(const Napi::Object& options, const char* name, bool fallback) {
   Napi::Value value = options.Get(name);
-  if (value.IsUndefined()) return false;
+  if (value.IsUndefined()) return fallback;
   if (!value.IsBoolean())
     throw Napi::TypeError::New(options.Env(),
                                std::string("options.") + name + " must be a boolean");
@@ -41,7 +44,11 @@ PredictionSet Predict(LoadedModule& model, const std::vector<c10::IValue>& embed
     if (options.lowResLogits) result.lowResLogits = torch::zeros({0});
     return result;
   }
-  auto [lowRes, iou] = DecodePrompts(model.module, embeddings, prompts, model.device);
+  torch::Tensor lowRes, iou;
+  {
+    AutocastScope autocast(options.mixedPrecision, model.device);
+    std::tie(lowRes, iou) = DecodePrompts(model.module, embeddings, prompts, model.device);
+  }
   torch::Tensor logits =
       UpsampledUnion(lowRes, PromptsPerImage(prompts.imageIndex, batchSize), height, width)
           .squeeze(1);
@@ -72,7 +79,9 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
   PredictOptions options;
   if (info.Length() > 3 && info[3].IsObject()) {
     Napi::Object object = info[3].As<Napi::Object>();
-    options = {BoolOption(object, "probabilities"), BoolOption(object, "lowResLogits")};
+    options = {BoolOption(object, "probabilities", false),
+               BoolOption(object, "lowResLogits", false),
+               BoolOption(object, "mixedPrecision", true)};
   }
 
   using Result = std::vector<PredictionSet>;
@@ -80,7 +89,11 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
       env,
       [state, images, promptSets, options]() -> Result {
         c10::InferenceMode inference;
-        auto embeddings = EncodeImages(state->module, images.to(state->device));
+        std::vector<c10::IValue> embeddings;
+        {
+          AutocastScope autocast(options.mixedPrecision, state->device);
+          embeddings = EncodeImages(state->module, images.to(state->device));
+        }
         Result results;
         for (const PromptTensors& prompts : promptSets)
           results.push_back(Predict(*state, embeddings, prompts, images.size(0), images.size(2),

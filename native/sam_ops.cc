@@ -1,8 +1,44 @@
 #include "sam_ops.h"
 
+#include <torch/version.h>
+
 #include <limits>
 
+#ifdef CRACKSEG_WITH_CUDA
+#include <ATen/autocast_mode.h>
+#endif
+
 namespace crackseg {
+
+#ifdef CRACKSEG_WITH_CUDA
+// torch 2.4 replaced the CUDA-only autocast switches by per-device-type ones.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+static void SetCudaAutocast(bool enabled) {
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+}
+#else
+static void SetCudaAutocast(bool enabled) {
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  at::autocast::set_enabled(enabled);
+}
+#endif
+#endif
+
+AutocastScope::AutocastScope(bool enabled, const c10::Device& device)
+    : active_(enabled && device.is_cuda()) {
+#ifdef CRACKSEG_WITH_CUDA
+  if (active_) SetCudaAutocast(true);
+#endif
+}
+
+AutocastScope::~AutocastScope() {
+#ifdef CRACKSEG_WITH_CUDA
+  if (!active_) return;
+  SetCudaAutocast(false);
+  at::autocast::clear_cache();
+#endif
+}
 
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images) {
   c10::IValue encoded = module.get_method("encode_image")({images});

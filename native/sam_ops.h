@@ -10,6 +10,19 @@
 
 namespace crackseg {
 
+// bf16 autocast on CUDA for the scope's lifetime (for the forward passes); nothing on the CPU,
+// where everything stays fp32.
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, const c10::Device& device);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool active_;
+};
+
 // encode_image(images uint8 [B,3,H,W]) → (image_embed, high_res_0, high_res_1).
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images);
 

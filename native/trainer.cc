@@ -3,7 +3,6 @@
 #include <torch/optim/adamw.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
-#include <torch/version.h>
 
 #include <cmath>
 #include <cstdio>
@@ -13,10 +12,6 @@
 #include "async_job.h"
 #include "sam_ops.h"
 #include "torch_module.h"
-
-#ifdef CRACKSEG_WITH_CUDA
-#include <ATen/autocast_mode.h>
-#endif
 
 namespace crackseg {
 
@@ -131,37 +126,6 @@ torch::Tensor SoftClDiceLoss(const torch::Tensor& probabilities, const torch::Te
   return 1 - 2 * precision * sensitivity / (precision + sensitivity);
 }
 
-// bf16 autocast for the forward pass on CUDA; nothing on the CPU (training stays fp32 there).
-class AutocastScope {
- public:
-  explicit AutocastScope(bool enabled) : enabled_(enabled) {
-#ifdef CRACKSEG_WITH_CUDA
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-#else
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-#endif
-#endif
-  }
-  ~AutocastScope() {
-#ifdef CRACKSEG_WITH_CUDA
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-    at::autocast::set_enabled(false);
-#endif
-    at::autocast::clear_cache();
-#endif
-  }
-
- private:
-  bool enabled_;
-};
-
 // Puts the module in training mode for the scope of a step, back to evaluation mode after.
 class TrainingModeScope {
  public:
@@ -182,7 +146,7 @@ StepResult RunStep(TrainingState& state, const Batch& batch) {
   int64_t height = batch.images.size(2), width = batch.images.size(3);
   torch::Tensor lowRes;
   {
-    AutocastScope autocast(o.amp && model.device.is_cuda());
+    AutocastScope autocast(o.amp, model.device);
     c10::IValue output = model.module.forward(
         {batch.images.to(model.device), batch.prompts.coords.to(model.device),
          batch.prompts.labels.to(model.device), batch.prompts.imageIndex.to(model.device)});

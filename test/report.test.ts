@@ -306,7 +306,7 @@ t.test('the report writer', async (t) => {
       ).metadata();
       t.same([overlay.width, overlay.height, overlay.channels], [40, 24, 3], `${id} overlay`);
       const figure = await sharp(join(configDir, 'visualizations', `${id}_figure.png`)).metadata();
-      t.same([figure.width, figure.height], [2 * 40 + 24, 52 + 2 * (22 + 24) + 16], `${id} figure`);
+      t.same([figure.width, figure.height], [2 * 40 + 24, 68 + 2 * (22 + 24) + 16], `${id} figure`);
       t.equal(
         (await sharp(join(configDir, 'probabilities', `${id}.png`)).metadata()).depth,
         'ushort',

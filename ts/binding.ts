@@ -98,6 +98,8 @@ export interface PredictOptions {
   probabilities?: boolean;
   /** Also return the decoder's low-resolution logits. */
   lowResLogits?: boolean;
+  /** bf16 autocast on CUDA (default true); the CPU always runs fp32. */
+  mixedPrecision?: boolean;
 }
 
 /** The predictions of one prompt set for a batch of B images of H×W pixels. */

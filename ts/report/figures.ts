@@ -66,7 +66,16 @@ export async function encodeRgbPng(image: RgbImage): Promise<Buffer> {
 
 /** One line of the metric values, labels from the metric table: "IoU 0.712 · Dice 0.832 · …". */
 export function metricsLine(metrics: Record<MaskMetricKey, number>): string {
-  return MASK_METRICS.map(({ key, label }) => `${label} ${metrics[key].toFixed(3)}`).join(' · ');
+  return metricsLines(metrics, MASK_METRICS.length)[0]!;
+}
+
+/** The metric values in lines of at most `perLine` metrics each. */
+function metricsLines(metrics: Record<MaskMetricKey, number>, perLine: number): string[] {
+  const parts = MASK_METRICS.map(({ key, label }) => `${label} ${metrics[key].toFixed(3)}`);
+  const lines: string[] = [];
+  for (let i = 0; i < parts.length; i += perLine)
+    lines.push(parts.slice(i, i + perLine).join(' · '));
+  return lines;
 }
 
 export interface FigureInput {
@@ -83,7 +92,9 @@ export interface FigureInput {
 }
 
 const MARGIN = 8;
-const HEADER_HEIGHT = 52;
+const HEADER_HEIGHT = 68;
+/** Metrics per header line: two lines fit the narrowest panels the figures use. */
+const METRICS_PER_LINE = 4;
 const CAPTION_HEIGHT = 22;
 const FONT = "'DejaVu Sans', 'Liberation Sans', sans-serif";
 
@@ -117,7 +128,10 @@ export async function renderFigure(input: FigureInput): Promise<Buffer> {
 
   const text = [
     `<text x="${MARGIN}" y="22" font-size="16" font-weight="bold">${escapeXml(input.title)}</text>`,
-    `<text x="${MARGIN}" y="42" font-size="12">${escapeXml(metricsLine(input.metrics))}</text>`,
+    ...metricsLines(input.metrics, METRICS_PER_LINE).map(
+      (line, i) =>
+        `<text x="${MARGIN}" y="${42 + 16 * i}" font-size="12">${escapeXml(line)}</text>`,
+    ),
     ...placed.map(
       (p) => `<text x="${p.left}" y="${p.top + 16}" font-size="13">${escapeXml(p.caption)}</text>`,
     ),
