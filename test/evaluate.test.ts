@@ -28,10 +28,6 @@ const dataRoot = join(root, 'data');
 await exportModel({
   config: 'test',
   seed: 1,
-  lora: 'none',
-  rank: 4,
-  alpha: 8,
-  dropout: 0,
   out: modelPath,
 });
 await synthesizeDataset({

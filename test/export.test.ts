@@ -46,6 +46,13 @@ t.test('exporterArgs: random init or checkpoint, and validation', async (t) => {
   t.throws(() => exporterArgs({ ...base, dropout: 1 }), /dropout/);
   t.throws(() => exporterArgs({ ...base, lora: 'D' as 'A' }), /strategy "D"/);
   t.throws(() => exporterArgs({ ...base, config: 'huge' as 'test' }), /config "huge"/);
+  const defaults = exporterArgs({ config: 'test', out: 'm.pt' });
+  const value = (flag: string) => defaults[defaults.indexOf(flag) + 1];
+  t.same(
+    ['--seed', '--lora', '--rank', '--alpha', '--dropout'].map(value),
+    ['0', 'none', '8', '16', '0'],
+    'defaults: seed 0, no LoRA, rank 8, alpha 16, dropout 0',
+  );
 });
 
 t.test('pythonError picks our error line, else the last traceback line', async (t) => {

@@ -74,10 +74,6 @@ t.test('predict equals the Python reference pixel for pixel', async (t) => {
   await exportModel({
     config: 'test',
     seed: 3,
-    lora: 'none',
-    rank: 4,
-    alpha: 8,
-    dropout: 0,
     out: modelPath,
   });
   const model: SamModel = await loadModel({ path: modelPath, device: 'cpu' });

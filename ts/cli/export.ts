@@ -1,6 +1,7 @@
 /** `crackseg export`: SAM 2.1 (image path) with LoRA adapters to a TorchScript file. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
+  EXPORT_DEFAULTS,
   exportModel,
   LORA_STRATEGIES,
   MODEL_CONFIGS,
@@ -46,15 +47,20 @@ export function register(program: Command): void {
         .choices([...MODEL_CONFIGS])
         .makeOptionMandatory(),
     )
-    .option('--seed <n>', 'seed of the random init and the LoRA A matrices', integer, 0)
+    .option(
+      '--seed <n>',
+      'seed of the random init and the LoRA A matrices',
+      integer,
+      EXPORT_DEFAULTS.seed,
+    )
     .addOption(
       new Option('--lora <strategy>', 'LoRA targets: none, A, B or C (docs/model-interface.md)')
         .choices([...LORA_STRATEGIES])
-        .default('none'),
+        .default(EXPORT_DEFAULTS.lora),
     )
-    .option('--rank <r>', 'LoRA rank', integer, 8)
-    .option('--alpha <a>', 'LoRA alpha (scale = alpha / rank)', number, 16)
-    .option('--dropout <p>', 'LoRA dropout', number, 0)
+    .option('--rank <r>', 'LoRA rank', integer, EXPORT_DEFAULTS.rank)
+    .option('--alpha <a>', 'LoRA alpha (scale = alpha / rank)', number, EXPORT_DEFAULTS.alpha)
+    .option('--dropout <p>', 'LoRA dropout', number, EXPORT_DEFAULTS.dropout)
     .requiredOption('--out <file>', 'TorchScript file to write')
     .action(async (flags: Flags) => {
       if (!flags.checkpoint && !flags.randomInit) {

@@ -19,6 +19,15 @@ export const MODEL_CONFIGS: readonly ModelConfig[] = [
   'test',
 ];
 
+/** The exporter's defaults: the API and the CLI both use these. */
+export const EXPORT_DEFAULTS = {
+  seed: 0,
+  lora: 'none' as LoraStrategy,
+  rank: 8,
+  alpha: 16,
+  dropout: 0,
+};
+
 export interface ExportOptions {
   /** Model configuration; `test` is a small 256 px model for tests. */
   config: ModelConfig;
@@ -26,10 +35,14 @@ export interface ExportOptions {
   checkpoint?: string;
   /** Seed of the random initialisation and of the LoRA A matrices (default 0). */
   seed?: number;
-  lora: LoraStrategy;
-  rank: number;
-  alpha: number;
-  dropout: number;
+  /** LoRA targets (default `none`). */
+  lora?: LoraStrategy;
+  /** LoRA rank (default 8). */
+  rank?: number;
+  /** LoRA alpha; the adapter is scaled by alpha / rank (default 16). */
+  alpha?: number;
+  /** LoRA dropout (default 0). */
+  dropout?: number;
   /** TorchScript file to write. */
   out: string;
 }
@@ -77,7 +90,15 @@ export const EXPORTER_SCRIPT = fileURLToPath(
 );
 
 /** The exporter's command-line arguments for `options` (without the interpreter and script). */
-export function exporterArgs(options: ExportOptions): string[] {
+export function exporterArgs(given: ExportOptions): string[] {
+  const options = {
+    ...given,
+    seed: given.seed ?? EXPORT_DEFAULTS.seed,
+    lora: given.lora ?? EXPORT_DEFAULTS.lora,
+    rank: given.rank ?? EXPORT_DEFAULTS.rank,
+    alpha: given.alpha ?? EXPORT_DEFAULTS.alpha,
+    dropout: given.dropout ?? EXPORT_DEFAULTS.dropout,
+  };
   if (!MODEL_CONFIGS.includes(options.config)) {
     throw new Error(`unknown config "${options.config}"; known: ${MODEL_CONFIGS.join(', ')}`);
   }
@@ -95,7 +116,7 @@ export function exporterArgs(options: ExportOptions): string[] {
   if (!(options.dropout >= 0 && options.dropout < 1)) {
     throw new Error(`LoRA dropout must be in [0, 1), got ${options.dropout}`);
   }
-  const seed = options.seed ?? 0;
+  const seed = options.seed;
   if (!Number.isInteger(seed) || seed < 0) {
     throw new Error(`seed must be a non-negative integer, got ${seed}`);
   }
