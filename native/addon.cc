@@ -5,6 +5,8 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <cmath>
+
 #ifdef CRACKSEG_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #endif
@@ -44,8 +46,10 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 1)
-    throw Napi::TypeError::New(env, "setThreads(n) needs a positive integer");
+  double threads =
+      info.Length() < 1 || !info[0].IsNumber() ? 0 : info[0].As<Napi::Number>().DoubleValue();
+  if (!(threads >= 1 && threads <= 4096) || threads != std::floor(threads))
+    throw Napi::TypeError::New(env, "setThreads(n) needs an integer from 1 to 4096");
   at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
   return env.Undefined();
 }

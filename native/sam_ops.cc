@@ -42,6 +42,8 @@ AutocastScope::~AutocastScope() {
 
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images) {
   c10::IValue encoded = module.get_method("encode_image")({images});
+  if (!encoded.isTuple() || encoded.toTupleRef().elements().size() != 3)
+    throw std::runtime_error("encode_image must return (image_embed, high_res_0, high_res_1)");
   const auto& elements = encoded.toTupleRef().elements();
   return std::vector<c10::IValue>(elements.begin(), elements.end());
 }
@@ -57,6 +59,8 @@ std::pair<torch::Tensor, torch::Tensor> DecodePrompts(torch::jit::Module& module
   inputs.emplace_back(c10::IValue());  // no mask input
   inputs.emplace_back(false);          // single mask per prompt
   c10::IValue decoded = module.get_method("decode")(inputs);
+  if (!decoded.isTuple() || decoded.toTupleRef().elements().size() < 2)
+    throw std::runtime_error("decode must return (low_res_logits, iou, object_score_logits)");
   const auto& outputs = decoded.toTupleRef().elements();
   return {outputs[0].toTensor().to(torch::kFloat), outputs[1].toTensor().to(torch::kFloat)};
 }
@@ -69,6 +73,9 @@ std::vector<std::vector<int64_t>> PromptsPerImage(const torch::Tensor& imageInde
   return members;
 }
 
+// Prompts upsampled at once per image.
+constexpr size_t kChunk = 16;
+
 torch::Tensor UpsampledUnion(const torch::Tensor& lowResLogits,
                              const std::vector<std::vector<int64_t>>& promptsPerImage,
                              int64_t height, int64_t width) {
@@ -80,11 +87,19 @@ torch::Tensor UpsampledUnion(const torch::Tensor& lowResLogits,
           torch::full({1, height, width}, -std::numeric_limits<float>::infinity(), options));
       continue;
     }
-    torch::Tensor index = torch::tensor(members, torch::kLong).to(lowResLogits.device());
-    // F.interpolate(mode="bilinear", align_corners=False) to a fixed size.
-    torch::Tensor upsampled = at::upsample_bilinear2d(lowResLogits.index_select(0, index),
-                                                      {height, width}, /*align_corners=*/false);
-    unions.push_back(upsampled.amax(0));
+    // A running maximum over chunks of prompts bounds memory at kChunk full-size maps.
+    torch::Tensor running;
+    for (size_t start = 0; start < members.size(); start += kChunk) {
+      std::vector<int64_t> chunk(members.begin() + start,
+                                 members.begin() + std::min(members.size(), start + kChunk));
+      torch::Tensor index = torch::tensor(chunk, torch::kLong).to(lowResLogits.device());
+      // F.interpolate(mode="bilinear", align_corners=False) to a fixed size.
+      torch::Tensor upsampled = at::upsample_bilinear2d(lowResLogits.index_select(0, index),
+                                                        {height, width}, /*align_corners=*/false);
+      torch::Tensor maximum = upsampled.amax(0);
+      running = running.defined() ? torch::maximum(running, maximum) : maximum;
+    }
+    unions.push_back(running);
   }
   return torch::stack(unions);
 }

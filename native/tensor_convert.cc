@@ -2,6 +2,7 @@
 
 #include <torch/cuda.h>
 
+#include <cmath>
 #include <cstring>
 #include <regex>
 #include <vector>
@@ -40,6 +41,9 @@ const DtypeInfo* FindDtype(c10::ScalarType scalar) {
   return nullptr;
 }
 
+// More elements than any tensor here can hold; also keeps the element count far from overflow.
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+
 [[noreturn]] void Fail(Napi::Env env, const std::string& what, const std::string& message) {
   throw Napi::TypeError::New(env, what + ": " + message);
 }
@@ -66,7 +70,9 @@ int64_t IntFromJs(const Napi::Value& value, const std::string& what) {
   }
   if (value.IsNumber()) {
     double number = value.As<Napi::Number>().DoubleValue();
-    if (number != static_cast<double>(static_cast<int64_t>(number)))
+    // 2^63 is exactly representable; anything at or beyond it (or NaN) does not fit int64.
+    constexpr double kLimit = 9223372036854775808.0;
+    if (!(number >= -kLimit && number < kLimit) || number != std::floor(number))
       Fail(value.Env(), what, "expected an integer, got " + std::to_string(number));
     return static_cast<int64_t>(number);
   }
@@ -74,6 +80,12 @@ int64_t IntFromJs(const Napi::Value& value, const std::string& what) {
 }
 
 }  // namespace
+
+std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (info.Length() <= index || !info[index].IsString())
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
+  return info[index].As<Napi::String>();
+}
 
 std::string DtypeName(c10::ScalarType type) {
   const DtypeInfo* info = FindDtype(type);
@@ -103,7 +115,8 @@ torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what) {
     int64_t size = IntFromJs(shapeArray.Get(i), what + ".shape[" + std::to_string(i) + "]");
     if (size < 0) Fail(env, what, "negative size in shape");
     shape.push_back(size);
-    count *= size;
+    if (__builtin_mul_overflow(count, size, &count) || count > kMaxElements)
+      Fail(env, what, "shape has more than 2^40 elements");
   }
 
   Napi::Value dataValue = object.Get("data");
@@ -289,7 +302,13 @@ Napi::Value IValueToJs(Napi::Env env, const c10::IValue& value) {
   if (value.isTensor()) return TensorToJs(env, value.toTensor());
   if (value.isNone()) return env.Null();
   if (value.isBool()) return Napi::Boolean::New(env, value.toBool());
-  if (value.isInt()) return Napi::Number::New(env, static_cast<double>(value.toInt()));
+  if (value.isInt()) {
+    // Numbers hold integers exactly up to 2^53; beyond that the value comes back as a bigint.
+    int64_t integer = value.toInt();
+    constexpr int64_t kSafe = (int64_t{1} << 53) - 1;
+    if (integer > kSafe || integer < -kSafe) return Napi::BigInt::New(env, integer);
+    return Napi::Number::New(env, static_cast<double>(integer));
+  }
   if (value.isDouble()) return Napi::Number::New(env, value.toDouble());
   if (value.isString()) return Napi::String::New(env, value.toStringRef());
   if (value.isTuple() || value.isList()) {

@@ -9,6 +9,9 @@
 
 namespace crackseg {
 
+// info[index] as a string; a TypeError naming `name` otherwise.
+std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* name);
+
 // A JS tensor {data: TypedArray, shape: number[], dtype} → a CPU tensor owning a copy of the data.
 torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what);
 

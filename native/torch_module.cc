@@ -28,12 +28,6 @@ std::map<std::string, std::string> ReadExtraFiles(const std::string& path) {
   return files;
 }
 
-std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (info.Length() <= index || !info[index].IsString())
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
-  return info[index].As<Napi::String>();
-}
-
 torch::Tensor FindParameter(const torch::jit::Module& module, const std::string& name) {
   for (const auto& param : module.named_parameters(true))
     if (param.name == name) return param.value;
@@ -41,6 +35,19 @@ torch::Tensor FindParameter(const torch::jit::Module& module, const std::string&
 }
 
 }  // namespace
+
+void LoadedModule::CheckAlive() const {
+  if (disposed) throw std::runtime_error("this TorchModule was disposed");
+}
+
+std::shared_ptr<LoadedModule> TorchModuleWrap::FromValue(const Napi::Value& value,
+                                                         const char* what) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject() ||
+      !value.As<Napi::Object>().InstanceOf(GetAddonData(env).torchModule.Value()))
+    throw Napi::TypeError::New(env, std::string(what) + " must be a TorchModule");
+  return Unwrap(value.As<Napi::Object>())->State(env);
+}
 
 void TorchModuleWrap::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function constructor =
@@ -78,23 +85,25 @@ std::shared_ptr<LoadedModule> TorchModuleWrap::State(Napi::Env env) const {
 
 Napi::Value TorchModuleWrap::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = StringArg(info, 0, "path");
-  std::string deviceName = StringArg(info, 1, "device");
-  c10::Device device = Guarded(env, [&] { return ParseDevice(deviceName); });
-  using Loaded = std::shared_ptr<LoadedModule>;
-  return AsyncJob<Loaded>::Start(
-      env,
-      [path, device]() -> Loaded {
-        if (!std::ifstream(path).good()) throw std::runtime_error("cannot open '" + path + "'");
-        auto extraFiles = ReadExtraFiles(path);
-        torch::jit::Module module = torch::jit::load(path, device);
-        module.eval();
-        return std::make_shared<LoadedModule>(LoadedModule{std::move(module), device, extraFiles});
-      },
-      [](Napi::Env env, Loaded& loaded) -> Napi::Value {
-        auto* handle = new Loaded(std::move(loaded));
-        return GetAddonData(env).torchModule.New({Napi::External<Loaded>::New(env, handle)});
-      });
+  return Guarded(env, [&]() -> Napi::Value {
+    std::string path = StringArg(info, 0, "path");
+    std::string deviceName = StringArg(info, 1, "device");
+    c10::Device device = Guarded(env, [&] { return ParseDevice(deviceName); });
+    using Loaded = std::shared_ptr<LoadedModule>;
+    return AsyncJob<Loaded>::Start(
+        env,
+        [path, device]() -> Loaded {
+          if (!std::ifstream(path).good()) throw std::runtime_error("cannot open '" + path + "'");
+          auto extraFiles = ReadExtraFiles(path);
+          torch::jit::Module module = torch::jit::load(path, device);
+          module.eval();
+          return std::make_shared<LoadedModule>(std::move(module), device, std::move(extraFiles));
+        },
+        [](Napi::Env env, Loaded& loaded) -> Napi::Value {
+          auto* handle = new Loaded(std::move(loaded));
+          return GetAddonData(env).torchModule.New({Napi::External<Loaded>::New(env, handle)});
+        });
+  });
 }
 
 Napi::Value TorchModuleWrap::Device(const Napi::CallbackInfo& info) {
@@ -121,46 +130,52 @@ Napi::Value TorchModuleWrap::ExtraFiles(const Napi::CallbackInfo& info) {
 Napi::Value TorchModuleWrap::Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = State(env);
-  std::string methodName = StringArg(info, 0, "method");
-  if (info.Length() < 2 || !info[1].IsArray())
-    throw Napi::TypeError::New(env, "inputs must be an array");
-  Napi::Array inputs = info[1].As<Napi::Array>();
+  return Guarded(env, [&]() -> Napi::Value {
+    std::string methodName = StringArg(info, 0, "method");
+    if (info.Length() < 2 || !info[1].IsArray())
+      throw Napi::TypeError::New(env, "inputs must be an array");
+    Napi::Array inputs = info[1].As<Napi::Array>();
 
-  auto method = state->module.find_method(methodName);
-  if (!method) throw Napi::TypeError::New(env, "the module has no method '" + methodName + "'");
-  const auto& arguments = method->function().getSchema().arguments();
-  size_t expected = arguments.size() - 1;  // arguments[0] is self
-  if (inputs.Length() > expected)
-    throw Napi::TypeError::New(env, methodName + "() takes " + std::to_string(expected) +
-                                        " inputs, got " + std::to_string(inputs.Length()));
-  std::vector<c10::IValue> stack{state->module._ivalue()};
-  for (size_t i = 0; i < expected; ++i) {
-    const c10::Argument& argument = arguments[i + 1];
-    std::string what = methodName + "() input " + std::to_string(i) + " '" + argument.name() + "'";
-    if (i < inputs.Length()) {
-      stack.push_back(IValueFromJs(inputs.Get(i), argument.type(), what));
-    } else if (argument.default_value()) {
-      stack.push_back(*argument.default_value());
-    } else {
-      throw Napi::TypeError::New(env, what + " is missing");
+    auto method = state->module.find_method(methodName);
+    if (!method) throw Napi::TypeError::New(env, "the module has no method '" + methodName + "'");
+    const auto& arguments = method->function().getSchema().arguments();
+    size_t expected = arguments.size() - 1;  // arguments[0] is self
+    if (inputs.Length() > expected)
+      throw Napi::TypeError::New(env, methodName + "() takes " + std::to_string(expected) +
+                                          " inputs, got " + std::to_string(inputs.Length()));
+    std::vector<c10::IValue> stack{state->module._ivalue()};
+    for (size_t i = 0; i < expected; ++i) {
+      const c10::Argument& argument = arguments[i + 1];
+      std::string what =
+          methodName + "() input " + std::to_string(i) + " '" + argument.name() + "'";
+      if (i < inputs.Length()) {
+        stack.push_back(IValueFromJs(inputs.Get(i), argument.type(), what));
+      } else if (argument.default_value()) {
+        stack.push_back(*argument.default_value());
+      } else {
+        throw Napi::TypeError::New(env, what + " is missing");
+      }
     }
-  }
-  return AsyncJob<c10::IValue>::Start(
-      env,
-      [state, methodName, stack = std::move(stack)]() mutable -> c10::IValue {
-        torch::NoGradGuard noGrad;
-        for (size_t i = 1; i < stack.size(); ++i) stack[i] = ToDevice(stack[i], state->device);
-        torch::jit::Method method = state->module.get_method(methodName);
-        method.function().run(stack);
-        return ToHost(stack.back());
-      },
-      [](Napi::Env env, c10::IValue& output) { return IValueToJs(env, output); });
+    return AsyncJob<c10::IValue>::Start(
+        env,
+        [state, methodName, stack = std::move(stack)]() mutable -> c10::IValue {
+          std::shared_lock<std::shared_mutex> reading(state->access);
+          state->CheckAlive();
+          torch::NoGradGuard noGrad;
+          for (size_t i = 1; i < stack.size(); ++i) stack[i] = ToDevice(stack[i], state->device);
+          torch::jit::Method method = state->module.get_method(methodName);
+          method.function().run(stack);
+          return ToHost(stack.back());
+        },
+        [](Napi::Env env, c10::IValue& output) { return IValueToJs(env, output); });
+  });
 }
 
 Napi::Value TorchModuleWrap::Parameters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = State(env);
   return Guarded(env, [&]() -> Napi::Value {
+    std::shared_lock<std::shared_mutex> reading(state->access);
     auto params = state->module.named_parameters(true);
     Napi::Array result = Napi::Array::New(env);
     for (const auto& param : params) {
@@ -181,8 +196,10 @@ Napi::Value TorchModuleWrap::GetParameter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = State(env);
   std::string name = StringArg(info, 0, "name");
-  return Guarded(
-      env, [&]() -> Napi::Value { return TensorToJs(env, FindParameter(state->module, name)); });
+  return Guarded(env, [&]() -> Napi::Value {
+    std::shared_lock<std::shared_mutex> reading(state->access);
+    return TensorToJs(env, FindParameter(state->module, name));
+  });
 }
 
 Napi::Value TorchModuleWrap::SetParameter(const Napi::CallbackInfo& info) {
@@ -190,12 +207,16 @@ Napi::Value TorchModuleWrap::SetParameter(const Napi::CallbackInfo& info) {
   auto state = State(env);
   std::string name = StringArg(info, 0, "name");
   if (info.Length() < 2) throw Napi::TypeError::New(env, "setParameter(name, tensor)");
-  torch::Tensor value = TensorFromJs(info[1], "parameter '" + name + "'");
   Guarded(env, [&] {
+    torch::Tensor value = TensorFromJs(info[1], "parameter '" + name + "'");
+    std::unique_lock<std::shared_mutex> writing(state->access);
     torch::Tensor param = FindParameter(state->module, name);
     if (param.sizes() != value.sizes())
       throw std::invalid_argument("parameter '" + name + "' has shape " + c10::str(param.sizes()) +
                                   ", got " + c10::str(value.sizes()));
+    if (param.scalar_type() != value.scalar_type())
+      throw std::invalid_argument("parameter '" + name + "' is " + DtypeName(param.scalar_type()) +
+                                  ", got " + DtypeName(value.scalar_type()));
     torch::NoGradGuard noGrad;
     param.copy_(value);
     return 0;
@@ -210,13 +231,24 @@ Napi::Value TorchModuleWrap::SetRequiresGrad(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "setRequiresGrad(names: string[], requiresGrad: boolean)");
   Napi::Array names = info[0].As<Napi::Array>();
   bool flag = info[1].As<Napi::Boolean>();
-  std::vector<torch::Tensor> params;
+  std::vector<std::string> wanted;
   for (uint32_t i = 0; i < names.Length(); ++i) {
     if (!names.Get(i).IsString()) throw Napi::TypeError::New(env, "names must be strings");
-    std::string name = names.Get(i).As<Napi::String>();
-    params.push_back(Guarded(env, [&] { return FindParameter(state->module, name); }));
+    wanted.push_back(names.Get(i).As<Napi::String>());
   }
-  for (auto& param : params) param.requires_grad_(flag);
+  Guarded(env, [&] {
+    std::unique_lock<std::shared_mutex> writing(state->access);
+    std::vector<torch::Tensor> params;
+    for (const std::string& name : wanted) {
+      torch::Tensor param = FindParameter(state->module, name);
+      if (flag && !param.is_floating_point())
+        throw std::invalid_argument("parameter '" + name + "' is " +
+                                    DtypeName(param.scalar_type()) + ": it cannot require grad");
+      params.push_back(param);
+    }
+    for (auto& param : params) param.requires_grad_(flag);
+    return 0;
+  });
   return env.Undefined();
 }
 
@@ -225,11 +257,14 @@ Napi::Value TorchModuleWrap::SetTraining(const Napi::CallbackInfo& info) {
   auto state = State(env);
   if (info.Length() < 1 || !info[0].IsBoolean())
     throw Napi::TypeError::New(env, "setTraining(training: boolean)");
-  state->module.train(info[0].As<Napi::Boolean>());
+  bool training = info[0].As<Napi::Boolean>();
+  std::unique_lock<std::shared_mutex> writing(state->access);
+  state->module.train(training);
   return env.Undefined();
 }
 
 Napi::Value TorchModuleWrap::Dispose(const Napi::CallbackInfo& info) {
+  if (state_) state_->disposed = true;  // trainers holding it stop; in-flight jobs finish
   state_.reset();
   return info.Env().Undefined();
 }

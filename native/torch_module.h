@@ -5,17 +5,31 @@
 #include <napi.h>
 #include <torch/script.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 
 namespace crackseg {
 
-// What a TorchModule owns. Shared with in-flight jobs, so dispose() never frees it under them.
+// What a TorchModule owns. Shared with in-flight jobs and trainers, so dispose() never frees it
+// under them; they check `disposed` before starting new work.
 struct LoadedModule {
+  LoadedModule(torch::jit::Module module, c10::Device device,
+               std::map<std::string, std::string> extraFiles)
+      : module(std::move(module)), device(device), extraFiles(std::move(extraFiles)) {}
+
   torch::jit::Module module;
-  c10::Device device;
-  std::map<std::string, std::string> extraFiles;
+  const c10::Device device;
+  const std::map<std::string, std::string> extraFiles;
+  // Jobs that read the module (run, predictMasks) hold it shared; whatever changes it (a training
+  // step, setParameter, setRequiresGrad, setTraining) holds it exclusively.
+  std::shared_mutex access;
+  std::atomic<bool> disposed{false};
+
+  // Throws when the module was disposed.
+  void CheckAlive() const;
 };
 
 class TorchModuleWrap : public Napi::ObjectWrap<TorchModuleWrap> {
@@ -23,13 +37,15 @@ class TorchModuleWrap : public Napi::ObjectWrap<TorchModuleWrap> {
   // Adds the class to `exports` and `loadModule(path, device)` → Promise<TorchModule>.
   static void Init(Napi::Env env, Napi::Object exports);
 
+  // The loaded state of a JS TorchModule; a TypeError for any other value, an Error if disposed.
+  static std::shared_ptr<LoadedModule> FromValue(const Napi::Value& value, const char* what);
+
   // Constructed only by loadModule (through an External holding the loaded state).
   explicit TorchModuleWrap(const Napi::CallbackInfo& info);
 
-  // The loaded state; throws a JS Error after dispose().
+ private:
   std::shared_ptr<LoadedModule> State(Napi::Env env) const;
 
- private:
   static Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value MethodNames(const Napi::CallbackInfo& info);

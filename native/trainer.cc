@@ -4,12 +4,16 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
+#include <unordered_map>
 
 #include "addon_data.h"
 #include "async_job.h"
+#include "errors.h"
 #include "sam_ops.h"
 #include "torch_module.h"
 
@@ -21,7 +25,11 @@ struct TrainingOptions {
   double maxGradNorm, diceWeight, focalWeight, focalAlpha, focalGamma, skeletonWeight;
   bool amp;
   int64_t seed;
+  int64_t cacheLimit;
 };
+
+// One image's encode_image outputs, kept on the device.
+using Embeddings = std::array<torch::Tensor, 3>;
 
 struct TrainingState {
   std::shared_ptr<LoadedModule> model;
@@ -29,7 +37,10 @@ struct TrainingState {
   TrainingOptions options;
   std::unique_ptr<torch::optim::AdamW> optimizer;
   int64_t microSteps = 0;
-  int64_t optimizerSteps = 0;
+  std::atomic<int64_t> optimizerSteps{0};
+  // Embeddings of images whose encoder pass has no trainable parameter, by the caller's key.
+  std::unordered_map<std::string, Embeddings> cache;
+  std::atomic<int64_t> cachedImages{0};
   std::mutex mutex;  // one step (or save/load) at a time
 };
 
@@ -42,12 +53,14 @@ struct StepResult {
   double loss = 0, dice = 0, focal = 0, skeleton = 0, learningRate = 0, gradNorm = 0;
   int64_t optimizerSteps = 0;
   bool stepped = false;
+  int64_t cachedImages = 0;
 };
 
 struct Batch {
   torch::Tensor images;  // uint8 [B, 3, H, W]
-  torch::Tensor masks;   // uint8 [B, H, W]
+  torch::Tensor masks;   // uint8 [B, H, W], 0/1
   PromptTensors prompts;
+  std::vector<std::string> cacheKeys;  // one per image, or empty
 };
 
 // Linear warm-up from 0 over `warmupSteps`, then cosine decay to minLearningRate at totalSteps.
@@ -126,20 +139,67 @@ torch::Tensor SoftClDiceLoss(const torch::Tensor& probabilities, const torch::Te
   return 1 - 2 * precision * sensitivity / (precision + sensitivity);
 }
 
-// Puts the module in training mode for the scope of a step, back to evaluation mode after.
+// Sets the module's training mode for the scope of a step and restores the previous mode after.
 class TrainingModeScope {
  public:
-  explicit TrainingModeScope(torch::jit::Module& module) : module_(module) { module_.train(true); }
-  ~TrainingModeScope() { module_.train(false); }
+  explicit TrainingModeScope(torch::jit::Module& module)
+      : module_(module), wasTraining_(module.is_training()) {
+    module_.train(true);
+  }
+  ~TrainingModeScope() { module_.train(wasTraining_); }
 
  private:
   torch::jit::Module& module_;
+  bool wasTraining_;
 };
+
+// encode_image for the batch: cached embeddings where the caller gave a key seen before, one
+// encoder pass for the rest. Embeddings that do not depend on a trainable parameter (the encoder
+// frozen, as with LoRA strategy A) are cached, up to cacheLimit images.
+std::vector<c10::IValue> BatchEmbeddings(TrainingState& state, const Batch& batch,
+                                         const torch::Tensor& images) {
+  std::vector<int64_t> missing;
+  for (int64_t b = 0; b < images.size(0); ++b)
+    if (batch.cacheKeys.empty() || !state.cache.count(batch.cacheKeys[b])) missing.push_back(b);
+  if (static_cast<int64_t>(missing.size()) == images.size(0) && batch.cacheKeys.empty())
+    return EncodeImages(state.model->module, images);
+
+  std::vector<c10::IValue> encoded;
+  if (!missing.empty()) {
+    torch::Tensor index = torch::tensor(missing, torch::kLong).to(images.device());
+    encoded = EncodeImages(state.model->module, images.index_select(0, index));
+  }
+  bool frozen = !encoded.empty() && !encoded[0].toTensor().requires_grad() &&
+                !encoded[1].toTensor().requires_grad() && !encoded[2].toTensor().requires_grad();
+  std::vector<std::vector<torch::Tensor>> parts(3);
+  size_t next = 0;
+  for (int64_t b = 0; b < images.size(0); ++b) {
+    Embeddings embeddings;
+    if (next < missing.size() && missing[next] == b) {
+      for (int i = 0; i < 3; ++i)
+        embeddings[i] = encoded[i].toTensor().narrow(0, static_cast<int64_t>(next), 1);
+      ++next;
+      if (frozen && static_cast<int64_t>(state.cache.size()) < state.options.cacheLimit) {
+        Embeddings kept;
+        for (int i = 0; i < 3; ++i) kept[i] = embeddings[i].detach().clone();
+        state.cache.emplace(batch.cacheKeys[b], std::move(kept));
+        state.cachedImages = static_cast<int64_t>(state.cache.size());
+      }
+    } else {
+      embeddings = state.cache.at(batch.cacheKeys[b]);
+    }
+    for (int i = 0; i < 3; ++i) parts[i].push_back(embeddings[i]);
+  }
+  return {torch::cat(parts[0]), torch::cat(parts[1]), torch::cat(parts[2])};
+}
 
 StepResult RunStep(TrainingState& state, const Batch& batch) {
   std::lock_guard<std::mutex> lock(state.mutex);
-  const TrainingOptions& o = state.options;
+  if (!state.optimizer) throw std::runtime_error("this trainer was disposed");
   LoadedModule& model = *state.model;
+  model.CheckAlive();
+  std::unique_lock<std::shared_mutex> writing(model.access);
+  const TrainingOptions& o = state.options;
   TrainingModeScope training(model.module);
 
   int64_t batchSize = batch.images.size(0);
@@ -147,10 +207,11 @@ StepResult RunStep(TrainingState& state, const Batch& batch) {
   torch::Tensor lowRes;
   {
     AutocastScope autocast(o.amp, model.device);
-    c10::IValue output = model.module.forward(
-        {batch.images.to(model.device), batch.prompts.coords.to(model.device),
-         batch.prompts.labels.to(model.device), batch.prompts.imageIndex.to(model.device)});
-    lowRes = output.toTupleRef().elements()[0].toTensor().to(torch::kFloat);
+    torch::Tensor images = batch.images.to(model.device);
+    // encode_image + decode (single mask, no mask input) is the module's forward.
+    lowRes = DecodePrompts(model.module, BatchEmbeddings(state, batch, images), batch.prompts,
+                           model.device)
+                 .first;
   }
   torch::Tensor logits =
       UpsampledUnion(lowRes, PromptsPerImage(batch.prompts.imageIndex, batchSize), height, width);
@@ -183,54 +244,65 @@ StepResult RunStep(TrainingState& state, const Batch& batch) {
     result.stepped = true;
   }
   result.optimizerSteps = state.optimizerSteps;
+  result.cachedImages = state.cachedImages;
   return result;
 }
 
-double NumberOption(const Napi::Object& options, const char* name) {
+double NumberOption(const Napi::Object& options, const char* name, double minimum, double maximum) {
   Napi::Value value = options.Get(name);
-  if (!value.IsNumber() || !std::isfinite(value.As<Napi::Number>().DoubleValue()))
-    throw Napi::TypeError::New(options.Env(),
-                               std::string("trainer option ") + name + " must be a finite number");
-  return value.As<Napi::Number>().DoubleValue();
+  double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(number >= minimum && number <= maximum))
+    throw Napi::TypeError::New(options.Env(), std::string("trainer option ") + name +
+                                                  " must be a number in [" + c10::str(minimum) +
+                                                  ", " + c10::str(maximum) + "]");
+  return number;
 }
 
 int64_t CountOption(const Napi::Object& options, const char* name, int64_t minimum) {
-  double value = NumberOption(options, name);
-  if (value != std::floor(value) || value < static_cast<double>(minimum))
+  Napi::Value value = options.Get(name);
+  double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
+  // Counts stay below 2^53, where doubles hold integers exactly.
+  if (!(number >= static_cast<double>(minimum) && number <= 9007199254740991.0) ||
+      number != std::floor(number))
     throw Napi::TypeError::New(options.Env(),
                                std::string("trainer option ") + name +
                                    " must be an integer >= " + std::to_string(minimum));
-  return static_cast<int64_t>(value);
+  return static_cast<int64_t>(number);
 }
 
 TrainingOptions OptionsFromJs(const Napi::Value& value) {
-  if (!value.IsObject())
-    throw Napi::TypeError::New(value.Env(), "trainer options must be an object");
+  Napi::Env env = value.Env();
+  if (!value.IsObject()) throw Napi::TypeError::New(env, "trainer options must be an object");
   Napi::Object o = value.As<Napi::Object>();
   Napi::Value betas = o.Get("betas");
   if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2)
-    throw Napi::TypeError::New(value.Env(), "trainer option betas must be [beta1, beta2]");
+    throw Napi::TypeError::New(env, "trainer option betas must be [beta1, beta2]");
+  Napi::Object betaPair = Napi::Object::New(env);
+  betaPair.Set("betas[0]", betas.As<Napi::Array>().Get(0u));
+  betaPair.Set("betas[1]", betas.As<Napi::Array>().Get(1u));
   Napi::Value amp = o.Get("amp");
-  if (!amp.IsBoolean())
-    throw Napi::TypeError::New(value.Env(), "trainer option amp must be a boolean");
+  if (!amp.IsBoolean()) throw Napi::TypeError::New(env, "trainer option amp must be a boolean");
+  constexpr double kHuge = 1e30;
+  Napi::Value cacheLimit = o.Get("cacheLimit");
   return {
-      NumberOption(o, "learningRate"),
-      NumberOption(o, "minLearningRate"),
-      NumberOption(o, "weightDecay"),
-      betas.As<Napi::Array>().Get(0u).As<Napi::Number>().DoubleValue(),
-      betas.As<Napi::Array>().Get(1u).As<Napi::Number>().DoubleValue(),
-      NumberOption(o, "eps"),
+      NumberOption(o, "learningRate", 0, kHuge),
+      NumberOption(o, "minLearningRate", 0, kHuge),
+      NumberOption(o, "weightDecay", 0, kHuge),
+      NumberOption(betaPair, "betas[0]", 0, 0.999999),
+      NumberOption(betaPair, "betas[1]", 0, 0.999999),
+      NumberOption(o, "eps", 0, kHuge),
       CountOption(o, "warmupSteps", 0),
       CountOption(o, "totalSteps", 1),
       CountOption(o, "gradientAccumulation", 1),
-      NumberOption(o, "maxGradNorm"),
-      NumberOption(o, "diceWeight"),
-      NumberOption(o, "focalWeight"),
-      NumberOption(o, "focalAlpha"),
-      NumberOption(o, "focalGamma"),
-      NumberOption(o, "skeletonWeight"),
+      NumberOption(o, "maxGradNorm", 0, kHuge),
+      NumberOption(o, "diceWeight", 0, kHuge),
+      NumberOption(o, "focalWeight", 0, kHuge),
+      NumberOption(o, "focalAlpha", 0, 1),
+      NumberOption(o, "focalGamma", 0, kHuge),
+      NumberOption(o, "skeletonWeight", 0, kHuge),
       amp.As<Napi::Boolean>(),
       CountOption(o, "seed", 0),
+      cacheLimit.IsUndefined() ? 0 : CountOption(o, "cacheLimit", 0),
   };
 }
 
@@ -249,17 +321,32 @@ Batch BatchFromJs(const Napi::Value& value) {
     throw Napi::TypeError::New(env, "batch.masks " + c10::str(batch.masks.sizes()) +
                                         " must be [B, H, W] of images " +
                                         c10::str(batch.images.sizes()));
+  if (batch.masks.numel() > 0 && batch.masks.max().item<uint8_t>() > 1)
+    throw Napi::TypeError::New(env, "batch.masks must hold 0 and 1 only (not 0/255)");
   batch.prompts = PromptsFromJs(object.Get("prompts"), batchSize, "batch.prompts");
   for (const auto& members : PromptsPerImage(batch.prompts.imageIndex, batchSize))
     if (members.empty())
       throw Napi::TypeError::New(env, "batch.prompts: every image needs at least one prompt");
+  Napi::Value keys = object.Get("cacheKeys");
+  if (!keys.IsUndefined()) {
+    if (!keys.IsArray() || keys.As<Napi::Array>().Length() != static_cast<uint32_t>(batchSize))
+      throw Napi::TypeError::New(env, "batch.cacheKeys must be one string per image");
+    for (uint32_t i = 0; i < keys.As<Napi::Array>().Length(); ++i) {
+      Napi::Value key = keys.As<Napi::Array>().Get(i);
+      if (!key.IsString()) throw Napi::TypeError::New(env, "batch.cacheKeys must be strings");
+      batch.cacheKeys.push_back(key.As<Napi::String>());
+    }
+  }
   return batch;
 }
 
-std::string StringArg(const Napi::CallbackInfo& info, const char* name) {
-  if (info.Length() < 1 || !info[0].IsString())
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
-  return info[0].As<Napi::String>();
+std::unique_ptr<torch::optim::AdamW> MakeOptimizer(const TrainingState& state) {
+  const TrainingOptions& o = state.options;
+  return std::make_unique<torch::optim::AdamW>(state.parameters,
+                                               torch::optim::AdamWOptions(o.learningRate)
+                                                   .betas({o.beta1, o.beta2})
+                                                   .eps(o.eps)
+                                                   .weight_decay(o.weightDecay));
 }
 
 }  // namespace
@@ -270,8 +357,10 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
                   {
                       InstanceMethod<&TrainerWrap::Step>("step"),
                       InstanceAccessor<&TrainerWrap::OptimizerSteps>("optimizerSteps"),
+                      InstanceAccessor<&TrainerWrap::CachedImages>("cachedImages"),
                       InstanceMethod<&TrainerWrap::SaveState>("saveState"),
                       InstanceMethod<&TrainerWrap::LoadState>("loadState"),
+                      InstanceMethod<&TrainerWrap::Dispose>("dispose"),
                   });
   GetAddonData(env).trainer = Napi::Persistent(constructor);
   exports.Set("createTrainer",
@@ -285,62 +374,74 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
 
 TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsObject())
-    throw Napi::TypeError::New(env, "createTrainer(module, options)");
-  auto model = Napi::ObjectWrap<TorchModuleWrap>::Unwrap(info[0].As<Napi::Object>())->State(env);
+  if (info.Length() < 2) throw Napi::TypeError::New(env, "createTrainer(module, options)");
+  auto model = TorchModuleWrap::FromValue(info[0], "createTrainer: module");
   TrainingOptions options = OptionsFromJs(info[1]);
   state_ = std::make_shared<TrainingState>();
   state_->model = model;
   state_->options = options;
-  for (const auto& param : model->module.parameters())
-    if (param.requires_grad()) state_->parameters.push_back(param);
-  if (state_->parameters.empty())
-    throw Napi::Error::New(env, "createTrainer: the module has no parameter that requires grad");
-  torch::manual_seed(static_cast<uint64_t>(options.seed));
-  state_->optimizer = std::make_unique<torch::optim::AdamW>(
-      state_->parameters, torch::optim::AdamWOptions(options.learningRate)
-                              .betas({options.beta1, options.beta2})
-                              .eps(options.eps)
-                              .weight_decay(options.weightDecay));
+  Guarded(env, [&] {
+    std::shared_lock<std::shared_mutex> reading(model->access);
+    for (const auto& param : model->module.parameters())
+      if (param.requires_grad()) state_->parameters.push_back(param);
+    if (state_->parameters.empty())
+      throw std::invalid_argument("createTrainer: the module has no parameter that requires grad");
+    // Seeds libtorch's global generator (LoRA dropout draws from it).
+    torch::manual_seed(static_cast<uint64_t>(options.seed));
+    state_->optimizer = MakeOptimizer(*state_);
+    return 0;
+  });
+}
+
+std::shared_ptr<TrainingState> TrainerWrap::State(Napi::Env env) const {
+  if (!state_) throw Napi::Error::New(env, "this trainer was disposed");
+  return state_;
 }
 
 Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1) throw Napi::TypeError::New(env, "step(batch)");
-  Batch batch = BatchFromJs(info[0]);
-  auto state = state_;
-  return AsyncJob<StepResult>::Start(
-      env, [state, batch]() { return RunStep(*state, batch); },
-      [](Napi::Env env, StepResult& r) -> Napi::Value {
-        Napi::Object result = Napi::Object::New(env);
-        result.Set("loss", r.loss);
-        result.Set("dice", r.dice);
-        result.Set("focal", r.focal);
-        result.Set("skeleton", r.skeleton);
-        result.Set("learningRate", r.learningRate);
-        result.Set("optimizerSteps", static_cast<double>(r.optimizerSteps));
-        result.Set("stepped", r.stepped);
-        result.Set("gradNorm", r.gradNorm);
-        return result;
-      });
+  auto state = State(env);
+  return Guarded(env, [&]() -> Napi::Value {
+    Batch batch = BatchFromJs(info[0]);
+    return AsyncJob<StepResult>::Start(
+        env, [state, batch]() { return RunStep(*state, batch); },
+        [](Napi::Env env, StepResult& r) -> Napi::Value {
+          Napi::Object result = Napi::Object::New(env);
+          result.Set("loss", r.loss);
+          result.Set("dice", r.dice);
+          result.Set("focal", r.focal);
+          result.Set("skeleton", r.skeleton);
+          result.Set("learningRate", r.learningRate);
+          result.Set("optimizerSteps", static_cast<double>(r.optimizerSteps));
+          result.Set("stepped", r.stepped);
+          result.Set("gradNorm", r.gradNorm);
+          result.Set("cachedImages", static_cast<double>(r.cachedImages));
+          return result;
+        });
+  });
 }
 
 Napi::Value TrainerWrap::OptimizerSteps(const Napi::CallbackInfo& info) {
-  std::lock_guard<std::mutex> lock(state_->mutex);
-  return Napi::Number::New(info.Env(), static_cast<double>(state_->optimizerSteps));
+  return Napi::Number::New(info.Env(), static_cast<double>(State(info.Env())->optimizerSteps));
+}
+
+Napi::Value TrainerWrap::CachedImages(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(State(info.Env())->cachedImages));
 }
 
 Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
-  std::string path = StringArg(info, "path");
-  auto state = state_;
+  std::string path = StringArg(info, 0, "path");
+  auto state = State(info.Env());
   return AsyncJob<bool>::Start(
       info.Env(),
       [state, path]() {
         std::lock_guard<std::mutex> lock(state->mutex);
+        if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
         torch::serialize::OutputArchive archive;
         state->optimizer->save(archive);
         archive.write("micro_steps", torch::tensor(state->microSteps));
-        archive.write("optimizer_steps", torch::tensor(state->optimizerSteps));
+        archive.write("optimizer_steps", torch::tensor(state->optimizerSteps.load()));
         std::string temp = path + ".tmp";  // then renamed: a crash never leaves half a file
         archive.save_to(temp);
         if (std::rename(temp.c_str(), path.c_str()) != 0)
@@ -351,28 +452,44 @@ Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
-  std::string path = StringArg(info, "path");
-  auto state = state_;
+  std::string path = StringArg(info, 0, "path");
+  auto state = State(info.Env());
   return AsyncJob<bool>::Start(
       info.Env(),
       [state, path]() {
         std::lock_guard<std::mutex> lock(state->mutex);
-        torch::serialize::InputArchive archive;
+        if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
+        // Everything is read into fresh objects first: a bad file leaves the trainer as it was.
+        auto optimizer = MakeOptimizer(*state);
+        torch::Tensor micro, steps;
         try {
+          torch::serialize::InputArchive archive;
           archive.load_from(path);
-          state->optimizer->load(archive);
-          torch::Tensor micro, steps;
           archive.read("micro_steps", micro);
           archive.read("optimizer_steps", steps);
-          state->microSteps = micro.item<int64_t>();
-          state->optimizerSteps = steps.item<int64_t>();
+          optimizer->load(archive);
         } catch (const c10::Error& e) {
           throw std::runtime_error("cannot load trainer state '" + path +
                                    "': " + e.what_without_backtrace());
         }
+        state->optimizer = std::move(optimizer);
+        state->microSteps = micro.item<int64_t>();
+        state->optimizerSteps = steps.item<int64_t>();
         return true;
       },
       [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+}
+
+Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo& info) {
+  if (state_) {
+    // In-flight steps hold the state; it is freed when the last one finishes.
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->optimizer.reset();
+    state_->cache.clear();
+    state_->cachedImages = 0;
+  }
+  state_.reset();
+  return info.Env().Undefined();
 }
 
 }  // namespace crackseg

@@ -1,6 +1,7 @@
 // Trainer: the training loop in C++ over a TorchModule's parameters that require grad — loss
 // (Dice + Focal [+ soft clDice]), backward, gradient accumulation, clipping, AdamW with linear
-// warm-up and cosine decay. Steps run on the libuv pool, one at a time per trainer.
+// warm-up and cosine decay. Steps run on the libuv pool, one at a time per trainer (later calls
+// wait), with the module held exclusively. dispose() releases the optimizer state.
 #pragma once
 
 #include <napi.h>
@@ -20,10 +21,14 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   explicit TrainerWrap(const Napi::CallbackInfo& info);
 
  private:
+  std::shared_ptr<TrainingState> State(Napi::Env env) const;
+
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value OptimizerSteps(const Napi::CallbackInfo& info);
+  Napi::Value CachedImages(const Napi::CallbackInfo& info);
   Napi::Value SaveState(const Napi::CallbackInfo& info);
   Napi::Value LoadState(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<TrainingState> state_;
 };

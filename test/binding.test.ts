@@ -40,7 +40,8 @@ t.test('runtime info', async (t) => {
   setThreads(2);
   t.equal(runtimeInfo().threads, 2);
   setThreads(before);
-  t.throws(() => setThreads(0), /positive integer/);
+  t.throws(() => setThreads(0), /integer from 1 to 4096/);
+  t.throws(() => setThreads(1.5), /integer from 1 to 4096/);
 });
 
 t.test('loads methods and extra files; outputs equal Python', async (t) => {
@@ -105,6 +106,7 @@ t.test('parameters: list, read, write, requiresGrad by pattern', async (t) => {
     [
       ['weight', [4, 3], 'float32'],
       ['bias', [4], 'float32'],
+      ['counts', [3], 'int64'],
     ],
   );
   closeTo(t, module.getParameter('weight').data as Float32Array, expected.weight, 'weight read');
@@ -118,11 +120,24 @@ t.test('parameters: list, read, write, requiresGrad by pattern', async (t) => {
     /shape \[4, 3\], got \[3, 4\]/,
   );
   t.throws(() => module.setParameter('nope', zeros), /no parameter named 'nope'/);
+  t.throws(
+    () =>
+      module.setParameter('weight', {
+        data: new Float64Array(12),
+        shape: [4, 3],
+        dtype: 'float64',
+      }),
+    /'weight' is float32, got float64/,
+  );
+  t.throws(
+    () => module.setRequiresGrad('counts', true),
+    /'counts' is int64: it cannot require grad/,
+  );
 
   t.same(module.setRequiresGrad(/^w/, false), ['weight']);
   t.same(
     module.parameters().map((p) => p.requiresGrad),
-    [false, true],
+    [false, true, false],
   );
 });
 
@@ -172,7 +187,30 @@ t.test('bad input is a clear error, never a crash', async (t) => {
       ),
     /cannot be multiplied/,
   );
+  // Shapes whose element count overflows, or is absurd, are refused before any allocation.
+  t.throws(
+    () =>
+      module.run('forward', [
+        { data: new Float32Array(0), shape: [2 ** 32, 2 ** 32], dtype: 'float32' },
+      ]),
+    /more than 2\^40 elements/,
+  );
+  t.throws(
+    () =>
+      module.run('forward', [
+        {
+          data: new Float32Array(2),
+          shape: [3n, 0x5555555555555556n] as unknown as number[],
+          dtype: 'float32',
+        },
+      ]),
+    /more than 2\^40 elements/,
+  );
+  t.throws(() => module.run('forward', [{ ...x, shape: [Number.NaN, 3] }]), /expected an integer/);
+  t.throws(() => module.run('forward', [{ ...x, shape: [2 ** 64, 3] }]), /expected an integer/);
+  const running = module.run('forward', [x]);
   module.dispose();
+  await running; // a run in flight finishes after dispose
   t.throws(() => module.run('forward', [x]), /disposed/);
   t.throws(() => module.parameters(), /disposed/);
   t.throws(() => module.methodNames, /disposed/);

@@ -211,3 +211,100 @@ t.test('state saves and loads; bad input is rejected', async (t) => {
     /every image needs at least one prompt/,
   );
 });
+
+t.test('misuse is a clear error, never a crash', async (t) => {
+  const module = await TorchModule.load(modelPath);
+  module.setRequiresGrad(/lora_/, true);
+  for (const [bad, message] of [
+    [{ betas: [Number.NaN, 0.9] }, /betas\[0\] must be a number in/],
+    [{ learningRate: -1 }, /learningRate must be a number in/],
+    [{ eps: -1 }, /eps must be a number in/],
+    [{ focalAlpha: 2 }, /focalAlpha must be a number in/],
+    [{ totalSteps: 1e30 }, /totalSteps must be an integer >= 1/],
+    [{ warmupSteps: 1.5 }, /warmupSteps must be an integer >= 0/],
+  ] as const) {
+    t.throws(
+      () => binding().createTrainer(module.native, { ...options, ...bad } as TrainerOptions),
+      message,
+    );
+  }
+  const trainer = binding().createTrainer(module.native, options);
+  t.throws(
+    () => binding().createTrainer(trainer as never, options),
+    /module must be a TorchModule/,
+  );
+  t.throws(() => binding().createTrainer({} as never, options), /module must be a TorchModule/);
+  const batch = makeBatch(1, 1, 24, 32);
+  t.throws(
+    () => binding().predictMasks(trainer as never, batch.images, [batch.prompts]),
+    /module must be a TorchModule/,
+  );
+  const wide = { ...batch.masks, data: batch.masks.data.map((v) => v * 255) };
+  t.throws(() => trainer.step({ ...batch, masks: wide }), /0 and 1 only/);
+
+  module.dispose();
+  await t.rejects(trainer.step(batch), /TorchModule was disposed/);
+  t.throws(() => binding().predictMasks(module.native, batch.images, [batch.prompts]), /disposed/);
+  trainer.dispose();
+  t.throws(() => trainer.step(batch), /trainer was disposed/);
+  t.throws(() => trainer.optimizerSteps, /trainer was disposed/);
+});
+
+t.test(
+  'a training step holds the module: predictions running beside it are unaffected',
+  async (t) => {
+    const module = await TorchModule.load(modelPath);
+    t.teardown(() => module.dispose());
+    module.setRequiresGrad(/lora_/, true);
+    // lr 0 and dropout 0: steps leave the weights as they are, only the mode flips during a step.
+    const trainer = binding().createTrainer(module.native, {
+      ...options,
+      learningRate: 0,
+      minLearningRate: 0,
+    });
+    const batch = makeBatch(9, 2, 40, 56);
+    const predict = () =>
+      binding().predictMasks(module.native, batch.images, [batch.prompts], { lowResLogits: true });
+    const [baseline] = await predict();
+    const runs = [];
+    for (let i = 0; i < 3; i++) runs.push(trainer.step(batch), predict());
+    const results = await Promise.all(runs);
+    for (const result of results.filter(Array.isArray)) {
+      t.same(
+        result[0]!.lowResLogits!.data,
+        baseline!.lowResLogits!.data,
+        'same logits as in eval mode',
+      );
+    }
+    trainer.dispose();
+  },
+);
+
+t.test('a frozen encoder: embeddings are cached by key and the loss is unchanged', async (t) => {
+  const module = await TorchModule.load(modelPath); // strategy A: LoRA in the mask decoder only
+  t.teardown(() => module.dispose());
+  module.setRequiresGrad(/lora_/, true);
+  const frozen = { ...options, learningRate: 0, minLearningRate: 0, gradientAccumulation: 1 };
+  const cached = binding().createTrainer(module.native, { ...frozen, cacheLimit: 8 });
+  const plain = binding().createTrainer(module.native, frozen);
+  const batch = makeBatch(4, 2, 40, 56);
+  const keyed = { ...batch, cacheKeys: ['a', 'b'] };
+  const first = await cached.step(keyed);
+  t.equal(first.cachedImages, 2);
+  const again = await cached.step(keyed);
+  const reference = await plain.step(batch);
+  t.equal(again.loss, reference.loss, 'cached embeddings give the same loss');
+  t.equal(cached.cachedImages, 2);
+  const limited = binding().createTrainer(module.native, { ...frozen, cacheLimit: 1 });
+  t.equal((await limited.step(keyed)).cachedImages, 1, 'no more than cacheLimit images');
+  for (const trainer of [cached, plain, limited]) trainer.dispose();
+
+  // With trainable encoder parameters (LoRA B on the trunk), nothing may be cached.
+  const encoderTrained = join(dir, 'b.pt');
+  await exportModel({ config: 'test', seed: 3, lora: 'B', rank: 4, alpha: 8, out: encoderTrained });
+  const moduleB = await TorchModule.load(encoderTrained);
+  t.teardown(() => moduleB.dispose());
+  const trainerB = binding().createTrainer(moduleB.native, { ...frozen, cacheLimit: 8 });
+  t.equal((await trainerB.step(keyed)).cachedImages, 0, 'a trainable encoder is never cached');
+  trainerB.dispose();
+});

@@ -71,7 +71,7 @@ export interface NativeTorchModule {
   run(method: string, inputs: Value[]): Promise<Value>;
   parameters(): ParameterInfo[];
   getParameter(name: string): Tensor;
-  /** Copies `value` into the parameter; shapes must match, the dtype is converted. */
+  /** Copies `value` into the parameter; shape and dtype must match. */
   setParameter(name: string, value: Tensor): void;
   setRequiresGrad(names: string[], requiresGrad: boolean): void;
   setTraining(training: boolean): void;
@@ -141,7 +141,14 @@ export interface TrainerOptions {
   skeletonWeight: number;
   /** bf16 autocast (CUDA only; fp32 on the CPU). */
   amp: boolean;
+  /** Seeds libtorch's global generator (LoRA dropout). */
   seed: number;
+  /**
+   * Images whose embeddings the trainer keeps on the device (default 0: none). Only embeddings
+   * that depend on no trainable parameter are kept (the encoder frozen, as with strategy A), by
+   * the batch's `cacheKeys`.
+   */
+  cacheLimit?: number;
 }
 
 /** A training micro-batch: B images with their ground truth, and box prompts for them. */
@@ -151,6 +158,11 @@ export interface TrainBatch {
   /** `[B, H, W]` 0/1 ground truth. */
   masks: Tensor<'uint8'>;
   prompts: PromptTensors;
+  /**
+   * One key per image naming its exact pixels (e.g. the sample id when augmentation is off):
+   * with `cacheLimit`, an image seen before under its key is not encoded again.
+   */
+  cacheKeys?: string[];
 }
 
 /** What one micro-batch did. Losses are the micro-batch's, before scaling by accumulation. */
@@ -167,16 +179,26 @@ export interface StepResult {
   stepped: boolean;
   /** The gradients' global norm before clipping, when `stepped`. */
   gradNorm: number;
+  /** Images whose embeddings are cached. */
+  cachedImages: number;
 }
 
 /** Trains a module's parameters that require grad (AdamW, cosine schedule) in C++. */
 export interface NativeTrainer {
-  /** Forward, loss and backward for one micro-batch; an optimizer step every `gradientAccumulation`. */
+  /**
+   * Forward, loss and backward for one micro-batch; an optimizer step every
+   * `gradientAccumulation`. Steps run one at a time, holding the module exclusively (predictions
+   * on it wait); after the module's dispose() a step rejects.
+   */
   step(batch: TrainBatch): Promise<StepResult>;
   readonly optimizerSteps: number;
-  /** Saves the optimizer state and step counter (for resume). */
+  readonly cachedImages: number;
+  /** Saves the optimizer state and step counter (for resume), atomically. */
   saveState(path: string): Promise<void>;
+  /** Loads a saved state; a bad file leaves the trainer as it was. */
   loadState(path: string): Promise<void>;
+  /** Releases the optimizer state and cached embeddings; every later call throws. */
+  dispose(): void;
 }
 
 /** The addon's exports. */
@@ -282,8 +304,13 @@ let loaded: LoadedBinding | undefined;
 function loadOnce(): LoadedBinding {
   if (!loaded) {
     loaded = loadBinding();
-    // libtorch's OpenMP default can be a single thread in containers: use every core unless told.
-    loaded.binding.setThreads(Number(process.env.CRACKSEG_THREADS) || availableParallelism());
+    // libtorch's OpenMP default can be a single thread in containers: use every core unless
+    // CRACKSEG_THREADS or OMP_NUM_THREADS says otherwise.
+    const threads =
+      Number(process.env.CRACKSEG_THREADS) ||
+      Number(process.env.OMP_NUM_THREADS) ||
+      availableParallelism();
+    loaded.binding.setThreads(threads);
   }
   return loaded;
 }
