@@ -95,7 +95,6 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
         env,
         [state, images, promptSets, options]() -> Result {
           std::shared_lock<std::shared_mutex> reading(state->access);
-          state->CheckAlive();
           c10::InferenceMode inference;
           std::vector<c10::IValue> embeddings;
           {

@@ -160,7 +160,6 @@ Napi::Value TorchModuleWrap::Run(const Napi::CallbackInfo& info) {
         env,
         [state, methodName, stack = std::move(stack)]() mutable -> c10::IValue {
           std::shared_lock<std::shared_mutex> reading(state->access);
-          state->CheckAlive();
           torch::NoGradGuard noGrad;
           for (size_t i = 1; i < stack.size(); ++i) stack[i] = ToDevice(stack[i], state->device);
           torch::jit::Method method = state->module.get_method(methodName);

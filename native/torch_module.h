@@ -14,7 +14,7 @@
 namespace crackseg {
 
 // What a TorchModule owns. Shared with in-flight jobs and trainers, so dispose() never frees it
-// under them; they check `disposed` before starting new work.
+// under them; work asked for after dispose() is refused (`disposed`), work queued before runs.
 struct LoadedModule {
   LoadedModule(torch::jit::Module module, c10::Device device,
                std::map<std::string, std::string> extraFiles)

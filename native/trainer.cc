@@ -197,7 +197,6 @@ StepResult RunStep(TrainingState& state, const Batch& batch) {
   std::lock_guard<std::mutex> lock(state.mutex);
   if (!state.optimizer) throw std::runtime_error("this trainer was disposed");
   LoadedModule& model = *state.model;
-  model.CheckAlive();
   std::unique_lock<std::shared_mutex> writing(model.access);
   const TrainingOptions& o = state.options;
   TrainingModeScope training(model.module);
@@ -403,6 +402,7 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
   if (info.Length() < 1) throw Napi::TypeError::New(env, "step(batch)");
   auto state = State(env);
   return Guarded(env, [&]() -> Napi::Value {
+    state->model->CheckAlive();  // a step queued before the module's dispose() still runs
     Batch batch = BatchFromJs(info[0]);
     return AsyncJob<StepResult>::Start(
         env, [state, batch]() { return RunStep(*state, batch); },

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Dtype, DtypeArrays, Tensor } from '../ts/binding.js';
@@ -8,6 +8,7 @@ import { TorchModule } from '../ts/torch-module.js';
 import { runPython } from './helpers/python.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-binding-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 await runPython(new URL('./fixtures/make_module.py', import.meta.url).pathname, [dir]);
 const modulePath = join(dir, 'module.pt');
 const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as {

@@ -2,17 +2,19 @@
 // Python named by CRACKSEG_PYTHON. Configure-only, against a stand-in TorchConfig.cmake.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
+const scratch = mkdtempSync(join(tmpdir(), 'crackseg-cmake-'));
+t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** A directory that looks like a libtorch install of `version` to find_package(Torch). */
 function fakeLibtorch(version: string): string {
-  const prefix = mkdtempSync(join(tmpdir(), 'crackseg-fake-torch-'));
+  const prefix = mkdtempSync(join(scratch, 'torch-'));
   const configDir = join(prefix, 'share', 'cmake', 'Torch');
   mkdirSync(configDir, { recursive: true });
   writeFileSync(
@@ -30,7 +32,7 @@ function fakeLibtorch(version: string): string {
 }
 
 async function configure(env: NodeJS.ProcessEnv): Promise<string> {
-  const build = mkdtempSync(join(tmpdir(), 'crackseg-cmake-'));
+  const build = mkdtempSync(join(scratch, 'build-'));
   const { stdout } = await exec('cmake', ['-S', root, '-B', build], {
     env: { ...process.env, ...env },
   });

@@ -1,13 +1,15 @@
 import t from 'tap';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findPrebuilds, loadBinding, torchTag } from '../ts/binding.js';
 
 const platformDir = `${process.platform}-${process.arch}`;
+const scratch = mkdtempSync(join(tmpdir(), 'crackseg-loader-'));
+t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
 
 function fakePackage(files: string[]): string {
-  const root = mkdtempSync(join(tmpdir(), 'crackseg-loader-'));
+  const root = mkdtempSync(join(scratch, 'package-'));
   mkdirSync(join(root, 'prebuilds', platformDir), { recursive: true });
   for (const file of files)
     writeFileSync(join(root, 'prebuilds', platformDir, file), 'not an ELF file');
@@ -49,6 +51,16 @@ t.test('a prebuild that cannot load: the error names its libtorch and how to bui
 });
 
 t.test('nothing to load: says so', async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'crackseg-loader-'));
+  const root = mkdtempSync(join(scratch, 'empty-'));
   t.throws(() => loadBinding(root), /no build\/Release\/crackseg\.node and no prebuild/);
+});
+
+t.test('a prebuild whose binary reports another libtorch than its tag is refused', async (t) => {
+  const root = fakePackage([]);
+  const built = new URL('../build/Release/crackseg.node', import.meta.url).pathname;
+  copyFileSync(
+    built,
+    join(root, 'prebuilds', platformDir, 'crackseg.napi.glibc.torch-cuda-9_9_9.node'),
+  );
+  t.throws(() => loadBinding(root), /needs libtorch 9\.9\.9 \(cuda\)[^]*it reports libtorch \d/);
 });

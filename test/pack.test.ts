@@ -2,7 +2,7 @@
 // loads there from prebuilds/ and nothing is compiled.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,6 +27,7 @@ t.test(
   'the packed package installs offline and loads its prebuild without compiling',
   async (t) => {
     const work = mkdtempSync(join(tmpdir(), 'crackseg-pack-'));
+    t.teardown(() => rmSync(work, { recursive: true, force: true }));
     const first = await packTo(work, root);
     await exec('tar', ['-xzf', first, '-C', work]);
     const unpacked = join(work, 'package');

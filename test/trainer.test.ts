@@ -1,7 +1,7 @@
 // The native trainer against a Python reference: the same micro-batches through torch.jit.load of
 // the same file, the loss written from its definition, torch.optim.AdamW.
 import t from 'tap';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -16,6 +16,7 @@ import { TorchModule } from '../ts/torch-module.js';
 import { runPython } from './helpers/python.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-trainer-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const basePath = join(dir, 'base.pt');
 const modelPath = join(dir, 'model.pt');
 await exportModel({
@@ -243,7 +244,7 @@ t.test('misuse is a clear error, never a crash', async (t) => {
   t.throws(() => trainer.step({ ...batch, masks: wide }), /0 and 1 only/);
 
   module.dispose();
-  await t.rejects(trainer.step(batch), /TorchModule was disposed/);
+  t.throws(() => trainer.step(batch), /TorchModule was disposed/);
   t.throws(() => binding().predictMasks(module.native, batch.images, [batch.prompts]), /disposed/);
   trainer.dispose();
   t.throws(() => trainer.step(batch), /trainer was disposed/);

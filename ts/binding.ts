@@ -284,7 +284,13 @@ export function loadBinding(root = packageRoot): LoadedBinding {
   }
   for (const prebuild of findPrebuilds(root)) {
     try {
-      return { binding: require(prebuild.path) as Binding, path: prebuild.path };
+      const candidate = require(prebuild.path) as Binding;
+      // The file name's tag must be what the binary itself reports, or it is not that build.
+      const { flavour, torchVersion } = candidate.runtimeInfo();
+      if (torchTag(flavour, torchVersion) !== torchTag(prebuild.flavour, prebuild.torchVersion)) {
+        throw new Error(`it reports libtorch ${torchVersion} (${flavour})`);
+      }
+      return { binding: candidate, path: prebuild.path };
     } catch (err) {
       failures.push(
         `${prebuild.path} needs libtorch ${prebuild.torchVersion} (${prebuild.flavour}) ` +
