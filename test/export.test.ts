@@ -129,15 +129,54 @@ t.test("a failing export surfaces Python's message", async (t) => {
   );
 });
 
-t.test('LoRA A/B/C: zero B equals none, random B differs, merge equals unmerged', async (t) => {
-  const r = (await check('lora')) as Record<string, Record<string, number>>;
-  for (const s of ['A', 'B', 'C']) {
-    const x = r[s];
-    if (!x) throw new Error(`no result for ${s}`);
-    t.equal(x.lora_b_zero_diff, 0, `${s}: identical to none`);
-    t.ok(x.random_b_diff! > 1e-3, `${s}: random lora_B changes outputs`);
-    t.ok(x.merge_diff! < 1e-4, `${s}: merged within 1e-4 (${x.merge_diff})`);
-  }
+t.test(
+  'LoRA A/B/C: zero B equals none, random B differs, merge equals unmerged (1e-5)',
+  async (t) => {
+    const r = (await check('lora')) as Record<
+      string,
+      { lora_b_zero_diff: number; random_b_diff: number; merge_diff: number } & {
+        merged_backward_error: string;
+      }
+    >;
+    for (const s of ['A', 'B', 'C']) {
+      const x = r[s];
+      if (!x) throw new Error(`no result for ${s}`);
+      t.equal(x.lora_b_zero_diff, 0, `${s}: identical to none`);
+      t.ok(x.random_b_diff > 1e-3, `${s}: random lora_B changes outputs`);
+      t.ok(x.merge_diff <= 1e-5, `${s}: merged within 1e-5 relative (${x.merge_diff})`);
+      t.equal(
+        x.merged_backward_error,
+        'element 0 of tensors does not require grad and does not have a grad_fn',
+        `${s}: a merged model skips the adapters, so backward fails`,
+      );
+    }
+  },
+);
+
+t.test('LoRA C adapts every MLP linear of trunk and decoder, heads included', async (t) => {
+  const out = join(dir, 'c.pt');
+  const result = await exportModel({
+    config: 'test',
+    seed: 1,
+    lora: 'C',
+    rank: 4,
+    alpha: 8,
+    dropout: 0,
+    out,
+  });
+  const targets = result.metadata.lora_targets;
+  const count = (re: RegExp) => targets.filter((n) => re.test(n)).length;
+  t.equal(count(/^image_encoder\.trunk\.blocks\.\d+\.mlp\.layers\.[01]$/), 10, 'trunk MLPs');
+  t.equal(count(/^sam_mask_decoder\.transformer\.layers\.\d+\.mlp\.layers\.[01]$/), 4);
+  t.equal(count(/^sam_mask_decoder\.output_hypernetworks_mlps\.[0-3]\.layers\.[012]$/), 12);
+  t.equal(count(/^sam_mask_decoder\.iou_prediction_head\.layers\.[012]$/), 3);
+  t.equal(count(/^sam_mask_decoder\.pred_obj_score_head\.layers\.[012]$/), 3);
+  const py = await check('model', out, 'test', 'C', '4', '8', '0.0', '1');
+  t.equal(py.targets, 70, 'B (38) + 10 trunk + 4 transformer + 18 head linears');
+  t.equal(py.total, result.total, 'total parameters match the formula');
+  t.equal(py.lora, result.trainable, 'trainable = LoRA parameters by formula');
+  t.equal(py.lora_params_with_grad, 122, 'forward reaches all but the multimask hypernetworks');
+  t.equal(py.lora_params_multimask_only, 18, 'those train through decode(multimask = true)');
 });
 
 t.test('official keys and shapes; checkpoint loading errors name the key', async (t) => {
@@ -156,6 +195,7 @@ t.test('official keys and shapes; checkpoint loading errors name the key', async
   t.match(r.errors[0], /missing image-path keys: sam_mask_decoder\.transformer\.layers\.1/);
   t.match(r.errors[1], /unexpected keys: sam_mask_decoder\.extra_head\.weight/);
   t.match(r.errors[2], /k_proj\.weight: checkpoint \[3, 3\], model \[32, 64\]/);
+  t.match(r.errors[3], /not a plain tensor checkpoint, refused by weights_only loading/);
 });
 
 t.test('preprocessing equals an independent antialiased resize + normalisation', async (t) => {

@@ -7,12 +7,15 @@ that names the key.
 """
 
 import hashlib
+import pickle
 from typing import Dict, List, Union
 
 import torch
 from torch import Tensor, nn
 
-#: State-dict prefixes of the official SAM2Base that belong to the memory (video) path.
+#: State-dict prefixes of the official SAM2Base that belong to the memory (video) path.  The one
+#: runtime definition; the tests compare it with ``memory_path_prefixes`` in
+#: test/fixtures/sam2.1-image-keys.json, which is derived from the official code.
 MEMORY_PREFIXES = (
     "memory_attention.",
     "memory_encoder.",
@@ -48,8 +51,23 @@ def sha256_file(path: str) -> str:
 
 
 def read_state_dict(source: Union[str, Dict[str, Tensor]]) -> Dict[str, Tensor]:
-    """The state dict of an official checkpoint file (or of an already loaded one)."""
-    obj = torch.load(source, map_location="cpu") if isinstance(source, str) else source
+    """The state dict of an official checkpoint file (or of an already loaded one).
+
+    Files are read with ``weights_only=True``: only tensors and plain containers unpickle, so a
+    checkpoint cannot run code; anything else is a :class:`CheckpointError`."""
+    if isinstance(source, str):
+        try:
+            obj = torch.load(source, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            detail = str(err).strip().splitlines()[-1]
+            start = detail.find("WeightsUnpickler error:")
+            detail = detail[start:] if start >= 0 else detail
+            raise CheckpointError(
+                f"{source}: not a plain tensor checkpoint, refused by weights_only loading "
+                f"({detail})"
+            ) from err
+    else:
+        obj = source
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if not isinstance(obj, dict):

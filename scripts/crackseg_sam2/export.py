@@ -53,6 +53,12 @@ def build(
         skipped = load_official(model, checkpoint)
         digest = sha256_file(checkpoint)
     targets = inject_lora(model, lora, rank, alpha, dropout)
+    # merge_lora must reach every adapter (lora_B is zero here, so this changes no weight)
+    model.merge_lora()
+    unreached = [n for n in targets if not model.get_submodule(n).merged]
+    model.unmerge_lora()
+    if unreached:
+        raise RuntimeError("merge_lora does not reach: " + ", ".join(unreached))
     model.eval()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

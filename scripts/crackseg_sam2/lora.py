@@ -11,8 +11,13 @@ Strategies (targets are official module names, relative to the model root):
      ``cross_attn_token_to_image``, ``cross_attn_image_to_token`` of every layer and of
      ``final_attn_token_to_image``
   B  A + Hiera trunk attention: ``image_encoder.trunk.blocks.{i}.attn.qkv`` and ``.attn.proj``
-  C  B + the MLP linears of every trunk block (``blocks.{i}.mlp.layers.{0,1}``) and of every
-     two-way transformer layer (``transformer.layers.{i}.mlp.layers.{0,1}``)
+  C  B + every MLP/FFN linear of trunk and decoder: the MLP of every trunk block
+     (``image_encoder.trunk.blocks.{i}.mlp.layers.{0,1}``), the MLP of every two-way transformer
+     layer (``sam_mask_decoder.transformer.layers.{i}.mlp.layers.{0,1}``) and the mask decoder's
+     MLP heads (``sam_mask_decoder.output_hypernetworks_mlps.{j}.layers.{0,1,2}``,
+     ``sam_mask_decoder.iou_prediction_head.layers.{0,1,2}``,
+     ``sam_mask_decoder.pred_obj_score_head.layers.{0,1,2}``).  Not adapted: convolutions, the
+     trunk's shortcut projections ``blocks.{i}.proj`` (not part of an MLP), embeddings.
   none  no adapters
 """
 
@@ -35,12 +40,16 @@ _DEC_ATTN = (
 )
 _TRUNK_ATTN = r"image_encoder\.trunk\.blocks\.\d+\.attn\.(qkv|proj)"
 _MLPS = r"(image_encoder\.trunk\.blocks\.\d+|" + _DEC + r"layers\.\d+)\.mlp\.layers\.\d+"
+_DEC_HEADS = (
+    r"sam_mask_decoder\.(output_hypernetworks_mlps\.\d+|iou_prediction_head|pred_obj_score_head)"
+    r"\.layers\.\d+"
+)
 
 _PATTERNS: Dict[str, List[str]] = {
     "none": [],
     "A": [_DEC_ATTN],
     "B": [_DEC_ATTN, _TRUNK_ATTN],
-    "C": [_DEC_ATTN, _TRUNK_ATTN, _MLPS],
+    "C": [_DEC_ATTN, _TRUNK_ATTN, _MLPS, _DEC_HEADS],
 }
 
 

@@ -138,4 +138,10 @@ class MaskDecoder(nn.Module):
 
     @torch.jit.export
     def set_lora_merged(self, merged: bool) -> None:
+        """Reaches every Linear of the decoder: transformer, hypernetwork MLPs, IoU head and
+        object-score head."""
         self.transformer.set_lora_merged(merged)
+        for mlp in self.output_hypernetworks_mlps:
+            mlp.set_lora_merged(merged)
+        self.iou_prediction_head.set_lora_merged(merged)
+        self.pred_obj_score_head.set_lora_merged(merged)

@@ -44,7 +44,7 @@ class ImageEncoder(nn.Module):
         self.scalp = int(cfg["neck"]["scalp"])
 
     def forward(self, x: Tensor) -> List[Tensor]:
-        feats = self.neck.forward_features(self.trunk(x))
+        feats = self.neck(self.trunk(x))
         if self.scalp > 0:
             feats = feats[: len(feats) - self.scalp]
         return feats

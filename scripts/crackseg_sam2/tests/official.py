@@ -33,18 +33,11 @@ YAML = {
     "large": "sam2.1_hiera_l.yaml",
 }
 
-#: State-dict prefixes of SAM2Base that belong to the video/memory path (not the image path).
-MEMORY_PREFIXES = [
-    "memory_attention.",
-    "memory_encoder.",
-    "maskmem_tpos_enc",
-    "no_mem_pos_enc",
-    "mask_downsample.",
-    "obj_ptr_proj.",
-    "obj_ptr_tpos_proj.",
-    "no_obj_ptr",
-    "no_obj_embed_spatial",
-]
+#: Top-level parts of SAM2Base that the image predictor uses; every other top-level parameter,
+#: buffer or submodule belongs to the video/memory path.  The memory prefixes written to the
+#: fixture are derived from the official model with this (``memory_prefixes``); the runtime list
+#: is ``crackseg_sam2.checkpoint.MEMORY_PREFIXES``, and the tests compare the two.
+IMAGE_PATH_PARTS = ("image_encoder", "sam_prompt_encoder", "sam_mask_decoder", "no_mem_embed")
 
 
 def _setup():
@@ -103,8 +96,24 @@ def build_official(config: str, dynamic_multimask: bool = True):
     return _instantiate(cfg)
 
 
-def is_memory_key(key: str) -> bool:
-    return any(key.startswith(p) for p in MEMORY_PREFIXES)
+def memory_prefixes(model) -> list:
+    """State-dict prefixes of the official model's memory-path parts, in state-dict order:
+    ``name.`` for a submodule, ``name`` for a top-level parameter or buffer."""
+    out = []
+    for key in model.state_dict():
+        head, dot, _ = key.partition(".")
+        if head in IMAGE_PATH_PARTS:
+            continue
+        prefix = head + dot
+        if prefix not in out:
+            out.append(prefix)
+    return out
+
+
+def is_memory_key(key: str, prefixes=None) -> bool:
+    if prefixes is None:
+        prefixes = memory_prefixes(build_official("tiny"))
+    return any(key.startswith(p) for p in prefixes)
 
 
 def write_fixture() -> None:
@@ -114,17 +123,29 @@ def write_fixture() -> None:
             "prefixes of their memory-path keys. Produced by scripts/crackseg_sam2/tests/"
             "official.py, which instantiates facebookresearch/sam2 (commit in 'source') from "
             "its sam2.1 YAML configs with torch " + torch.__version__ + ": every key of "
-            "SAM2Base.state_dict() that does not start with a memory prefix is listed."
+            "SAM2Base.state_dict() that does not start with a memory prefix is listed. Memory "
+            "prefixes: the top-level parts of SAM2Base other than "
+            + ", ".join(IMAGE_PATH_PARTS)
+            + ", in state-dict order."
         ),
         "source": os.environ.get("CRACKSEG_SAM2_COMMIT", "unknown"),
-        "memory_path_prefixes": MEMORY_PREFIXES,
+        "memory_path_prefixes": [],
         "memory_path_keys": {},
         "image_keys": {},
     }
     for name in YAML:
-        sd = build_official(name).state_dict()
-        out["image_keys"][name] = {k: list(v.shape) for k, v in sd.items() if not is_memory_key(k)}
-        out["memory_path_keys"][name] = {k: list(v.shape) for k, v in sd.items() if is_memory_key(k)}
+        model = build_official(name)
+        prefixes = memory_prefixes(model)
+        if out["memory_path_prefixes"] and prefixes != out["memory_path_prefixes"]:
+            raise AssertionError(f"{name}: memory-path parts differ between configs: {prefixes}")
+        out["memory_path_prefixes"] = prefixes
+        sd = model.state_dict()
+        out["image_keys"][name] = {
+            k: list(v.shape) for k, v in sd.items() if not is_memory_key(k, prefixes)
+        }
+        out["memory_path_keys"][name] = {
+            k: list(v.shape) for k, v in sd.items() if is_memory_key(k, prefixes)
+        }
         print(name, len(out["image_keys"][name]), "image keys,", len(out["memory_path_keys"][name]),
               "memory keys")
     with open(FIXTURE, "w") as f:
