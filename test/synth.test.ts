@@ -1,5 +1,6 @@
 import t from 'tap';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readDataset, type Sample } from '../ts/data/dataset.js';
@@ -139,4 +140,29 @@ t.test('a 640x360 sample is quick to draw', async (t) => {
   for (let seed = 0; seed < 5; seed++) synthesizeSample(640, 360, seed, false);
   const perImage = (performance.now() - start) / 5;
   t.ok(perImage < 250, `${perImage.toFixed(0)} ms per image`);
+});
+
+t.test('a write failure rejects once, cleanly, and leaves no rejection unhandled', async (t) => {
+  const out = join(root, 'blocked');
+  await mkdir(out, { recursive: true });
+  // The split folder is a file: every image write of the split fails.
+  await writeFile(join(out, 'traincrop'), 'not a folder');
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => process.off('unhandledRejection', onUnhandled));
+  await t.rejects(synthesizeDataset({ ...options, out }), { code: /EEXIST|ENOTDIR/ });
+  // Give any stray rejection of the write window the time to surface.
+  await new Promise((done) => setTimeout(done, 200));
+  t.same(unhandled, [], 'no unhandled rejection');
+});
+
+t.test('an aborted signal stops between images with an AbortError', async (t) => {
+  const controller = new AbortController();
+  controller.abort();
+  await t.rejects(
+    synthesizeDataset({ ...options, out: join(root, 'aborted'), signal: controller.signal }),
+    { name: 'AbortError' },
+  );
+  t.notOk(existsSync(join(root, 'aborted', 'train.txt')), 'no list file written');
 });

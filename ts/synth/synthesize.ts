@@ -43,6 +43,8 @@ export interface SynthOptions {
   height?: number;
   seed?: number;
   crackFreeFraction?: number;
+  /** Stops between images (after the writes in flight finish) with an `AbortError`. */
+  signal?: AbortSignal;
 }
 
 /** One synthetic sample before encoding. */
@@ -140,7 +142,8 @@ async function writeSample(
   )
     .png()
     .toBuffer();
-  await Promise.all([writeFileAtomic(imagePath, await jpeg), writeFileAtomic(maskPath, await png)]);
+  const [jpegBytes, pngBytes] = await Promise.all([jpeg, png]);
+  await Promise.all([writeFileAtomic(imagePath, jpegBytes), writeFileAtomic(maskPath, pngBytes)]);
 }
 
 /**
@@ -164,26 +167,43 @@ export async function synthesizeDataset(options: SynthOptions): Promise<SynthSum
   }
   if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
   const summary: SynthSummary = { root: out, splits: [] };
-  // Encoding runs on libuv threads while the next image is drawn; the window bounds memory.
+  // Encoding runs on libuv threads while the next image is drawn; the window bounds memory. Each
+  // write is awaited in turn; a failure is held until the others settle, so none rejects unseen.
   const pending: Promise<void>[] = [];
-  for (const split of SPLITS) {
-    const count = settings[split.name];
-    const digits = Math.max(4, String(count - 1).length);
-    const lines: string[] = [];
-    let crackFree = 0;
-    for (let index = 0; index < count; index++) {
-      const id = `${split.name}_${String(index).padStart(digits, '0')}`;
-      const free = isCrackFree(index, crackFreeFraction);
-      crackFree += free ? 1 : 0;
-      const sample = synthesizeSample(width, height, deriveSeed(seed, split.name, index), free);
-      const [image, mask] = [`${split.folder}/${id}.jpg`, `${split.folder}/${id}.png`];
-      lines.push(`${image} ${mask}`);
-      pending.push(writeSample(sample, join(out, image), join(out, mask)));
-      if (pending.length >= 4) await pending.shift();
-    }
-    await Promise.all(pending.splice(0));
-    await writeFileAtomic(join(out, split.listFile), lines.map((l) => `${l}\n`).join(''));
-    summary.splits.push({ name: split.name, listFile: split.listFile, count, crackFree });
+  try {
+    await writeSplits();
+  } catch (err) {
+    await Promise.allSettled(pending);
+    throw err;
   }
   return summary;
+
+  async function writeSplits(): Promise<void> {
+    for (const split of SPLITS) {
+      const count = settings[split.name];
+      const digits = Math.max(4, String(count - 1).length);
+      const lines: string[] = [];
+      let crackFree = 0;
+      for (let index = 0; index < count; index++) {
+        const id = `${split.name}_${String(index).padStart(digits, '0')}`;
+        const free = isCrackFree(index, crackFreeFraction);
+        crackFree += free ? 1 : 0;
+        const sample = synthesizeSample(width, height, deriveSeed(seed, split.name, index), free);
+        const [image, mask] = [`${split.folder}/${id}.jpg`, `${split.folder}/${id}.png`];
+        lines.push(`${image} ${mask}`);
+        const write = writeSample(sample, join(out, image), join(out, mask));
+        write.catch(() => undefined); // handled where it is awaited, below or in the catch above
+        pending.push(write);
+        if (pending.length >= 4) await pending.shift();
+        if (options.signal?.aborted) {
+          const error = new Error('synthesis aborted');
+          error.name = 'AbortError';
+          throw error;
+        }
+      }
+      while (pending.length > 0) await pending.shift();
+      await writeFileAtomic(join(out, split.listFile), lines.map((l) => `${l}\n`).join(''));
+      summary.splits.push({ name: split.name, listFile: split.listFile, count, crackFree });
+    }
+  }
 }
