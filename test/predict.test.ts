@@ -10,15 +10,19 @@ import { fileURLToPath } from 'node:url';
 import type { RgbImage } from '../ts/image.js';
 import { exportModel } from '../ts/model/export.js';
 import { loadModel, type SamModel } from '../ts/model/load.js';
-import { promptTensors, toModelCoordinate } from '../ts/model/prompt-tensors.js';
-import { predict, sameSizeRuns } from '../ts/predict.js';
+import {
+  promptTensorGroups,
+  promptTensors,
+  toModelCoordinate,
+} from '../ts/model/prompt-tensors.js';
+import { predict, predictBatch, sameSizeBatches, sameSizeRuns } from '../ts/predict.js';
 import type { PromptSet } from '../ts/prompts/prompts.js';
 import { createRandom } from '../ts/util/random.js';
 import { runPython } from './helpers/python.js';
 
 const referenceScript = fileURLToPath(new URL('reference/predict_reference.py', import.meta.url));
 
-t.test('promptTensors maps, pads and indexes prompts in one place', async (t) => {
+t.test('prompt tensors: mapped in float32, grouped by point count, never padded', async (t) => {
   const prompts: PromptSet[] = [
     { boxes: [[10, 20, 30, 40]], points: [] },
     { boxes: [], points: [] },
@@ -41,19 +45,37 @@ t.test('promptTensors maps, pads and indexes prompts in one place', async (t) =>
     { width: 160, height: 96 },
     { width: 100, height: 50 },
   ];
-  const tensors = promptTensors(prompts, sizes, 256);
-  t.same(tensors.coords.shape, [2, 3, 2]);
-  t.same([...tensors.labels.data], [2, 3, -1, 1, 1, 0]);
-  t.same([...tensors.imageIndex.data], [0n, 2n]);
-  const expected = [10 / 160, 20 / 96, 30 / 160, 40 / 96, 0, 0, 1 / 100, 2 / 50, 3 / 100, 4 / 50];
-  expected.forEach((v, i) => t.ok(Math.abs(tensors.coords.data[i]! - v * 256) < 1e-4));
-  // float32 steps, as torch does them: 0.1 is not exact, and neither is 0.1 / 3.
-  t.equal(toModelCoordinate(0.1, 3, 1024), Math.fround(Math.fround(Math.fround(0.1) / 3) * 1024));
+  // Expected values worked out in numpy float32 (x / W * 256, each step rounded to float32).
+  const groups = promptTensorGroups(prompts, sizes, 256);
+  t.same(
+    groups.map((g) => g.points),
+    [2, 3],
+  );
+  const [box, points] = groups;
+  t.same(box!.tensors.coords.shape, [1, 2, 2]);
+  t.same([...box!.tensors.coords.data], [16, 53.33333206176758, 48, 106.66666412353516]);
+  t.same([...box!.tensors.labels.data], [2, 3], 'no -1 padding');
+  t.same([...box!.tensors.imageIndex.data], [0n]);
+  t.same(points!.tensors.coords.shape, [1, 3, 2]);
+  t.same(
+    [...points!.tensors.coords.data],
+    [
+      2.559999942779541, 10.239999771118164, 7.679999828338623, 20.479999542236328,
+      12.800000190734863, 30.719999313354492,
+    ],
+  );
+  t.same([...points!.tensors.labels.data], [1, 1, 0]);
+  t.same([...points!.tensors.imageIndex.data], [2n]);
+  // float32 steps, as torch does them: float32(float32(float32(0.1) / 3) * 1024) in numpy.
+  t.equal(toModelCoordinate(0.1, 3, 1024), 34.13333511352539);
+  t.throws(() => promptTensors(prompts, sizes, 256), /same number of points/, 'no padding');
+  t.same([...promptTensors([prompts[0]!], [sizes[0]!], 256).labels.data], [2, 3]);
   t.throws(() =>
     promptTensors([{ boxes: [], points: [{ coords: [[1, 1]], labels: [] }] }], [sizes[0]!], 256),
   );
   const empty = promptTensors([{ boxes: [], points: [] }], [sizes[0]!], 256);
   t.same(empty.coords.shape, [0, 0, 2]);
+  t.same(promptTensorGroups([{ boxes: [], points: [] }], [sizes[0]!], 256), []);
 });
 
 t.test('sameSizeRuns batches consecutive same-sized images', async (t) => {
@@ -65,6 +87,29 @@ t.test('sameSizeRuns batches consecutive same-sized images', async (t) => {
     [4, 5],
   ]);
   t.throws(() => sameSizeRuns([], 0), RangeError);
+});
+
+t.test('sameSizeBatches keeps what was read before a failing item', async (t) => {
+  async function* items() {
+    yield { width: 1, height: 1, id: 'a' };
+    yield { width: 1, height: 1, id: 'b' };
+    yield { width: 1, height: 1, id: 'c' };
+    throw new Error('bad item 4');
+  }
+  const seen: string[][] = [];
+  await t.rejects(async () => {
+    for await (const batch of sameSizeBatches(items(), 2, (x) => x)) {
+      seen.push(batch.map((x) => x.id));
+    }
+  }, /bad item 4/);
+  t.same(seen, [['a', 'b'], ['c']], 'the half-built batch comes out before the error');
+  const sizes = [1, 1, 2, 2, 2].map((width) => ({ width, height: 3 }));
+  async function* fine() {
+    yield* sizes;
+  }
+  const batches: number[] = [];
+  for await (const batch of sameSizeBatches(fine(), 2, (x) => x)) batches.push(batch.length);
+  t.same(batches, [2, 2, 1]);
 });
 
 t.test('predict equals the Python reference pixel for pixel', async (t) => {
@@ -153,4 +198,45 @@ t.test('predict equals the Python reference pixel for pixel', async (t) => {
     t.equal(differing, 0, `image ${i}: pixels differing from the reference`);
     t.ok(expected.some((v) => v !== 0) || i === 1, `image ${i}: reference mask is not trivial`);
   });
+
+  // An image's result does not depend on the other prompts of its batch: image 0 next to an
+  // image with a 5-point group (and a 1-point group) equals image 0 next to an image with none.
+  const five: PromptSet = {
+    boxes: [],
+    points: [
+      {
+        coords: [
+          [10, 10],
+          [20, 20],
+          [30, 30],
+          [40, 40],
+          [50, 50],
+        ],
+        labels: [1, 1, 1, 1, 1],
+      },
+      { coords: [[60, 60]], labels: [1] },
+    ],
+  };
+  const none: PromptSet = { boxes: [], points: [] };
+  const [[withLong], [withNone]] = await Promise.all([
+    predictBatch(model, [images[0]!, images[1]!], [[prompts[0]!, five]], { probabilities: true }),
+    predictBatch(model, [images[0]!, images[1]!], [[prompts[0]!, none]], { probabilities: true }),
+  ]);
+  t.same(withLong![0]!.mask.data, withNone![0]!.mask.data, 'mask independent of the neighbour');
+  const drift = withLong![0]!.probabilities!.data.reduce(
+    (m, v, k) => Math.max(m, Math.abs(v - withNone![0]!.probabilities!.data[k]!)),
+    0,
+  );
+  t.ok(drift < 1e-6, `probabilities independent of the neighbour (max difference ${drift})`);
+  t.same(withLong![0]!.iouScores, withNone![0]!.iouScores);
+
+  // Low-resolution logits on request: one S/4 × S/4 map per prompt, in prompt order.
+  const [withLogits] = await predict(model, [images[2]!], [prompts[2]!], { lowResLogits: true });
+  t.equal(withLogits!.lowResLogits!.length, 2);
+  for (const logits of withLogits!.lowResLogits!) {
+    t.same([logits.width, logits.height], [64, 64]);
+    t.equal(logits.data.length, 64 * 64);
+  }
+  t.same(withLogits!.mask.data, predictions[2]!.mask.data);
+  t.notOk(predictions[2]!.lowResLogits, 'no logits unless asked');
 });

@@ -6,7 +6,11 @@
 import { binding, type PredictionSet } from './binding.js';
 import type { BinaryMask, ProbabilityMap, RgbImage } from './image.js';
 import type { SamModel } from './model/load.js';
-import { promptTensors } from './model/prompt-tensors.js';
+import {
+  promptTensorGroups,
+  type ImageSize,
+  type PromptTensorGroup,
+} from './model/prompt-tensors.js';
 import type { PromptSet } from './prompts/prompts.js';
 
 /** Images encoded together unless told otherwise (prediction, evaluation, CLI and benchmark). */
@@ -15,22 +19,35 @@ export const DEFAULT_BATCH_SIZE = 4;
 export interface PredictOptions {
   /** Also return each image's probability map (sigmoid of the union logits), e.g. for ODS/OIS. */
   probabilities?: boolean;
+  /** Also return each prompt's low-resolution logits (the decoder's output, S/4 × S/4). */
+  lowResLogits?: boolean;
   /** Images encoded at once; consecutive images of the same size share a batch. */
   batchSize?: number;
+}
+
+/** A prompt's low-resolution logits, `size × size` (S/4, S the model's image size), row-major. */
+export interface LowResLogits {
+  width: number;
+  height: number;
+  data: Float32Array;
 }
 
 /** One image's prediction for one prompt set. */
 export interface ImagePrediction {
   /** The OR of the image's prompt masks, at the image's size; empty without prompts. */
   mask: BinaryMask;
+  /** Sigmoid of the per-pixel maximum logit over the image's prompts (0 without prompts). */
   probabilities?: ProbabilityMap;
-  /** The decoder's IoU estimate per prompt, in prompt order. */
+  /** The decoder's IoU estimate per prompt, in prompt order (boxes, then point groups). */
   iouScores: number[];
+  /** With `lowResLogits`: per prompt, in prompt order, the decoder's logits before upsampling. */
+  lowResLogits?: LowResLogits[];
 }
 
 /**
  * Predicts one mask per image: `prompts[i]` are image i's prompts (their masks ORed). Images
- * may differ in size; consecutive same-sized ones are batched.
+ * may differ in size; consecutive same-sized ones are batched. An image's result does not depend
+ * on the other images or their prompts.
  */
 export async function predict(
   model: SamModel,
@@ -57,23 +74,53 @@ export async function predict(
 /**
  * Encodes a batch of same-sized images once and decodes each prompt set from it:
  * `promptSets[s][i]` are image i's prompts in set s. Returns `[set][image]`.
+ *
+ * Within a set, prompts are decoded in groups of equal point count (a box counts 2), never padded
+ * to a common length: a padding token would take part in the decoder's attention and change the
+ * other prompts' masks. Each group is one prompt set of the single `predictMasks` call (one
+ * encoder pass); an image's mask is the OR of its groups' masks and its probability map their
+ * maximum (= sigmoid of the maximum logit over all its prompts).
  */
 export async function predictBatch(
   model: SamModel,
   images: readonly RgbImage[],
   promptSets: ReadonlyArray<readonly PromptSet[]>,
-  options: Pick<PredictOptions, 'probabilities'> = {},
+  options: Pick<PredictOptions, 'probabilities' | 'lowResLogits'> = {},
 ): Promise<ImagePrediction[][]> {
-  const sets = promptSets.map((prompts) => promptTensors(prompts, images, model.imageSize));
-  const outputs = await binding().predictMasks(model.module.native, imagesTensor(images), sets, {
-    probabilities: options.probabilities ?? false,
+  const tensor = imagesTensor(images);
+  const grouped = promptSets.map((prompts) => promptTensorGroups(prompts, images, model.imageSize));
+  const all = grouped.flat();
+  const outputs =
+    all.length === 0
+      ? []
+      : await binding().predictMasks(
+          model.module.native,
+          tensor,
+          all.map((g) => g.tensors),
+          {
+            probabilities: options.probabilities ?? false,
+            lowResLogits: options.lowResLogits ?? false,
+          },
+        );
+  let next = 0;
+  return grouped.map((groups, s) => {
+    const mine = outputs.slice(next, next + groups.length);
+    next += groups.length;
+    return combineGroups(groups, mine, promptSets[s]!, images, options);
   });
-  return outputs.map((output, s) => splitByImage(output, sets[s]!.imageIndex.data, images));
 }
 
-/** `[start, end)` ranges of consecutive same-sized images, at most `batchSize` long. */
+/** Whether two images have the same width and height (they may then share a batch). */
+export function sameSize(a: ImageSize, b: ImageSize): boolean {
+  return a.width === b.width && a.height === b.height;
+}
+
+/**
+ * `[start, end)` ranges of consecutive same-sized images, at most `batchSize` long: how
+ * prediction, evaluation and validation batch images (see {@link sameSizeBatches} for a stream).
+ */
 export function sameSizeRuns(
-  images: ReadonlyArray<{ width: number; height: number }>,
+  images: readonly ImageSize[],
   batchSize: number,
 ): Array<[number, number]> {
   assertBatchSize(batchSize);
@@ -81,16 +128,46 @@ export function sameSizeRuns(
   let start = 0;
   for (let i = 1; i <= images.length; i++) {
     const changed =
-      i === images.length ||
-      images[i]!.width !== images[start]!.width ||
-      images[i]!.height !== images[start]!.height ||
-      i - start === batchSize;
+      i === images.length || !sameSize(images[i]!, images[start]!) || i - start === batchSize;
     if (changed) {
       runs.push([start, i]);
       start = i;
     }
   }
   return runs;
+}
+
+/**
+ * {@link sameSizeRuns} over a stream: consecutive items whose `sizeOf` is the same, at most
+ * `batchSize` of them; a size change starts a batch. When the source throws, the batch gathered so
+ * far is yielded first and the error is thrown at the next step, so the items read before a bad
+ * one are never lost.
+ */
+export async function* sameSizeBatches<T>(
+  items: AsyncIterable<T>,
+  batchSize: number,
+  sizeOf: (item: T) => ImageSize,
+): AsyncGenerator<T[]> {
+  assertBatchSize(batchSize);
+  let batch: T[] = [];
+  try {
+    for await (const item of items) {
+      const first = batch[0];
+      if (first !== undefined && !sameSize(sizeOf(first), sizeOf(item))) {
+        yield batch;
+        batch = [];
+      }
+      batch.push(item);
+      if (batch.length === batchSize) {
+        yield batch;
+        batch = [];
+      }
+    }
+  } catch (error) {
+    if (batch.length > 0) yield batch;
+    throw error;
+  }
+  if (batch.length > 0) yield batch;
 }
 
 /** Throws unless `batchSize` is a positive integer. */
@@ -124,25 +201,50 @@ export function imagesTensor(images: readonly RgbImage[]) {
   return { data, shape: [images.length, 3, height, width], dtype: 'uint8' as const };
 }
 
-/** One prompt set's batched output → per image, each with its own (transferable) buffers. */
-function splitByImage(
-  output: PredictionSet,
-  imageIndex: BigInt64Array,
-  images: readonly RgbImage[],
+/** One prompt set's outputs, one per group, → per image, each with its own buffers. */
+function combineGroups(
+  groups: readonly PromptTensorGroup[],
+  outputs: readonly PredictionSet[],
+  prompts: readonly PromptSet[],
+  images: readonly ImageSize[],
+  options: Pick<PredictOptions, 'probabilities' | 'lowResLogits'>,
 ): ImagePrediction[] {
   return images.map(({ width, height }, b) => {
     const plane = width * height;
-    const prediction: ImagePrediction = {
-      mask: { width, height, data: output.masks.data.slice(b * plane, (b + 1) * plane) },
-      iouScores: [],
-    };
-    if (output.probabilities) {
-      const data = output.probabilities.data.slice(b * plane, (b + 1) * plane);
-      prediction.probabilities = { width, height, data };
-    }
-    imageIndex.forEach((image, n) => {
-      if (Number(image) === b) prediction.iouScores.push(output.iou.data[n]!);
+    const count = prompts[b]!.boxes.length + prompts[b]!.points.length;
+    const mask = new Uint8Array(plane);
+    const probabilities = options.probabilities ? new Float32Array(plane) : undefined;
+    const iouScores = new Array<number>(count).fill(Number.NaN);
+    const logits: LowResLogits[] = new Array<LowResLogits>(count);
+    groups.forEach((group, g) => {
+      const output = outputs[g]!;
+      const index = group.tensors.imageIndex.data;
+      if (!index.includes(BigInt(b))) return;
+      const masks = output.masks.data.subarray(b * plane, (b + 1) * plane);
+      for (let i = 0; i < plane; i++) mask[i] = mask[i]! | masks[i]!;
+      if (probabilities && output.probabilities) {
+        const p = output.probabilities.data.subarray(b * plane, (b + 1) * plane);
+        for (let i = 0; i < plane; i++) if (p[i]! > probabilities[i]!) probabilities[i] = p[i]!;
+      }
+      index.forEach((image, n) => {
+        if (Number(image) !== b) return;
+        const prompt = group.promptIndex[n]!;
+        iouScores[prompt] = output.iou.data[n]!;
+        const low = output.lowResLogits;
+        if (low) {
+          const [, , h, w] = low.shape;
+          const size = h! * w!;
+          logits[prompt] = {
+            width: w!,
+            height: h!,
+            data: low.data.slice(n * size, (n + 1) * size),
+          };
+        }
+      });
     });
+    const prediction: ImagePrediction = { mask: { width, height, data: mask }, iouScores };
+    if (probabilities) prediction.probabilities = { width, height, data: probabilities };
+    if (options.lowResLogits) prediction.lowResLogits = logits;
     return prediction;
   });
 }

@@ -9,9 +9,10 @@ and prints, per image in order, {"mask": base64 0/1 prediction, "metrics": {...}
 
 Prediction follows the official SAM 2 image predictor with multimask_output=False: prompt
 coordinates mapped by SAM2Transforms.transform_coords (float32 x / W * S), boxes as two points
-labelled 2 and 3, prompts padded with label -1; encode_image once per batch, decode, low-res
-logits upsampled bilinearly (align_corners=False) to the image size, > 0, ORed over the image's
-prompts. Metrics are plain numpy on the confusion counts (empty-case convention of
+labelled 2 and 3; encode_image once per batch; the prompts decoded in groups of equal point
+count, never padded (the official predictor decodes one image's prompts at a time and adds only
+its own single not-a-point, which the model appends); low-res logits upsampled bilinearly
+(align_corners=False) to the image size, > 0, ORed over the image's prompts. Metrics are plain numpy on the confusion counts (empty-case convention of
 docs/metrics.md).
 """
 
@@ -76,25 +77,24 @@ def main():
         with torch.inference_mode():
             embeddings = model.encode_image(images)
             masks = np.zeros((len(batch), h, w), dtype=np.uint8)
-            if prompts:
-                length = max(len(labels) for _, (_, labels) in prompts)
-                coords = torch.zeros(len(prompts), length, 2, dtype=torch.float32)
-                labels = torch.full((len(prompts), length), -1, dtype=torch.int32)
-                for n, (_, (xy, lab)) in enumerate(prompts):
-                    coords[n, : len(lab)] = torch.tensor(xy, dtype=torch.float32)
-                    labels[n, : len(lab)] = torch.tensor(lab, dtype=torch.int32)
+            lengths = sorted({len(labels) for _, (_, labels) in prompts})
+            for length in lengths:
+                group = [(b, p) for b, p in prompts if len(p[1]) == length]
+                coords = torch.tensor([xy for _, (xy, _) in group], dtype=torch.float32)
+                coords = coords.reshape(len(group), length, 2)
+                labels = torch.tensor([lab for _, (_, lab) in group], dtype=torch.int32)
                 # SAM2Transforms.transform_coords(normalize=True, orig_hw=(h, w)).
                 coords[..., 0] = coords[..., 0] / w
                 coords[..., 1] = coords[..., 1] / h
                 coords = coords * size
-                index = torch.tensor([b for b, _ in prompts], dtype=torch.int64)
+                index = torch.tensor([b for b, _ in group], dtype=torch.int64)
                 low_res = model.decode(*embeddings, coords, labels, index, None, False)[0]
                 for b in range(len(batch)):
                     mine = low_res[index == b].float()
                     if len(mine) == 0:
                         continue
                     up = F.interpolate(mine, size=(h, w), mode="bilinear", align_corners=False)
-                    masks[b] = (up > 0).any(dim=0)[0].numpy().astype(np.uint8)
+                    masks[b] |= (up > 0).any(dim=0)[0].numpy().astype(np.uint8)
         for b, im in enumerate(batch):
             gt = decode_bytes(im["mask"], (h, w)) if im.get("mask") else None
             results.append(

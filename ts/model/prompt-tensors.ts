@@ -1,7 +1,7 @@
 /**
  * The one mapping from prompts in original-image pixels to the model's prompt tensors. Prediction,
  * evaluation and training all build their {@link PromptTensors} here, so coordinate scaling,
- * box encoding and padding are defined once.
+ * box encoding and the grouping of prompts by length are defined once.
  */
 import type { PromptTensors } from '../binding.js';
 import type { PromptSet } from '../prompts/prompts.js';
@@ -10,6 +10,7 @@ import type { PromptSet } from '../prompts/prompts.js';
 export const POINT_LABEL = {
   boxTopLeft: 2,
   boxBottomRight: 3,
+  /** SAM's "not a point"; the model appends one to every prompt itself, we never pad. */
   padding: -1,
 } as const;
 
@@ -47,30 +48,32 @@ function promptPoints(prompts: PromptSet): Array<{ coords: number[]; labels: num
   ];
 }
 
+/** One prompt of a batch: the image it belongs to, its index among that image's prompts, points. */
+interface FlatPrompt {
+  image: number;
+  /** Position among the image's prompts (boxes first, then point groups). */
+  prompt: number;
+  coords: number[];
+  labels: number[];
+}
+
 /**
- * The prompt tensors of a batch: `promptsPerImage[b]` are image b's prompts (possibly none), in
- * its original pixels (`sizes[b]`); every box and every point group is one prompt. Prompts are stacked image by image; each is padded to the
- * batch's longest prompt with (0, 0) points labelled -1, which the prompt encoder ignores as
- * SAM's "not a point".
+ * The tensors of prompts that all have the same number of points: no padding is ever added here
+ * (the model appends SAM's single "not a point" itself, as the official prompt encoder does).
  */
-export function promptTensors(
-  promptsPerImage: readonly PromptSet[],
-  sizes: readonly ImageSize[],
-  modelSize: number,
-): PromptTensors {
-  if (promptsPerImage.length !== sizes.length) {
-    throw new Error(`${promptsPerImage.length} prompt lists for ${sizes.length} images`);
-  }
-  const flat: Array<{ image: number; coords: number[]; labels: number[] }> = [];
-  promptsPerImage.forEach((prompts, image) => {
-    for (const prompt of promptPoints(prompts)) flat.push({ image, ...prompt });
-  });
+function stack(flat: readonly FlatPrompt[], sizes: readonly ImageSize[], modelSize: number) {
   const count = flat.length;
-  const length = Math.max(0, ...flat.map((p) => p.labels.length));
+  const length = flat[0]?.labels.length ?? 0;
   const coords = new Float32Array(count * length * 2);
-  const labels = new Int32Array(count * length).fill(POINT_LABEL.padding);
+  const labels = new Int32Array(count * length);
   const imageIndex = new BigInt64Array(count);
   flat.forEach((prompt, n) => {
+    if (prompt.labels.length !== length) {
+      throw new Error(
+        `prompts of one tensor set need the same number of points, got ${length} and ` +
+          `${prompt.labels.length} (use promptTensorGroups)`,
+      );
+    }
     const { width, height } = sizes[prompt.image]!;
     imageIndex[n] = BigInt(prompt.image);
     prompt.labels.forEach((label, p) => {
@@ -81,8 +84,70 @@ export function promptTensors(
     });
   });
   return {
-    coords: { data: coords, shape: [count, length, 2], dtype: 'float32' },
-    labels: { data: labels, shape: [count, length], dtype: 'int32' },
-    imageIndex: { data: imageIndex, shape: [count], dtype: 'int64' },
+    coords: { data: coords, shape: [count, length, 2], dtype: 'float32' as const },
+    labels: { data: labels, shape: [count, length], dtype: 'int32' as const },
+    imageIndex: { data: imageIndex, shape: [count], dtype: 'int64' as const },
   };
+}
+
+function flatten(promptsPerImage: readonly PromptSet[], sizes: readonly ImageSize[]) {
+  if (promptsPerImage.length !== sizes.length) {
+    throw new Error(`${promptsPerImage.length} prompt lists for ${sizes.length} images`);
+  }
+  const flat: FlatPrompt[] = [];
+  promptsPerImage.forEach((prompts, image) => {
+    promptPoints(prompts).forEach((points, prompt) => flat.push({ image, prompt, ...points }));
+  });
+  return flat;
+}
+
+/**
+ * The prompt tensors of a batch whose prompts all have the same number of points (e.g. boxes
+ * only): `promptsPerImage[b]` are image b's prompts (possibly none), in its original pixels
+ * (`sizes[b]`); every box and every point group is one prompt, stacked image by image. Prompts of
+ * different lengths throw: padding them to a common length would let the padding tokens take part
+ * in the decoder's attention and change the masks; use {@link promptTensorGroups} for those.
+ */
+export function promptTensors(
+  promptsPerImage: readonly PromptSet[],
+  sizes: readonly ImageSize[],
+  modelSize: number,
+): PromptTensors {
+  return stack(flatten(promptsPerImage, sizes), sizes, modelSize);
+}
+
+/** The prompts of one point count, as tensors, and where each came from. */
+export interface PromptTensorGroup {
+  /** Points per prompt (2 for a box). */
+  points: number;
+  tensors: PromptTensors;
+  /** Per prompt of `tensors`: its position among its image's prompts (boxes, then groups). */
+  promptIndex: number[];
+}
+
+/**
+ * A batch's prompts split by point count, each group stacked without padding, in increasing
+ * point count; decode each group as its own prompt set and combine per image (OR of the masks,
+ * maximum of the probabilities). A prompt's result then never depends on the other prompts of the
+ * batch, as with the official predictor, which decodes one image's prompt at a time. No group
+ * when the batch has no prompt.
+ */
+export function promptTensorGroups(
+  promptsPerImage: readonly PromptSet[],
+  sizes: readonly ImageSize[],
+  modelSize: number,
+): PromptTensorGroup[] {
+  const byLength = new Map<number, FlatPrompt[]>();
+  for (const prompt of flatten(promptsPerImage, sizes)) {
+    const group = byLength.get(prompt.labels.length) ?? [];
+    group.push(prompt);
+    byLength.set(prompt.labels.length, group);
+  }
+  return [...byLength.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([points, flat]) => ({
+      points,
+      tensors: stack(flat, sizes, modelSize),
+      promptIndex: flat.map((p) => p.prompt),
+    }));
 }
