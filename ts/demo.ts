@@ -6,11 +6,11 @@
  */
 import { join, resolve } from 'node:path';
 import { evaluate, REPORT_HTML } from './evaluate/evaluate.js';
-import { exportModel } from './model/export.js';
+import { EXPORT_DEFAULTS, exportModel } from './model/export.js';
 import { loadModel } from './model/load.js';
-import { DEFAULT_EXPAND_RATIO } from './prompts/config.js';
 import { writeHtmlReport } from './report/html.js';
 import { synthesizeDataset } from './synth/synthesize.js';
+import { TRAINING_BOX_PROMPT } from './train/box-prompt.js';
 import { train, type TrainProgress, type TrainResult } from './train/train.js';
 
 /**
@@ -52,6 +52,14 @@ export type DemoStage =
   | { stage: 'synthesize' | 'export' | 'evaluate-before' | 'train' | 'evaluate-after' | 'report' }
   | { stage: 'done'; result: DemoResult };
 
+/** The demo was stopped through its signal (Ctrl-C); the message names the stage. */
+export class DemoStoppedError extends Error {
+  constructor(readonly stage: Exclude<DemoStage, { stage: 'done' }>['stage']) {
+    super(`demo stopped during ${stage}`);
+    this.name = 'DemoStoppedError';
+  }
+}
+
 export interface DemoResult {
   out: string;
   /** Mean per-image test IoU with box prompts, untrained and trained. */
@@ -69,24 +77,38 @@ export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
   const started = performance.now();
   const out = resolve(options.out ?? 'demo');
   const size = DEMO_SIZES[options.quick ? 'quick' : 'full'];
-  const stage = (name: Exclude<DemoStage, { stage: 'done' }>['stage']) =>
+  const signal = options.signal;
+  let current: Exclude<DemoStage, { stage: 'done' }>['stage'] = 'synthesize';
+  const stopped = () => new DemoStoppedError(current);
+  /** Runs a stage; an abort before, during (the stage failing because of it) or after it stops. */
+  const stage = async <T>(
+    name: Exclude<DemoStage, { stage: 'done' }>['stage'],
+    work: () => Promise<T>,
+  ): Promise<T> => {
+    current = name;
+    if (signal?.aborted) throw stopped();
     options.onStage?.({ stage: name });
+    let result: T;
+    try {
+      result = await work();
+    } catch (err) {
+      // Ctrl-C reaches the exporter's Python too, which then fails: that is the abort.
+      throw signal?.aborted ? stopped() : err;
+    }
+    if (signal?.aborted) throw stopped();
+    return result;
+  };
   const dataRoot = join(out, 'data');
   const modelPath = join(out, 'model.pt');
-  const prompts = [{ kind: 'bbox' as const, expandRatio: DEFAULT_EXPAND_RATIO }];
+  const prompts = [TRAINING_BOX_PROMPT];
 
-  stage('synthesize');
-  await synthesizeDataset({ out: dataRoot, ...size, seed: 0 });
-  stage('export');
-  await exportModel({
-    config: 'test',
-    lora: 'A',
-    rank: 8,
-    alpha: 16,
-    dropout: 0,
-    seed: 0,
-    out: modelPath,
-  });
+  await stage('synthesize', () =>
+    synthesizeDataset({ out: dataRoot, ...size, seed: 0, ...(signal ? { signal } : {}) }),
+  );
+  // The exporter's defaults (LoRA rank 8, alpha 16, no dropout, seed 0) with strategy A.
+  await stage('export', () =>
+    exportModel({ ...EXPORT_DEFAULTS, config: 'test', lora: 'A', out: modelPath }),
+  );
 
   const evaluateTest = async (outputDir: string, loraCheckpoint?: string) => {
     const model = await loadModel({
@@ -102,7 +124,7 @@ export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
         prompts,
         outputDir,
         numVis: 3,
-        ...(options.signal ? { signal: options.signal } : {}),
+        ...(signal ? { signal } : {}),
       });
       const metrics = result.configs[0]!.summary!.metrics;
       return { iou: metrics.iou.mean!, dice: metrics.dice.mean! };
@@ -110,35 +132,36 @@ export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
       model.module.dispose();
     }
   };
-  stage('evaluate-before');
-  const before = await evaluateTest(join(out, 'before'));
+  const before = await stage('evaluate-before', () => evaluateTest(join(out, 'before')));
 
-  stage('train');
-  const training = await train({
-    model: modelPath,
-    device: 'cpu',
-    dataRoot,
-    outputDir: join(out, 'training'),
-    epochs: size.epochs,
-    ...DEMO_TRAINING,
-    trainExtra: DEMO_TRAIN_EXTRA,
-    ...(options.onTrainProgress ? { onProgress: options.onTrainProgress } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
-  if (training.aborted || !training.bestModel) throw new Error('demo: training was stopped');
+  const training = await stage('train', () =>
+    train({
+      model: modelPath,
+      device: 'cpu',
+      dataRoot,
+      outputDir: join(out, 'training'),
+      epochs: size.epochs,
+      ...DEMO_TRAINING,
+      trainExtra: DEMO_TRAIN_EXTRA,
+      ...(options.onTrainProgress ? { onProgress: options.onTrainProgress } : {}),
+      ...(signal ? { signal } : {}),
+    }),
+  );
+  if (training.aborted || !training.bestModel) throw stopped();
+  const bestModel = training.bestModel;
 
-  stage('evaluate-after');
-  const after = await evaluateTest(join(out, 'after'), training.bestModel);
+  const after = await stage('evaluate-after', () => evaluateTest(join(out, 'after'), bestModel));
 
-  stage('report');
   const reportHtml = join(out, REPORT_HTML);
-  await writeHtmlReport(
-    reportHtml,
-    [
-      { label: 'untrained (random init)', outputDir: join(out, 'before') },
-      { label: `trained (best epoch ${training.bestEpoch})`, outputDir: join(out, 'after') },
-    ],
-    { title: 'crackseg demo: test set, box prompts, before and after training' },
+  await stage('report', () =>
+    writeHtmlReport(
+      reportHtml,
+      [
+        { label: 'untrained (random init)', outputDir: join(out, 'before') },
+        { label: `trained (best epoch ${training.bestEpoch})`, outputDir: join(out, 'after') },
+      ],
+      { title: 'crackseg demo: test set, box prompts, before and after training' },
+    ),
   );
   const result: DemoResult = {
     out,

@@ -4,18 +4,15 @@
  *
  *   npm run bench -- eval [--config test] [--device cpu] [--size 256] [--images 16]
  *                         [--batch-size 4] [--repeats 3]
+ *   npm run bench -- train [--config test] [--device cpu] [--size 256] [--batch-size 4]
+ *                          [--warmup-steps 2] [--steps 5] [--strategies A,B,C] [--no-cache]
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { MODEL_CONFIGS, type ModelConfig } from '../model/export.js';
 import type { Device } from '../torch-module.js';
+import { parsePositiveInteger } from '../cli/options.js';
 import { runEvalBenchmark } from './eval.js';
-
-function positiveInteger(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) {
-    throw new InvalidArgumentError('expected a positive integer');
-  }
-  return Number(value);
-}
+import { runTrainBenchmark, TRAIN_BENCH_STRATEGIES } from './train.js';
 
 function modelConfig(value: string): ModelConfig {
   if (!(MODEL_CONFIGS as readonly string[]).includes(value)) {
@@ -31,10 +28,14 @@ program
   .description('evaluation throughput: end to end, model only, encoder only (images/s)')
   .option('--config <name>', 'model config (default: small on CUDA, test on CPU)', modelConfig)
   .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
-  .option('--size <px>', 'synthetic image side (default: the model input size)', positiveInteger)
-  .option('--images <n>', 'synthetic images (default: 8 batches)', positiveInteger)
-  .option('--batch-size <n>', 'images per device batch', positiveInteger)
-  .option('--repeats <n>', 'timed repetitions of model-only passes', positiveInteger)
+  .option(
+    '--size <px>',
+    'synthetic image side (default: the model input size)',
+    parsePositiveInteger,
+  )
+  .option('--images <n>', 'synthetic images (default: 8 batches)', parsePositiveInteger)
+  .option('--batch-size <n>', 'images per device batch', parsePositiveInteger)
+  .option('--repeats <n>', 'timed repetitions of model-only passes', parsePositiveInteger)
   .action(
     async (options: {
       config?: ModelConfig;
@@ -45,6 +46,57 @@ program
       repeats?: number;
     }) => {
       console.log(JSON.stringify(await runEvalBenchmark(options), null, 2));
+    },
+  );
+
+type BenchStrategy = (typeof TRAIN_BENCH_STRATEGIES)[number];
+
+function strategies(value: string): BenchStrategy[] {
+  const list = value.split(',').map((s) => s.trim());
+  const known: readonly string[] = TRAIN_BENCH_STRATEGIES;
+  if (list.length === 0 || list.some((s) => !known.includes(s)))
+    throw new InvalidArgumentError(`expected a comma-separated subset of ${known.join(',')}`);
+  return list as BenchStrategy[];
+}
+
+program
+  .command('train')
+  .description(
+    'training throughput (images/s, steady state) and peak memory per LoRA strategy, and the ' +
+      'strategy-A embedding cache on vs off',
+  )
+  .option('--config <name>', 'model config (default: small on CUDA, test on CPU)', modelConfig)
+  .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
+  .option(
+    '--size <px>',
+    'synthetic image side (default: the model input size)',
+    parsePositiveInteger,
+  )
+  .option(
+    '--batch-size <n>',
+    'images per step (default: 8 on CUDA, 4 on CPU)',
+    parsePositiveInteger,
+  )
+  .option(
+    '--warmup-steps <n>',
+    'untimed steps first (default: 3 CUDA, 2 CPU)',
+    parsePositiveInteger,
+  )
+  .option('--steps <n>', 'timed steps (default: 20 CUDA, 5 CPU)', parsePositiveInteger)
+  .option('--strategies <list>', 'LoRA strategies to measure (default: A,B,C)', strategies)
+  .option('--no-cache', 'skip the embedding-cache comparison')
+  .action(
+    async (options: {
+      config?: ModelConfig;
+      device?: Device;
+      size?: number;
+      batchSize?: number;
+      warmupSteps?: number;
+      steps?: number;
+      strategies?: BenchStrategy[];
+      cache: boolean;
+    }) => {
+      console.log(JSON.stringify(await runTrainBenchmark(options), null, 2));
     },
   );
 

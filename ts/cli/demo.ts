@@ -1,7 +1,8 @@
 /** `crackseg demo`: synthesise, export, evaluate, train, evaluate again, report (see ts/demo.ts). */
 import type { Command } from 'commander';
-import { demo, type DemoStage } from '../demo.js';
-import { epochLine, formatDuration } from './train.js';
+import { demo, DemoStoppedError, type DemoStage } from '../demo.js';
+import { formatDuration, handleInterrupts } from './options.js';
+import { epochLine } from './train.js';
 
 const STAGE_TEXT: Record<Exclude<DemoStage['stage'], 'done'>, string> = {
   synthesize: 'synthesising a crack dataset',
@@ -17,18 +18,16 @@ export function register(program: Command): void {
     .command('demo')
     .description('The whole pipeline on built-in synthetic data, on the CPU in a few minutes')
     .option('--out <dir>', 'output folder', 'demo')
-    .option('--quick', 'a reduced run (seconds) that only checks the pipeline')
+    .option('--quick', 'a reduced run (well under a minute) that checks the pipeline')
     .action(async (flags: { out: string; quick?: boolean }) => {
-      const controller = new AbortController();
-      const onInterrupt = () => controller.abort();
-      process.on('SIGINT', onInterrupt);
+      const interrupts = handleInterrupts('stopping the demo after the current step');
       const started = performance.now();
       const elapsed = () => formatDuration((performance.now() - started) / 1000).padStart(6);
       try {
         const result = await demo({
           out: flags.out,
           quick: flags.quick ?? false,
-          signal: controller.signal,
+          signal: interrupts.signal,
           onStage: (s) => {
             if (s.stage !== 'done') console.log(`${elapsed()}  ${STAGE_TEXT[s.stage]}`);
           },
@@ -45,8 +44,12 @@ export function register(program: Command): void {
         console.log(`report: ${result.reportHtml}`);
         console.log(`adapter: ${result.training.bestModel}`);
         console.log(`done in ${formatDuration(result.seconds)}`);
+      } catch (err) {
+        if (!(err instanceof DemoStoppedError)) throw err;
+        console.log(`${elapsed()}  ${err.message}; what was written is under ${flags.out}`);
+        process.exitCode = 130;
       } finally {
-        process.off('SIGINT', onInterrupt);
+        interrupts.release();
       }
     });
 }

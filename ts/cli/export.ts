@@ -1,5 +1,5 @@
 /** `crackseg export`: SAM 2.1 (image path) with LoRA adapters to a TorchScript file. */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import {
   EXPORT_DEFAULTS,
   exportModel,
@@ -7,18 +7,7 @@ import {
   MODEL_CONFIGS,
   type ExportOptions,
 } from '../model/export.js';
-
-function integer(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError('not an integer');
-  return n;
-}
-
-function number(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError('not a number');
-  return n;
-}
+import { parseInteger, parseNonNegativeNumber, parsePositiveInteger } from './options.js';
 
 interface Flags {
   checkpoint?: string;
@@ -50,7 +39,7 @@ export function register(program: Command): void {
     .option(
       '--seed <n>',
       'seed of the random init and the LoRA A matrices',
-      integer,
+      parseInteger,
       EXPORT_DEFAULTS.seed,
     )
     .addOption(
@@ -58,9 +47,14 @@ export function register(program: Command): void {
         .choices([...LORA_STRATEGIES])
         .default(EXPORT_DEFAULTS.lora),
     )
-    .option('--rank <r>', 'LoRA rank', integer, EXPORT_DEFAULTS.rank)
-    .option('--alpha <a>', 'LoRA alpha (scale = alpha / rank)', number, EXPORT_DEFAULTS.alpha)
-    .option('--dropout <p>', 'LoRA dropout', number, EXPORT_DEFAULTS.dropout)
+    .option('--rank <r>', 'LoRA rank', parsePositiveInteger, EXPORT_DEFAULTS.rank)
+    .option(
+      '--alpha <a>',
+      'LoRA alpha (scale = alpha / rank)',
+      parseNonNegativeNumber,
+      EXPORT_DEFAULTS.alpha,
+    )
+    .option('--dropout <p>', 'LoRA dropout', parseNonNegativeNumber, EXPORT_DEFAULTS.dropout)
     .requiredOption('--out <file>', 'TorchScript file to write')
     .action(async (flags: Flags) => {
       if (!flags.checkpoint && !flags.randomInit) {

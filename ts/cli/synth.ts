@@ -1,26 +1,7 @@
 /** `crackseg synth`: writes the synthetic crack dataset in the Crack500 layout. */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { SYNTH_DEFAULTS, synthesizeDataset } from '../synth/synthesize.js';
-
-function count(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
-  return Number(value);
-}
-
-function seed(value: string): number {
-  if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
-    throw new InvalidArgumentError('expected an integer');
-  }
-  return Number(value);
-}
-
-function size(value: string): { width: number; height: number } {
-  const match = /^(\d+)x(\d+)$/.exec(value);
-  if (!match || Number(match[1]) < 1 || Number(match[2]) < 1) {
-    throw new InvalidArgumentError('expected WIDTHxHEIGHT, e.g. 640x360');
-  }
-  return { width: Number(match[1]), height: Number(match[2]) };
-}
+import { parseInteger, parseNonNegativeInteger, parseSize } from './options.js';
 
 export function register(program: Command): void {
   program
@@ -29,12 +10,12 @@ export function register(program: Command): void {
       'Write a synthetic pavement-crack dataset in the Crack500 layout (see docs/data.md)',
     )
     .requiredOption('--out <dir>', 'data root to write')
-    .option('--train <n>', 'training images', count, SYNTH_DEFAULTS.train)
-    .option('--val <n>', 'validation images', count, SYNTH_DEFAULTS.val)
-    .option('--test <n>', 'test images', count, SYNTH_DEFAULTS.test)
+    .option('--train <n>', 'training images', parseNonNegativeInteger, SYNTH_DEFAULTS.train)
+    .option('--val <n>', 'validation images', parseNonNegativeInteger, SYNTH_DEFAULTS.val)
+    .option('--test <n>', 'test images', parseNonNegativeInteger, SYNTH_DEFAULTS.test)
     .addOption(
       new Option('--size <WxH>', 'image size')
-        .argParser(size)
+        .argParser(parseSize)
         .default(
           { width: SYNTH_DEFAULTS.width, height: SYNTH_DEFAULTS.height },
           `${SYNTH_DEFAULTS.width}x${SYNTH_DEFAULTS.height}`,
@@ -43,7 +24,7 @@ export function register(program: Command): void {
     .option(
       '--seed <s>',
       'random seed; the same seed writes the same bytes',
-      seed,
+      parseInteger,
       SYNTH_DEFAULTS.seed,
     )
     .action(

@@ -7,11 +7,22 @@
  * A progress bar on a TTY, a line per epoch; Ctrl-C stops at the next optimizer step and saves
  * `last` (a second Ctrl-C quits at once).
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { defaultDevice } from '../model/load.js';
 import { LORA_STRATEGIES, type LoraStrategy } from '../model/export.js';
 import type { Device } from '../torch-module.js';
 import { TRAIN_DEFAULTS, train, type EpochRecord, type TrainProgress } from '../train/train.js';
+import {
+  collect,
+  DEFAULT_DATA_ROOT,
+  formatDuration,
+  handleInterrupts,
+  listFileHelp,
+  listFilePath,
+  parseInteger,
+  parseNonNegativeNumber,
+  parsePositiveInteger,
+} from './options.js';
 
 interface TrainFlags {
   model: string;
@@ -33,36 +44,6 @@ interface TrainFlags {
   resume?: boolean;
   seed: number;
   trainExtra?: string[];
-}
-
-function positiveInteger(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1)
-    throw new InvalidArgumentError('expected a positive integer');
-  return Number(value);
-}
-
-function integer(value: string): number {
-  if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError('expected an integer');
-  return Number(value);
-}
-
-function nonNegativeNumber(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
-    throw new InvalidArgumentError('expected a number ≥ 0');
-  return n;
-}
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
-/** `1h02m`, `3m05s`, `42s`. */
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  const [h, m, r] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return h > 0 ? `${h}h${pad(m)}m` : m > 0 ? `${m}m${pad(r)}s` : `${r}s`;
 }
 
 /** The one-line summary of a finished epoch. */
@@ -94,29 +75,29 @@ export function register(program: Command): void {
     .description('Fine-tune the LoRA adapters of an exported SAM 2.1 model on crack masks')
     .requiredOption('--model <file>', 'exported TorchScript model (crackseg export --lora ...)')
     .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
-    .option('--data-root <dir>', 'dataset root (Crack500 layout)', './crack500')
-    .option('--train-file <file>', `training list (default: <data-root>/${d.trainFile})`)
-    .option('--val-file <file>', `validation list (default: <data-root>/${d.valFile})`)
+    .option('--data-root <dir>', 'dataset root (Crack500 layout)', DEFAULT_DATA_ROOT)
+    .option('--train-file <file>', listFileHelp('training list', d.trainFile))
+    .option('--val-file <file>', listFileHelp('validation list', d.valFile))
     .addOption(
       new Option(
         '--lora-strategy <s>',
         "A, B or C; must be the model's (LoRA is injected at export)",
       ).choices(LORA_STRATEGIES.filter((s) => s !== 'none')),
     )
-    .option('--epochs <n>', 'epochs', positiveInteger, d.epochs)
-    .option('--batch-size <n>', 'images per micro-batch', positiveInteger, d.batchSize)
+    .option('--epochs <n>', 'epochs', parsePositiveInteger, d.epochs)
+    .option('--batch-size <n>', 'images per micro-batch', parsePositiveInteger, d.batchSize)
     .option(
       '--gradient-accumulation-steps <n>',
       'micro-batches per optimizer step',
-      positiveInteger,
+      parsePositiveInteger,
       d.gradAccum,
     )
-    .option('--learning-rate <lr>', 'peak learning rate (AdamW)', nonNegativeNumber, d.lr)
-    .option('--weight-decay <w>', 'AdamW weight decay', nonNegativeNumber, d.weightDecay)
+    .option('--learning-rate <lr>', 'peak learning rate (AdamW)', parseNonNegativeNumber, d.lr)
+    .option('--weight-decay <w>', 'AdamW weight decay', parseNonNegativeNumber, d.weightDecay)
     .option(
       '--warmup <fraction>',
       'share of the steps in linear warm-up',
-      nonNegativeNumber,
+      parseNonNegativeNumber,
       d.warmup,
     )
     .option('--use-skeleton-loss', 'add the soft-clDice skeleton loss')
@@ -124,7 +105,7 @@ export function register(program: Command): void {
     .option(
       '--patience <n>',
       'early stopping: epochs without a better val IoU',
-      positiveInteger,
+      parsePositiveInteger,
       d.patience,
     )
     .option(
@@ -134,17 +115,11 @@ export function register(program: Command): void {
     )
     .option('--output-dir <dir>', 'output folder', d.outputDir)
     .option('--resume', 'continue from <output-dir>/checkpoints/last.*')
-    .option('--seed <s>', 'seed of data order, augmentation and box jitter', integer, d.seed)
+    .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed)
     .action(async (flags: TrainFlags) => {
-      const controller = new AbortController();
-      const onInterrupt = () => {
-        if (controller.signal.aborted) process.exit(130);
-        controller.abort();
-        process.stderr.write(
-          '\nstopping at the next optimizer step and saving last (Ctrl-C again to quit now)\n',
-        );
-      };
-      process.on('SIGINT', onInterrupt);
+      const interrupts = handleInterrupts(
+        'stopping at the next optimizer step (or after the validation batch) and saving last',
+      );
       const tty = process.stderr.isTTY;
       let barShown = false;
       const clearBar = () => {
@@ -158,8 +133,9 @@ export function register(program: Command): void {
           model: flags.model,
           device,
           dataRoot: flags.dataRoot,
-          ...(flags.trainFile ? { trainFile: flags.trainFile } : {}),
-          ...(flags.valFile ? { valFile: flags.valFile } : {}),
+          // On the command line a list file is relative to the current directory.
+          trainFile: listFilePath(flags.trainFile, flags.dataRoot, d.trainFile),
+          valFile: listFilePath(flags.valFile, flags.dataRoot, d.valFile),
           ...(flags.loraStrategy ? { strategy: flags.loraStrategy } : {}),
           epochs: flags.epochs,
           batchSize: flags.batchSize,
@@ -174,7 +150,7 @@ export function register(program: Command): void {
           resume: flags.resume ?? false,
           seed: flags.seed,
           trainExtra: flags.trainExtra ?? [],
-          signal: controller.signal,
+          signal: interrupts.signal,
           onProgress: (p) => {
             if (p.phase === 'train' && tty) {
               process.stderr.write(`\r\x1b[K${progressLine(p)}`);
@@ -205,7 +181,7 @@ export function register(program: Command): void {
         if (result.aborted) console.log(`resume with the same flags and --resume`);
       } finally {
         clearBar();
-        process.off('SIGINT', onInterrupt);
+        interrupts.release();
       }
     });
 }

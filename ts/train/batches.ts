@@ -5,13 +5,12 @@
  */
 import sharp from 'sharp';
 import type { TrainBatch } from '../binding.js';
-import { DEFAULT_CONCURRENCY, loadSample, readList } from '../data/dataset.js';
+import { DatasetError, DEFAULT_CONCURRENCY, loadSample, readList } from '../data/dataset.js';
 import type { ListEntry } from '../data/listFile.js';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { promptTensors } from '../model/prompt-tensors.js';
 import { imagesTensor } from '../predict.js';
-import { DEFAULT_EXPAND_RATIO } from '../prompts/config.js';
-import { buildPrompts, type Box, type PromptSet } from '../prompts/prompts.js';
+import type { Box, PromptSet } from '../prompts/prompts.js';
 import { createRandom, deriveSeed, type Random } from '../util/random.js';
 import {
   augmentSample,
@@ -19,29 +18,39 @@ import {
   IDENTITY_AUGMENTATION,
   type AugmentOptions,
 } from './augment.js';
-
-/** A sample of the training list that has a crack to prompt. */
-export type TrainingEntry = ListEntry;
+import { groundTruthBoxes } from './box-prompt.js';
 
 /** The usable training samples and how many were left out for having no crack. */
 export interface TrainingSet {
-  entries: TrainingEntry[];
+  entries: ListEntry[];
   /** Samples without a component large enough for a box: they get no prompt, so cannot train. */
   withoutCrack: number;
 }
 
 /**
- * Reads a list file and keeps the samples whose mask has a box prompt (scanning the masks once,
- * a few at a time). A malformed list line is an error naming the file and line.
+ * Reads a list file and keeps the samples whose mask has a box prompt (decoding every sample
+ * once, a few at a time, so an unreadable image or mask fails here, before any training). A
+ * malformed list line is a {@link DatasetError} naming the file and line. With `signal` aborted
+ * the scan stops early and its result is partial.
  */
-export async function scanTrainingSet(root: string, listFile: string): Promise<TrainingSet> {
-  const { entries, problems } = await readList(root, listFile);
+export async function scanTrainingSet(
+  root: string,
+  listFile: string,
+  signal?: AbortSignal,
+): Promise<TrainingSet> {
+  let parsed;
+  try {
+    parsed = await readList(root, listFile);
+  } catch (err) {
+    throw new Error(`cannot read list file ${listFile}: ${(err as Error).message}`);
+  }
+  const { entries, problems } = parsed;
   const problem = problems[0];
-  if (problem) throw new Error(`${listFile}:${problem.line}: ${problem.reason}`);
+  if (problem) throw new DatasetError(listFile, problem.line, problem.text, problem.reason);
   const keep = new Array<boolean>(entries.length).fill(false);
   let next = 0;
   const worker = async () => {
-    for (let i = next++; i < entries.length; i = next++) {
+    for (let i = next++; i < entries.length && !signal?.aborted; i = next++) {
       const { mask } = await loadSample(entries[i]!, i, { root, listFile });
       keep[i] = boxPrompts(mask).length > 0;
     }
@@ -51,9 +60,9 @@ export async function scanTrainingSet(root: string, listFile: string): Promise<T
   return { entries: kept, withoutCrack: entries.length - kept.length };
 }
 
-/** The boxes of a mask's components, as evaluation draws them (bbox prompt, default expansion). */
+/** The boxes of a mask's components, as evaluation draws them (see box-prompt.ts). */
 function boxPrompts(mask: BinaryMask): Box[] {
-  return buildPrompts(mask, { kind: 'bbox', expandRatio: DEFAULT_EXPAND_RATIO }, { seed: 0 }).boxes;
+  return groundTruthBoxes(mask).boxes;
 }
 
 /**
@@ -104,6 +113,11 @@ export interface BatchOptions {
   /** Box jitter (fraction of the box side, standard deviation). */
   boxJitter: number;
   seed: number;
+  /**
+   * Give each image a cache key (its path and batch size in pixels) for the trainer's embedding
+   * cache. Only valid without augmentation: a key must name the exact pixels.
+   */
+  cacheKeys?: boolean;
 }
 
 /**
@@ -112,12 +126,12 @@ export interface BatchOptions {
  * `gradientAccumulation` chunks so every epoch ends on an optimizer step.
  */
 export function epochBatches(
-  entries: readonly TrainingEntry[],
+  entries: readonly ListEntry[],
   options: { batchSize: number; gradientAccumulation: number; seed: number },
   epoch: number,
-): TrainingEntry[][] {
+): ListEntry[][] {
   const order = shuffledOrder(entries.length, deriveSeed(options.seed, 'order', epoch));
-  const batches: TrainingEntry[][] = [];
+  const batches: ListEntry[][] = [];
   for (let i = 0; i < order.length; i += options.batchSize)
     batches.push(order.slice(i, i + options.batchSize).map((k) => entries[k]!));
   const usable =
@@ -158,7 +172,7 @@ async function resizeSample(
  * keep one size), boxes from each augmented mask with jitter, then tensors.
  */
 export async function prepareBatch(
-  entries: readonly TrainingEntry[],
+  entries: readonly ListEntry[],
   options: BatchOptions,
   epoch: number,
   index: number,
@@ -192,7 +206,12 @@ export async function prepareBatch(
   }));
   const masks = new Uint8Array(sized.length * width * height);
   sized.forEach(({ mask }, b) => masks.set(mask.data, b * width * height));
+  if (options.cacheKeys && options.augment)
+    throw new Error('embedding cache keys need augmentation off (a key names the exact pixels)');
   return {
+    ...(options.cacheKeys
+      ? { cacheKeys: entries.map((e) => `${e.imagePath}@${width}x${height}`) }
+      : {}),
     images: imagesTensor(sized.map((s) => s.image)),
     masks: { data: masks, shape: [sized.length, height, width], dtype: 'uint8' },
     prompts: promptTensors(
@@ -208,7 +227,7 @@ export async function prepareBatch(
  * preparations in flight, so the next batch is ready when a device step finishes.
  */
 export async function* prefetchBatches(
-  batches: readonly TrainingEntry[][],
+  batches: readonly ListEntry[][],
   options: BatchOptions,
   epoch: number,
   from: number,

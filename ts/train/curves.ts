@@ -9,10 +9,14 @@ export interface CurvePoint {
   val: { iou: number; dice: number; f1: number };
 }
 
-/** Renders the two panels (loss; validation metrics, best epoch marked) and writes the PNG. */
+/**
+ * Renders the two panels (loss; validation metrics, `bestEpoch` marked, as the run chose it) and
+ * writes the PNG.
+ */
 export async function writeTrainingCurves(
   path: string,
   points: readonly CurvePoint[],
+  bestEpoch: number | null,
 ): Promise<void> {
   const loss = points.map((p) => ({ epoch: p.epoch, value: p.trainLoss, series: 'train loss' }));
   const val = points.flatMap((p) => [
@@ -20,10 +24,7 @@ export async function writeTrainingCurves(
     { epoch: p.epoch, value: p.val.dice, series: 'val Dice' },
     { epoch: p.epoch, value: p.val.f1, series: 'val F1' },
   ]);
-  const best = points.reduce<CurvePoint | undefined>(
-    (b, p) => (!b || p.val.iou > b.val.iou ? p : b),
-    undefined,
-  );
+  const best = points.find((p) => p.epoch === bestEpoch);
   const line = (title: string, domain?: [number, number]) => ({
     mark: { type: 'line' as const, point: true },
     encoding: {

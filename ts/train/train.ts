@@ -55,6 +55,44 @@ export const LOSS_AND_OPTIMIZER = {
   minLearningRateFraction: 0.01,
 } as const;
 
+/**
+ * The native trainer's options for a run of `totalSteps` optimizer steps: {@link
+ * LOSS_AND_OPTIMIZER} with the run's rate, decay, warm-up, accumulation, loss choice and seed
+ * (train() and the training benchmark both use it).
+ */
+export function nativeTrainerOptions(run: {
+  lr: number;
+  weightDecay: number;
+  /** Fraction of `totalSteps`. */
+  warmup: number;
+  totalSteps: number;
+  gradAccum: number;
+  skeletonLoss: boolean;
+  seed: number;
+  embeddingCache?: number;
+}): TrainerOptions {
+  const constants = LOSS_AND_OPTIMIZER;
+  return {
+    learningRate: run.lr,
+    minLearningRate: run.lr * constants.minLearningRateFraction,
+    weightDecay: run.weightDecay,
+    betas: constants.betas,
+    eps: constants.eps,
+    warmupSteps: Math.round(run.warmup * run.totalSteps),
+    totalSteps: run.totalSteps,
+    gradientAccumulation: run.gradAccum,
+    maxGradNorm: constants.maxGradNorm,
+    diceWeight: constants.diceWeight,
+    focalWeight: constants.focalWeight,
+    focalAlpha: constants.focalAlpha,
+    focalGamma: constants.focalGamma,
+    skeletonWeight: run.skeletonLoss ? constants.skeletonWeight : 0,
+    amp: true,
+    seed: run.seed,
+    cacheLimit: run.embeddingCache ?? 0,
+  };
+}
+
 /** The files of a training run, under `<outputDir>/`. */
 export const TRAINING_FILES = {
   best: 'checkpoints/best_model.safetensors',
@@ -101,6 +139,13 @@ export interface TrainOptions {
   trainExtra?: string[];
   boxJitter?: number;
   logEverySteps?: number;
+  /**
+   * Images whose encoder outputs the trainer keeps and reuses across epochs (0, the default: no
+   * cache). Needs `augment: false` (a cached image must have the exact same pixels each time), and
+   * only takes effect when no image-encoder parameter trains (strategy A without encoder extras).
+   * Costs device memory per image: about 16 MiB at 1024 px, 1 MiB for the `test` model.
+   */
+  embeddingCache?: number;
   onProgress?: (progress: TrainProgress) => void;
   /** Stops at the next optimizer-step boundary (or during validation), saving `last`. */
   signal?: AbortSignal;
@@ -162,6 +207,7 @@ export interface TrainResult {
 
 /** The settings a resumed run must share with the run it continues. */
 type RunSettings = ReturnType<typeof runSettings>;
+type ResolvedOptions = ReturnType<typeof resolvedOptions>;
 
 /** `last.json`: where the run stands. */
 interface LastState {
@@ -224,7 +270,16 @@ function resolvedOptions(options: TrainOptions) {
     trainExtra: options.trainExtra ?? [],
     boxJitter: options.boxJitter ?? d.boxJitter,
     logEverySteps: positiveInteger('logEverySteps', options.logEverySteps ?? d.logEverySteps),
+    embeddingCache: options.embeddingCache ?? 0,
   };
+  if (!Number.isSafeInteger(settings.embeddingCache) || settings.embeddingCache < 0)
+    throw new RangeError(
+      `embeddingCache must be a non-negative integer, got ${settings.embeddingCache}`,
+    );
+  if (settings.embeddingCache > 0 && settings.augment)
+    throw new RangeError(
+      'embeddingCache needs augment: false (augmentation changes the pixels a cached image stands for)',
+    );
   if (!(settings.lr > 0)) throw new RangeError(`lr must be positive, got ${settings.lr}`);
   if (!(settings.warmup >= 0 && settings.warmup < 1))
     throw new RangeError(`warmup must be a fraction in [0, 1), got ${settings.warmup}`);
@@ -235,22 +290,22 @@ function resolvedOptions(options: TrainOptions) {
 }
 
 /** The subset of settings (and the model) that must not change across a resume. */
-function runSettings(s: ReturnType<typeof resolvedOptions>, model: SamModel) {
+function runSettings(config: ResolvedOptions, model: SamModel) {
   return {
     model: model.module.path,
     strategy: model.metadata.lora_strategy,
-    trainFile: s.trainFile,
-    epochs: s.epochs,
-    batchSize: s.batchSize,
-    gradAccum: s.gradAccum,
-    lr: s.lr,
-    weightDecay: s.weightDecay,
-    warmup: s.warmup,
-    skeletonLoss: s.skeletonLoss,
-    augment: s.augment,
-    seed: s.seed,
-    trainExtra: s.trainExtra,
-    boxJitter: s.boxJitter,
+    trainFile: config.trainFile,
+    epochs: config.epochs,
+    batchSize: config.batchSize,
+    gradAccum: config.gradAccum,
+    lr: config.lr,
+    weightDecay: config.weightDecay,
+    warmup: config.warmup,
+    skeletonLoss: config.skeletonLoss,
+    augment: config.augment,
+    seed: config.seed,
+    trainExtra: config.trainExtra,
+    boxJitter: config.boxJitter,
   };
 }
 
@@ -261,13 +316,13 @@ function runSettings(s: ReturnType<typeof resolvedOptions>, model: SamModel) {
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const started = performance.now();
-  const s = resolvedOptions(options);
+  const config = resolvedOptions(options);
   const model = await loadModel({
     path: options.model,
     ...(options.device ? { device: options.device } : {}),
   });
   try {
-    return await run(model, s, options, started);
+    return await run(model, config, options, started);
   } finally {
     model.module.dispose();
   }
@@ -275,7 +330,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
 async function run(
   model: SamModel,
-  s: ReturnType<typeof resolvedOptions>,
+  config: ResolvedOptions,
   options: TrainOptions,
   started: number,
 ): Promise<TrainResult> {
@@ -286,7 +341,7 @@ async function run(
         `strategy ${metadata.lora_strategy} (adapters are injected at export): export the model ` +
         `with --lora ${options.strategy}, or leave the strategy out`,
     );
-  const trained = trainedParameterNames(module, s.trainExtra);
+  const trained = trainedParameterNames(module, config.trainExtra);
   if (trained.length === 0)
     throw new Error(
       `${module.path} has nothing to train: LoRA strategy '${metadata.lora_strategy}' and no trainExtra patterns`,
@@ -294,222 +349,231 @@ async function run(
   module.setRequiresGrad(/./, false);
   module.native.setRequiresGrad(trained, true);
 
-  const trainingSet = await scanTrainingSet(s.dataRoot, s.trainFile);
+  const signal = options.signal;
+  // Both lists are read and every sample decoded before training, so a wrong list file or a bad
+  // image fails now rather than after an epoch.
+  const trainingSet = await scanTrainingSet(config.dataRoot, config.trainFile, signal);
+  const validationSet = await scanTrainingSet(config.dataRoot, config.valFile, signal);
+  const validationImages = validationSet.entries.length + validationSet.withoutCrack;
+  if (validationImages === 0 && !signal?.aborted)
+    throw new Error(`validation list ${config.valFile} has no images`);
   const perEpoch = epochBatches(
     trainingSet.entries,
-    { ...s, gradientAccumulation: s.gradAccum },
+    { ...config, gradientAccumulation: config.gradAccum },
     0,
   ).length;
   if (perEpoch === 0)
     throw new Error(
-      `${s.trainFile} has ${trainingSet.entries.length} image(s) with cracks: ` +
-        `${Math.ceil(trainingSet.entries.length / s.batchSize)} batch(es) of ${s.batchSize}, ` +
-        `fewer than the ${s.gradAccum} micro-batches of one optimizer step (lower gradAccum or batchSize)`,
+      `${config.trainFile} has ${trainingSet.entries.length} image(s) with cracks: ` +
+        `${Math.ceil(trainingSet.entries.length / config.batchSize)} batch(es) of ${config.batchSize}, ` +
+        `fewer than the ${config.gradAccum} micro-batches of one optimizer step (lower gradAccum or batchSize)`,
     );
-  const totalSteps = (s.epochs * perEpoch) / s.gradAccum;
-  const c = LOSS_AND_OPTIMIZER;
-  const trainerOptions: TrainerOptions = {
-    learningRate: s.lr,
-    minLearningRate: s.lr * c.minLearningRateFraction,
-    weightDecay: s.weightDecay,
-    betas: c.betas,
-    eps: c.eps,
-    warmupSteps: Math.round(s.warmup * totalSteps),
-    totalSteps,
-    gradientAccumulation: s.gradAccum,
-    maxGradNorm: c.maxGradNorm,
-    diceWeight: c.diceWeight,
-    focalWeight: c.focalWeight,
-    focalAlpha: c.focalAlpha,
-    focalGamma: c.focalGamma,
-    skeletonWeight: s.skeletonLoss ? c.skeletonWeight : 0,
-    amp: true,
-    seed: s.seed,
-  };
-  const trainer = binding().createTrainer(module.native, trainerOptions);
-  const file = (name: keyof typeof TRAINING_FILES) => join(s.outputDir, TRAINING_FILES[name]);
-  const settings = runSettings(s, model);
-
-  let state: LastState;
-  if (options.resume) {
-    state = await resumeState(file, settings, model, trainer);
-  } else {
-    await mkdir(join(s.outputDir, 'checkpoints'), { recursive: true });
-    await rm(file('metrics'), { force: true });
-    state = {
-      version: 1,
-      settings,
-      optimizerSteps: 0,
-      epoch: 0,
-      batchInEpoch: 0,
-      epochSums: emptySums(),
-      bestValIou: null,
-      bestEpoch: null,
-      epochsWithoutImprovement: 0,
-      history: [],
-    };
+  const totalSteps = (config.epochs * perEpoch) / config.gradAccum;
+  const trainer = binding().createTrainer(
+    module.native,
+    nativeTrainerOptions({ ...config, totalSteps }),
+  );
+  try {
+    return await trainLoop();
+  } finally {
+    // Frees the optimizer state and cached embeddings now, on success, error or abort alike.
+    trainer.dispose();
   }
 
-  const log = (line: object) => appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
-  const saveLast = async () => {
-    state.optimizerSteps = trainer.optimizerSteps;
-    await saveAdapter(file('lastWeights'), module, {
-      names: trained,
-      trainExtra: s.trainExtra,
-      epoch: state.epoch,
-      valMetrics: adapterMetrics(state.history.at(-1)?.val),
-      optimizerSteps: state.optimizerSteps,
-    });
-    await trainer.saveState(file('lastOptimizer'));
-    // Written last: it is what a resume trusts, and it names the step the other two hold.
-    await writeFileAtomic(file('lastState'), JSON.stringify(state, null, 1));
-  };
+  async function trainLoop(): Promise<TrainResult> {
+    const file = (name: keyof typeof TRAINING_FILES) =>
+      join(config.outputDir, TRAINING_FILES[name]);
+    const settings = runSettings(config, model);
 
-  const batchOptions: BatchOptions = {
-    root: s.dataRoot,
-    listFile: s.trainFile,
-    batchSize: s.batchSize,
-    imageSize: model.imageSize,
-    augment: s.augment,
-    boxJitter: s.boxJitter,
-    seed: s.seed,
-  };
-  const signal = options.signal;
-  const sessionStart = { time: performance.now(), batches: 0, images: 0 };
-  let stoppedEarly = false;
-  let aborted = false;
-  let window: StepResult[] = [];
-  let learningRate = state.history.at(-1)?.learningRate ?? 0;
+    let state: LastState;
+    if (options.resume) {
+      state = await resumeState(file, settings, model, trainer);
+    } else {
+      await mkdir(join(config.outputDir, 'checkpoints'), { recursive: true });
+      await rm(file('metrics'), { force: true });
+      state = {
+        version: 1,
+        settings,
+        optimizerSteps: 0,
+        epoch: 0,
+        batchInEpoch: 0,
+        epochSums: emptySums(),
+        bestValIou: null,
+        bestEpoch: null,
+        epochsWithoutImprovement: 0,
+        history: [],
+      };
+    }
 
-  for (let epoch = state.epoch; epoch < s.epochs && !aborted && !stoppedEarly; epoch++) {
-    const epochStarted = performance.now();
-    const batches = epochBatches(
-      trainingSet.entries,
-      { ...s, gradientAccumulation: s.gradAccum },
-      epoch,
-    );
-    for await (const { index, batch, images } of prefetchBatches(
-      batches,
-      batchOptions,
-      epoch,
-      state.batchInEpoch,
-    )) {
-      // Abort only between optimizer steps: the accumulated gradients are not saved.
-      if (signal?.aborted && index % s.gradAccum === 0) {
+    const log = (line: object) => appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
+    const saveLast = async () => {
+      state.optimizerSteps = trainer.optimizerSteps;
+      await saveAdapter(file('lastWeights'), module, {
+        names: trained,
+        trainExtra: config.trainExtra,
+        epoch: state.epoch,
+        valMetrics: adapterMetrics(state.history.at(-1)?.val),
+        optimizerSteps: state.optimizerSteps,
+      });
+      await trainer.saveState(file('lastOptimizer'));
+      // Written last: it is what a resume trusts, and it names the step the other two hold.
+      await writeFileAtomic(file('lastState'), JSON.stringify(state, null, 1));
+    };
+
+    const batchOptions: BatchOptions = {
+      root: config.dataRoot,
+      listFile: config.trainFile,
+      batchSize: config.batchSize,
+      imageSize: model.imageSize,
+      augment: config.augment,
+      boxJitter: config.boxJitter,
+      seed: config.seed,
+      cacheKeys: config.embeddingCache > 0,
+    };
+    const throughput = { time: performance.now(), batches: 0, images: 0 };
+    let stoppedEarly = false;
+    // Aborted while the lists were scanned: no step is taken, `last` is saved at step 0.
+    let aborted = signal?.aborted ?? false;
+    let sinceLastLog: StepResult[] = [];
+    let learningRate = state.history.at(-1)?.learningRate ?? 0;
+
+    for (let epoch = state.epoch; epoch < config.epochs && !aborted && !stoppedEarly; epoch++) {
+      const epochStarted = performance.now();
+      const batches = epochBatches(
+        trainingSet.entries,
+        { ...config, gradientAccumulation: config.gradAccum },
+        epoch,
+      );
+      for await (const { index, batch, images } of prefetchBatches(
+        batches,
+        batchOptions,
+        epoch,
+        state.batchInEpoch,
+      )) {
+        // Abort only between optimizer steps: the accumulated gradients are not saved.
+        if (signal?.aborted && index % config.gradAccum === 0) {
+          aborted = true;
+          break;
+        }
+        const result = await trainer.step(batch);
+        const sums = state.epochSums;
+        sums.loss += result.loss;
+        sums.dice += result.dice;
+        sums.focal += result.focal;
+        sums.skeleton += result.skeleton;
+        sums.batches++;
+        state.batchInEpoch = index + 1;
+        throughput.batches++;
+        throughput.images += images;
+        sinceLastLog.push(result);
+        learningRate = result.learningRate;
+        if (result.stepped && result.optimizerSteps % config.logEverySteps === 0) {
+          await log({
+            type: 'step',
+            epoch: epoch + 1,
+            step: result.optimizerSteps,
+            loss: mean(sinceLastLog.map((r) => r.loss)),
+            dice: mean(sinceLastLog.map((r) => r.dice)),
+            focal: mean(sinceLastLog.map((r) => r.focal)),
+            skeleton: mean(sinceLastLog.map((r) => r.skeleton)),
+            learningRate: result.learningRate,
+            gradNorm: result.gradNorm,
+          });
+          sinceLastLog = [];
+        }
+        const seconds = (performance.now() - throughput.time) / 1000;
+        const remaining = (config.epochs - epoch) * perEpoch - (index + 1);
+        options.onProgress?.({
+          phase: 'train',
+          epoch: epoch + 1,
+          epochs: config.epochs,
+          batch: index + 1,
+          batches: batches.length,
+          optimizerSteps: result.optimizerSteps,
+          totalSteps,
+          loss: result.loss,
+          learningRate: result.learningRate,
+          imagesPerSecond: throughput.images / seconds,
+          etaSeconds: (remaining * seconds) / throughput.batches,
+        });
+      }
+      if (aborted) break;
+
+      const val = await validate({
+        model,
+        dataRoot: config.dataRoot,
+        listFile: config.valFile,
+        batchSize: config.batchSize,
+        ...(signal ? { signal } : {}),
+        onBatch: (done) =>
+          options.onProgress?.({
+            phase: 'validate',
+            epoch: epoch + 1,
+            epochs: config.epochs,
+            done,
+          }),
+      });
+      if (val === null || signal?.aborted) {
+        // The epoch's training is kept; a resume validates it again.
         aborted = true;
         break;
       }
-      const result = await trainer.step(batch);
       const sums = state.epochSums;
-      sums.loss += result.loss;
-      sums.dice += result.dice;
-      sums.focal += result.focal;
-      sums.skeleton += result.skeleton;
-      sums.batches++;
-      state.batchInEpoch = index + 1;
-      sessionStart.batches++;
-      sessionStart.images += images;
-      window.push(result);
-      learningRate = result.learningRate;
-      if (result.stepped && result.optimizerSteps % s.logEverySteps === 0) {
-        await log({
-          type: 'step',
+      const improved = state.bestValIou === null || val.iou > state.bestValIou;
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        trainLoss: sums.loss / sums.batches,
+        trainDice: sums.dice / sums.batches,
+        trainFocal: sums.focal / sums.batches,
+        trainSkeleton: sums.skeleton / sums.batches,
+        val,
+        learningRate,
+        optimizerSteps: trainer.optimizerSteps,
+        seconds: (performance.now() - epochStarted) / 1000,
+        best: improved,
+      };
+      state.history.push(record);
+      state.epoch = epoch + 1;
+      state.batchInEpoch = 0;
+      state.epochSums = emptySums();
+      if (improved) {
+        state.bestValIou = val.iou;
+        state.bestEpoch = epoch + 1;
+        state.epochsWithoutImprovement = 0;
+        await saveAdapter(file('best'), module, {
+          names: trained,
+          trainExtra: config.trainExtra,
           epoch: epoch + 1,
-          step: result.optimizerSteps,
-          loss: mean(window.map((r) => r.loss)),
-          dice: mean(window.map((r) => r.dice)),
-          focal: mean(window.map((r) => r.focal)),
-          skeleton: mean(window.map((r) => r.skeleton)),
-          learningRate: result.learningRate,
-          gradNorm: result.gradNorm,
+          valMetrics: adapterMetrics(val),
         });
-        window = [];
+      } else {
+        state.epochsWithoutImprovement++;
       }
-      const seconds = (performance.now() - sessionStart.time) / 1000;
-      const remaining = (s.epochs - epoch) * perEpoch - (index + 1);
-      options.onProgress?.({
-        phase: 'train',
-        epoch: epoch + 1,
-        epochs: s.epochs,
-        batch: index + 1,
-        batches: batches.length,
-        optimizerSteps: result.optimizerSteps,
-        totalSteps,
-        loss: result.loss,
-        learningRate: result.learningRate,
-        imagesPerSecond: sessionStart.images / seconds,
-        etaSeconds: (remaining * seconds) / sessionStart.batches,
-      });
+      await log({ type: 'epoch', ...record });
+      await saveLast();
+      await writeTrainingCurves(file('curves'), state.history, state.bestEpoch);
+      options.onProgress?.({ phase: 'epoch', epochs: config.epochs, record });
+      stoppedEarly =
+        config.patience !== null &&
+        state.epochsWithoutImprovement >= config.patience &&
+        epoch + 1 < config.epochs;
     }
-    if (aborted) break;
+    if (aborted) await saveLast();
 
-    const val = await validate({
-      model,
-      dataRoot: s.dataRoot,
-      listFile: s.valFile,
-      batchSize: s.batchSize,
-      ...(signal ? { signal } : {}),
-      onBatch: (done) =>
-        options.onProgress?.({ phase: 'validate', epoch: epoch + 1, epochs: s.epochs, done }),
-    });
-    if (signal?.aborted) {
-      // The epoch's training is kept; a resume validates it again.
-      aborted = true;
-      break;
-    }
-    const sums = state.epochSums;
-    const improved = state.bestValIou === null || val.iou > state.bestValIou;
-    const record: EpochRecord = {
-      epoch: epoch + 1,
-      trainLoss: sums.loss / sums.batches,
-      trainDice: sums.dice / sums.batches,
-      trainFocal: sums.focal / sums.batches,
-      trainSkeleton: sums.skeleton / sums.batches,
-      val,
-      learningRate,
+    return {
+      outputDir: config.outputDir,
+      bestModel: state.bestEpoch === null ? null : file('best'),
+      bestEpoch: state.bestEpoch,
+      bestValIou: state.bestValIou,
+      history: state.history,
+      stoppedEarly,
+      aborted,
       optimizerSteps: trainer.optimizerSteps,
-      seconds: (performance.now() - epochStarted) / 1000,
-      best: improved,
+      trainedParameters: trained,
+      skippedWithoutCrack: trainingSet.withoutCrack,
+      seconds: (performance.now() - started) / 1000,
     };
-    state.history.push(record);
-    state.epoch = epoch + 1;
-    state.batchInEpoch = 0;
-    state.epochSums = emptySums();
-    if (improved) {
-      state.bestValIou = val.iou;
-      state.bestEpoch = epoch + 1;
-      state.epochsWithoutImprovement = 0;
-      await saveAdapter(file('best'), module, {
-        names: trained,
-        trainExtra: s.trainExtra,
-        epoch: epoch + 1,
-        valMetrics: adapterMetrics(val),
-      });
-    } else {
-      state.epochsWithoutImprovement++;
-    }
-    await log({ type: 'epoch', ...record });
-    await saveLast();
-    await writeTrainingCurves(file('curves'), state.history);
-    options.onProgress?.({ phase: 'epoch', epochs: s.epochs, record });
-    stoppedEarly =
-      s.patience !== null && state.epochsWithoutImprovement >= s.patience && epoch + 1 < s.epochs;
   }
-  if (aborted) await saveLast();
-
-  return {
-    outputDir: s.outputDir,
-    bestModel: state.bestEpoch === null ? null : file('best'),
-    bestEpoch: state.bestEpoch,
-    bestValIou: state.bestValIou,
-    history: state.history,
-    stoppedEarly,
-    aborted,
-    optimizerSteps: trainer.optimizerSteps,
-    trainedParameters: trained,
-    skippedWithoutCrack: trainingSet.withoutCrack,
-    seconds: (performance.now() - started) / 1000,
-  };
 }
 
 /** The validation metrics an adapter records. */

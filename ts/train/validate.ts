@@ -7,9 +7,8 @@ import { readDataset, type Sample } from '../data/dataset.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import { evaluateImage } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
-import { DEFAULT_BATCH_SIZE, predict } from '../predict.js';
-import { DEFAULT_EXPAND_RATIO } from '../prompts/config.js';
-import { buildPrompts } from '../prompts/prompts.js';
+import { DEFAULT_BATCH_SIZE, predict, sameSizeBatches } from '../predict.js';
+import { groundTruthBoxes } from './box-prompt.js';
 
 /** Mean per-image metrics over the validation list. */
 export interface ValidationMetrics {
@@ -26,18 +25,19 @@ export interface ValidateOptions {
   batchSize?: number;
   /** Called after each batch with images done so far. */
   onBatch?: (done: number) => void;
-  /** Stops after the batch in progress; the result then covers the images done. */
+  /** Stops after the batch in progress; the result is then null. */
   signal?: AbortSignal;
 }
 
-/** Predicts every validation image with its ground-truth boxes and scores it. */
-export async function validate(options: ValidateOptions): Promise<ValidationMetrics> {
+/**
+ * Predicts every validation image with its ground-truth boxes and scores it. Null when `signal`
+ * aborted it (a partial mean is no epoch's validation).
+ */
+export async function validate(options: ValidateOptions): Promise<ValidationMetrics | null> {
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const accumulator = new MetricAccumulator();
   const score = async (batch: Sample[]) => {
-    const prompts = batch.map((sample) =>
-      buildPrompts(sample.mask, { kind: 'bbox', expandRatio: DEFAULT_EXPAND_RATIO }, { seed: 0 }),
-    );
+    const prompts = batch.map((sample) => groundTruthBoxes(sample.mask));
     const predictions = await predict(
       options.model,
       batch.map((s) => s.image),
@@ -49,16 +49,13 @@ export async function validate(options: ValidateOptions): Promise<ValidationMetr
     );
     options.onBatch?.(accumulator.count);
   };
-  let batch: Sample[] = [];
-  for await (const sample of readDataset({ root: options.dataRoot, listFile: options.listFile })) {
-    batch.push(sample);
-    if (batch.length === batchSize) {
-      await score(batch);
-      batch = [];
-      if (options.signal?.aborted) break;
-    }
+  const samples = readDataset({ root: options.dataRoot, listFile: options.listFile });
+  // Batches of same-sized images, as evaluation forms them.
+  for await (const batch of sameSizeBatches(samples, batchSize, (sample) => sample.image)) {
+    if (options.signal?.aborted) return null;
+    await score(batch);
   }
-  if (batch.length > 0 && !options.signal?.aborted) await score(batch);
+  if (options.signal?.aborted) return null;
   const { images, metrics } = accumulator.result();
   if (images === 0) throw new Error(`validation list '${options.listFile}' has no images`);
   return { iou: metrics.iou.mean!, dice: metrics.dice.mean!, f1: metrics.f1.mean!, images };

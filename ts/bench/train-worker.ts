@@ -1,0 +1,81 @@
+/**
+ * One training-benchmark measurement (see train.ts), in its own process: loads the model, makes
+ * the LoRA factors trainable, repeats one synthetic batch through the native trainer, and sends
+ * back images/s and the process's peak memory.
+ */
+import { binding, type TrainBatch } from '../binding.js';
+import { loadModel } from '../model/load.js';
+import { promptTensors } from '../model/prompt-tensors.js';
+import { imagesTensor } from '../predict.js';
+import { synthesizeSample } from '../synth/synthesize.js';
+import { trainedParameterNames } from '../train/adapter.js';
+import { groundTruthBoxes } from '../train/box-prompt.js';
+import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/train.js';
+import type { TrainBenchJob, TrainBenchMeasurement } from './train.js';
+
+async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
+  const model = await loadModel({ path: job.model, device: job.device });
+  const { module } = model;
+  try {
+    const trained = trainedParameterNames(module, []);
+    module.setRequiresGrad(/./, false);
+    module.native.setRequiresGrad(trained, true);
+    const samples = Array.from({ length: job.batchSize }, (_, i) =>
+      synthesizeSample(job.size, job.size, 1000 + i, false),
+    );
+    const images = samples.map((s) => s.image);
+    const masks = new Uint8Array(job.batchSize * job.size * job.size);
+    samples.forEach((s, b) => masks.set(s.mask.data, b * job.size * job.size));
+    const batch: TrainBatch = {
+      images: imagesTensor(images),
+      masks: { data: masks, shape: [job.batchSize, job.size, job.size], dtype: 'uint8' },
+      prompts: promptTensors(
+        samples.map((s) => groundTruthBoxes(s.mask)),
+        images,
+        model.imageSize,
+      ),
+      ...(job.cache ? { cacheKeys: samples.map((_, i) => `bench-${i}`) } : {}),
+    };
+    const trainer = binding().createTrainer(
+      module.native,
+      nativeTrainerOptions({
+        lr: TRAIN_DEFAULTS.lr,
+        weightDecay: TRAIN_DEFAULTS.weightDecay,
+        warmup: 0,
+        totalSteps: job.warmupSteps + job.steps,
+        gradAccum: 1,
+        skeletonLoss: false,
+        seed: 0,
+        embeddingCache: job.cache ? job.batchSize : 0,
+      }),
+    );
+    try {
+      for (let i = 0; i < job.warmupSteps; i++) await trainer.step(batch);
+      const started = performance.now();
+      for (let i = 0; i < job.steps; i++) await trainer.step(batch);
+      const seconds = (performance.now() - started) / 1000;
+      const cpu = model.device === 'cpu';
+      return {
+        imagesPerSecond: (job.steps * job.batchSize) / seconds,
+        secondsPerStep: seconds / job.steps,
+        peakMemoryMiB: cpu ? process.resourceUsage().maxRSS / 1024 : null,
+        cachedImages: trainer.cachedImages,
+        trainedTensors: trained.length,
+        device: model.device,
+      };
+    } finally {
+      trainer.dispose();
+    }
+  } finally {
+    module.dispose();
+  }
+}
+
+const job = JSON.parse(process.argv[2] ?? '{}') as TrainBenchJob;
+measure(job).then(
+  (result) => process.send!({ result }, () => process.exit(0)),
+  (err: unknown) =>
+    process.send!({ error: err instanceof Error ? err.message : String(err) }, () =>
+      process.exit(1),
+    ),
+);

@@ -1,0 +1,184 @@
+/**
+ * The training benchmark: images per second in steady state (after warm-up steps) and peak
+ * memory of the native training step, per LoRA strategy, on one synthetic batch repeated; and
+ * strategy A with the frozen encoder's embedding cache on and off (no augmentation, so every step
+ * after the first reuses the cached embeddings: the steady state of epochs 2+). Random weights
+ * (exported into a temporary folder), so it runs anywhere.
+ *
+ * Each measurement runs in its own child process (`train-worker`), so the CPU peak — the
+ * process's resident-set high-water mark, `process.resourceUsage().maxRSS` — is that
+ * measurement's alone. On CUDA the peak is reported as unavailable: the addon does not expose
+ * the device allocator's statistics.
+ */
+import { fork } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  EXPORT_DEFAULTS,
+  exportModel,
+  type LoraStrategy,
+  type ModelConfig,
+} from '../model/export.js';
+import { defaultDevice } from '../model/load.js';
+import type { Device } from '../torch-module.js';
+
+export const TRAIN_BENCH_STRATEGIES = ['A', 'B', 'C'] as const;
+
+export interface TrainBenchmarkOptions {
+  /** Default `small` on CUDA, `test` on the CPU. */
+  config?: ModelConfig;
+  device?: Device;
+  /** Synthetic image side in pixels; default the model's input size (1024, or 256 for `test`). */
+  size?: number;
+  /** Images per step; default 8 on CUDA (the issue's reference), 4 on the CPU. */
+  batchSize?: number;
+  /** Untimed steps first; default 3 on CUDA, 2 on the CPU. */
+  warmupSteps?: number;
+  /** Timed steps; default 20 on CUDA, 5 on the CPU. */
+  steps?: number;
+  strategies?: ReadonlyArray<(typeof TRAIN_BENCH_STRATEGIES)[number]>;
+  /** Also measure strategy A with the embedding cache on vs off (default true). */
+  cache?: boolean;
+}
+
+/** One measurement's job, as the worker receives it. */
+export interface TrainBenchJob {
+  model: string;
+  device: Device;
+  size: number;
+  batchSize: number;
+  warmupSteps: number;
+  steps: number;
+  /** Use the embedding cache (strategy A, no augmentation). */
+  cache: boolean;
+}
+
+/** What the worker measures. */
+export interface TrainBenchMeasurement {
+  imagesPerSecond: number;
+  /** Mean seconds per timed step. */
+  secondsPerStep: number;
+  /** CPU: the worker process's peak resident set (MiB); null on CUDA. */
+  peakMemoryMiB: number | null;
+  /** Images whose embeddings the trainer held at the end. */
+  cachedImages: number;
+  /** Parameter tensors that train (LoRA factors). */
+  trainedTensors: number;
+  device: string;
+}
+
+export interface TrainBenchmarkResult {
+  device: string;
+  cpu: string;
+  config: ModelConfig;
+  imageSize: { width: number; height: number };
+  batchSize: number;
+  warmupSteps: number;
+  steps: number;
+  /** What the peak memory figures are. */
+  peakMemory: string;
+  strategies: Partial<Record<LoraStrategy, TrainBenchMeasurement>>;
+  /** Strategy A, augmentation off: embeddings cached vs encoded every step. */
+  embeddingCache: {
+    off: TrainBenchMeasurement;
+    on: TrainBenchMeasurement;
+    speedUp: number;
+  } | null;
+  unit: 'images/s';
+}
+
+const workerUrl = new URL(
+  import.meta.url.endsWith('.ts') ? './train-worker.ts' : './train-worker.js',
+  import.meta.url,
+);
+
+/** Runs one measurement in a child process (same Node flags, so it works under a TS loader). */
+export function runTrainBenchJob(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(workerUrl), [JSON.stringify(job)], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let result: TrainBenchMeasurement | undefined;
+    let failure: string | undefined;
+    child.on('message', (message: { result?: TrainBenchMeasurement; error?: string }) => {
+      result = message.result;
+      failure = message.error;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (result) resolve(result);
+      else reject(new Error(`training benchmark worker: ${failure ?? `exit code ${code}`}`));
+    });
+  });
+}
+
+/** Runs the benchmark; the exported models live in a temporary folder removed at the end. */
+export async function runTrainBenchmark(
+  options: TrainBenchmarkOptions = {},
+): Promise<TrainBenchmarkResult> {
+  const device = options.device ?? defaultDevice();
+  const cuda = device !== 'cpu';
+  const config = options.config ?? (cuda ? 'small' : 'test');
+  const batchSize = options.batchSize ?? (cuda ? 8 : 4);
+  const warmupSteps = options.warmupSteps ?? (cuda ? 3 : 2);
+  const steps = options.steps ?? (cuda ? 20 : 5);
+  const strategies = options.strategies ?? TRAIN_BENCH_STRATEGIES;
+  const dir = await mkdtemp(join(tmpdir(), 'crackseg-bench-train-'));
+  try {
+    const models = new Map<LoraStrategy, string>();
+    let imageSize = 0;
+    const wanted = new Set<LoraStrategy>([
+      ...strategies,
+      ...(options.cache === false ? [] : ['A' as const]),
+    ]);
+    for (const lora of wanted) {
+      const exported = await exportModel({
+        ...EXPORT_DEFAULTS,
+        config,
+        lora,
+        out: join(dir, `${lora}.pt`),
+      });
+      models.set(lora, exported.out);
+      imageSize = exported.metadata.image_size;
+    }
+    const size = options.size ?? imageSize;
+    const job = (lora: LoraStrategy, cache: boolean): TrainBenchJob => ({
+      model: models.get(lora)!,
+      device,
+      size,
+      batchSize,
+      warmupSteps,
+      steps,
+      cache,
+    });
+    const measured: TrainBenchmarkResult['strategies'] = {};
+    for (const lora of strategies) measured[lora] = await runTrainBenchJob(job(lora, false));
+    let embeddingCache: TrainBenchmarkResult['embeddingCache'] = null;
+    if (options.cache !== false) {
+      const off = measured.A ?? (await runTrainBenchJob(job('A', false)));
+      const on = await runTrainBenchJob(job('A', true));
+      embeddingCache = { off, on, speedUp: on.imagesPerSecond / off.imagesPerSecond };
+    }
+    const first = Object.values(measured)[0] ?? embeddingCache?.on;
+    return {
+      device: first?.device ?? device,
+      cpu: `${cpus().length}-core ${cpus()[0]?.model.trim() ?? 'CPU'}`,
+      config,
+      imageSize: { width: size, height: size },
+      batchSize,
+      warmupSteps,
+      steps,
+      peakMemory: cuda
+        ? 'not available: the addon does not report CUDA allocator statistics'
+        : 'peak resident set (maxRSS) of the measuring process, MiB',
+      strategies: measured,
+      embeddingCache,
+      unit: 'images/s',
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

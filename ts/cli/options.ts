@@ -1,0 +1,115 @@
+/**
+ * What the commands share: argument parsers for commander, the default data root and the list-file
+ * path rule, the duration format, and Ctrl-C handling.
+ */
+import { InvalidArgumentError } from 'commander';
+import { resolve } from 'node:path';
+
+/** The data root every command reads when `--data-root` is not given (the seed's). */
+export const DEFAULT_DATA_ROOT = './crack500';
+
+/** `1`, `2`, … */
+export function parsePositiveInteger(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)) || Number(value) < 1)
+    throw new InvalidArgumentError('expected a positive integer');
+  return Number(value);
+}
+
+/** `0`, `1`, … */
+export function parseNonNegativeInteger(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)))
+    throw new InvalidArgumentError('expected a non-negative integer');
+  return Number(value);
+}
+
+/** Any safe integer, e.g. a seed. */
+export function parseInteger(value: string): number {
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)))
+    throw new InvalidArgumentError('expected an integer');
+  return Number(value);
+}
+
+/** A finite number ≥ 0 (`1e-4`, `0.5`, `.5`). */
+export function parseNonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError('expected a number ≥ 0');
+  return n;
+}
+
+/** Any finite number. */
+export function parseNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n))
+    throw new InvalidArgumentError('expected a number');
+  return n;
+}
+
+/** `WIDTHxHEIGHT`, each ≥ 1. */
+export function parseSize(value: string): { width: number; height: number } {
+  const match = /^(\d+)x(\d+)$/.exec(value.trim());
+  if (!match || Number(match[1]) < 1 || Number(match[2]) < 1)
+    throw new InvalidArgumentError('expected WIDTHxHEIGHT, e.g. 640x360');
+  return { width: Number(match[1]), height: Number(match[2]) };
+}
+
+/** Collects a repeatable option's values. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/**
+ * The list-file rule of every command: a list file named on the command line is a path like any
+ * other, relative to the current directory; without the flag it is `<data-root>/<defaultName>`.
+ * Returns an absolute path.
+ */
+export function listFilePath(
+  flag: string | undefined,
+  dataRoot: string,
+  defaultName: string,
+): string {
+  return flag !== undefined ? resolve(flag) : resolve(dataRoot, defaultName);
+}
+
+/** Help text of a list-file flag, stating the rule above. */
+export function listFileHelp(what: string, defaultName: string): string {
+  return `${what}, relative to the current directory (default: <data-root>/${defaultName})`;
+}
+
+/** `1h02m`, `3m05s`, `42s`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const [h, m, r] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return h > 0 ? `${h}h${pad(m)}m` : m > 0 ? `${m}m${pad(r)}s` : `${r}s`;
+}
+
+/** What {@link handleInterrupts} needs of the process (a stand-in in tests). */
+export interface InterruptTarget {
+  on(event: 'SIGINT', listener: () => void): unknown;
+  off(event: 'SIGINT', listener: () => void): unknown;
+  exit(code: number): never;
+}
+
+/**
+ * Ctrl-C for long commands: the first press aborts the returned signal and prints `message`
+ * (what the command will do, e.g. "stopping after the current batch") with how to quit at once;
+ * the second exits with status 130. `release()` removes the handler (call it in `finally`).
+ */
+export function handleInterrupts(
+  message: string,
+  target: InterruptTarget = process,
+  write: (text: string) => void = (text) => process.stderr.write(text),
+): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const onInterrupt = () => {
+    if (controller.signal.aborted) {
+      write('\ninterrupted again: quitting\n');
+      target.exit(130);
+    }
+    write(`\n${message} (Ctrl-C again to quit now)\n`);
+    controller.abort();
+  };
+  target.on('SIGINT', onInterrupt);
+  return { signal: controller.signal, release: () => target.off('SIGINT', onInterrupt) };
+}
