@@ -32,10 +32,21 @@ t.test(
       {
         line: 2,
         text: 'only_one.jpg',
+        kind: 'malformed line',
         reason: "expected 'image_path mask_path', found 1 field(s)",
       },
-      { line: 3, text: 'a b c', reason: "expected 'image_path mask_path', found 3 field(s)" },
-      { line: 4, text: 'y/1.jpg y/1.png', reason: "duplicate id '1' (first on line 1)" },
+      {
+        line: 3,
+        text: 'a b c',
+        kind: 'malformed line',
+        reason: "expected 'image_path mask_path', found 3 field(s)",
+      },
+      {
+        line: 4,
+        text: 'y/1.jpg y/1.png',
+        kind: 'duplicate id',
+        reason: "duplicate id '1' (first on line 1)",
+      },
     ]);
   },
 );
@@ -147,12 +158,12 @@ t.test('with skipBad, bad lines and files are recorded and the rest is read', as
     ],
   );
   t.same(
-    dataset.skipped.map((s) => [s.listFile, s.line, s.path]),
+    dataset.skipped.map((s) => [s.listFile, s.line, s.path, s.id, s.category]),
     [
-      ['bad.txt', 5, 'testcrop/s4.jpg'],
-      ['bad.txt', 2, 'masks/small.png'],
-      ['bad.txt', 3, 'testcrop/missing.jpg'],
-      ['bad.txt', 4, 'testcrop/corrupt.jpg'],
+      ['bad.txt', 5, 'testcrop/s4.jpg', null, 'malformed line'],
+      ['bad.txt', 2, 'masks/small.png', 's1', 'size mismatch'],
+      ['bad.txt', 3, 'testcrop/missing.jpg', 'missing', 'missing file'],
+      ['bad.txt', 4, 'testcrop/corrupt.jpg', 'corrupt', 'cannot decode image'],
     ],
   );
   t.match(dataset.skipped[1]!.reason, /is 3x3 but image/);

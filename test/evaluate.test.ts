@@ -4,7 +4,7 @@
  * multi-config run equals separate runs; skip flags; bad inputs; abort.
  */
 import t from 'tap';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,8 +91,17 @@ t.test('end to end: every output, masks and metrics equal the reference', async 
     }
     t.equal((await readdir(join(dir, 'predictions'))).length, 6);
     t.equal((await readdir(join(dir, 'probabilities'))).length, 6);
-    t.ok((await readdir(join(dir, 'visualizations'))).length > 0);
     const summary = await readSummary(dir);
+    // numVis 2: overlay and figure of the 2 best and 2 worst images, nothing else.
+    const shown = new Set(
+      [...summary.extremes.best, ...summary.extremes.worst].map((x) => x.imageId),
+    );
+    t.same(
+      (await readdir(join(dir, 'visualizations'))).sort(),
+      [...shown].flatMap((id) => [`${id}_figure.png`, `${id}_overlay.png`]).sort(),
+      `${config.name}: overlays and figures of the best and worst`,
+    );
+    t.equal(summary.extremes.best.length, 2);
     t.equal(summary.complete, true);
     t.equal(summary.counts.evaluated, 6);
     t.ok(summary.sweep, 'ODS/OIS from probability maps');
@@ -148,7 +157,7 @@ t.test('a multi-config run equals separate runs', async (t) => {
     ).configs;
     const alone = await readCsv(join(config!.dir, 'evaluation_results.csv'));
     const joint = await readCsv(join(together, config!.name, 'evaluation_results.csv'));
-    const metricsOnly = (rows: Row[]) => rows.map(({ inference_ms: _ms, ...rest }) => rest);
+    const metricsOnly = (rows: Row[]) => rows.map(({ batch_ms_per_image: _ms, ...rest }) => rest);
     t.same(metricsOnly(alone), metricsOnly(joint), spec);
     for (const sample of samples) {
       const file = join('predictions', `${sample.id}.png`);
@@ -164,6 +173,9 @@ t.test('a multi-config run equals separate runs', async (t) => {
 t.test('skip flags', async (t) => {
   const outputDir = join(root, 'skips');
   const prompts = parsePromptConfigs('bbox');
+  const predicted = (
+    await evaluate({ ...base, prompts, outputDir: join(root, 'skips-predicted'), numVis: 0 })
+  ).configs[0]!.summary!;
   await evaluate({ ...base, prompts, outputDir, skip: { evaluation: true } });
   const dir = join(outputDir, 'bbox_prompt');
   t.equal((await readdir(join(dir, 'predictions'))).length, 6);
@@ -178,7 +190,6 @@ t.test('skip flags', async (t) => {
     outputDir,
     skip: { inference: true, visualization: true },
   });
-  const predicted = await readSummary(join(root, 'all', 'bbox_prompt'));
   const summary = rescored.configs[0]!.summary!;
   t.equal(summary.counts.evaluated, 6);
   t.same(summary.metrics, predicted.metrics, 'same metrics as predicting');
@@ -199,7 +210,67 @@ t.test('skip flags', async (t) => {
       outputDir: join(root, 'nothing-saved'),
       skip: { inference: true },
     }),
-    /cannot read saved prediction/,
+    /cannot read saved predictions/,
+  );
+  t.notOk(existsSync(join(root, 'nothing-saved')), 'nothing written when re-scoring cannot start');
+
+  // Re-scoring with a prediction missing: with skipBad it is a skip like any other.
+  await rm(join(dir, 'predictions', `${samples[3]!.id}.png`));
+  const partial = await evaluate({
+    ...base,
+    model: undefined,
+    prompts,
+    outputDir,
+    skip: { inference: true, visualization: true },
+    skipBad: true,
+  });
+  t.equal(partial.images, 5, 'the image without a prediction is not counted as done');
+  t.equal(partial.skipped.length, 1);
+  t.match(partial.skipped[0], {
+    id: samples[3]!.id,
+    listFile: 'test.txt',
+    line: samples[3]!.line,
+    category: 'missing prediction',
+    promptConfig: 'bbox_prompt',
+  });
+  const partialSummary = partial.configs[0]!.summary!;
+  t.equal(partialSummary.counts.evaluated, 5);
+  t.equal(partialSummary.counts.skipped, 1);
+  t.same(partialSummary.counts.skippedByReason, { 'missing prediction': 1 });
+  t.match(partialSummary.skipped[0]!.reason, /cannot read saved prediction/);
+});
+
+t.test('a run that cannot start leaves earlier results untouched', async (t) => {
+  const outputDir = join(root, 'rerun');
+  const prompts = parsePromptConfigs('bbox');
+  await evaluate({ ...base, prompts, outputDir, numVis: 0 });
+  const csv = join(outputDir, 'bbox_prompt', 'evaluation_results.csv');
+  const summaryFile = join(outputDir, 'bbox_prompt', 'evaluation_summary.json');
+  const before = [await readFile(csv, 'utf8'), await readFile(summaryFile, 'utf8')];
+  t.equal((await readCsv(csv)).length, 6);
+
+  await t.rejects(evaluate({ ...base, prompts, outputDir, listFile: join(root, 'missing.txt') }), {
+    code: 'ENOENT',
+  });
+  const malformed = join(root, 'malformed.txt');
+  await writeFile(
+    malformed,
+    `${samples[0]!.imagePath} ${samples[0]!.maskPath}
+only_one_field
+`,
+  );
+  await t.rejects(
+    evaluate({ ...base, prompts, outputDir, listFile: malformed }),
+    /malformed\.txt:2: expected 'image_path mask_path'/,
+  );
+  const empty = join(root, 'empty.txt');
+  await writeFile(empty, '# nothing\n');
+  await t.rejects(evaluate({ ...base, prompts, outputDir, listFile: empty }), /no entries/);
+  await t.rejects(evaluate({ ...base, prompts, outputDir, numVis: -1 }), /numVis/);
+  t.same(
+    [await readFile(csv, 'utf8'), await readFile(summaryFile, 'utf8')],
+    before,
+    'CSV and summary as they were',
   );
 });
 
@@ -230,10 +301,22 @@ t.test('bad inputs in the middle of a run', async (t) => {
     skipBad: true,
   });
   t.equal(skipped.images, 4);
-  t.equal(skipped.skipped.length, 2);
+  t.same(
+    skipped.skipped.map((s) => [s.id, s.line, s.category]),
+    [
+      [samples[2]!.id, 3, 'cannot decode image'],
+      [samples[4]!.id, 5, 'missing file'],
+    ],
+    'skip records carry the entry id, line and category',
+  );
   for (const config of skipped.configs) {
     t.equal(config.summary!.counts.evaluated, 4);
     t.equal(config.summary!.counts.skipped, 2);
+    t.same(config.summary!.counts.skippedByReason, {
+      'cannot decode image': 1,
+      'missing file': 1,
+    });
+    t.match(config.summary!.skipped[1], { path: mask4, listFile: 'test.txt', line: 5 });
     t.equal((await readCsv(join(config.dir, 'evaluation_results.csv'))).length, 4);
   }
 
@@ -246,9 +329,80 @@ t.test('bad inputs in the middle of a run', async (t) => {
   for (const name of ['bbox_prompt', 'points_1']) {
     const summary = await readSummary(join(outputDir, name));
     t.equal(summary.counts.evaluated, 2, name);
+    t.equal(summary.complete, false);
     t.match(summary.metadata.error, /cannot decode image/);
     t.equal((await readCsv(join(outputDir, name, 'evaluation_results.csv'))).length, 2);
   }
+});
+
+t.test('the good images before a bad one are written even mid-batch', async (t) => {
+  // Line 4 (index 3) is the second image of the batch [2, 3]: image 2 is read, then 3 fails.
+  const midRoot = join(root, 'mid');
+  await synthesizeDataset({
+    out: midRoot,
+    train: 0,
+    val: 0,
+    test: 6,
+    width: 160,
+    height: 96,
+    seed: 5,
+  });
+  const list = (await readFile(join(midRoot, 'test.txt'), 'utf8')).trim().split('\n');
+  await rm(join(midRoot, list[3]!.split(/\s+/)[0]!));
+  const outputDir = join(root, 'mid-out');
+  await t.rejects(
+    evaluate({
+      ...base,
+      dataRoot: midRoot,
+      prompts: parsePromptConfigs('bbox'),
+      outputDir,
+      batchSize: 2,
+    }),
+    /test\.txt:4: cannot read image/,
+  );
+  const summary = await readSummary(join(outputDir, 'bbox_prompt'));
+  t.equal(summary.counts.evaluated, 3, 'images 0, 1 and 2');
+  t.equal(summary.complete, false);
+  t.match(summary.metadata.error, /test\.txt:4: cannot read image/);
+  const rows = await readCsv(join(outputDir, 'bbox_prompt', 'evaluation_results.csv'));
+  t.same(
+    rows.map((r) => r.image_id),
+    samples.slice(0, 3).map((s) => s.id),
+  );
+});
+
+t.test('image ids outside [A-Za-z0-9_.-] are written under encoded names', async (t) => {
+  const oddRoot = join(root, 'odd');
+  await synthesizeDataset({
+    out: oddRoot,
+    train: 0,
+    val: 0,
+    test: 2,
+    width: 160,
+    height: 96,
+    seed: 5,
+  });
+  const list = (await readFile(join(oddRoot, 'test.txt'), 'utf8')).trim().split('\n');
+  const [image0, mask0] = list[0]!.split(/\s+/);
+  const renamed = image0!.replace(/[^/]+\.jpg$/, 'crack(1).jpg');
+  await rename(join(oddRoot, image0!), join(oddRoot, renamed));
+  list[0] = `${renamed} ${mask0}`;
+  await writeFile(join(oddRoot, 'test.txt'), list.join('\n'));
+  const outputDir = join(root, 'odd-out');
+  const result = await evaluate({
+    ...base,
+    dataRoot: oddRoot,
+    prompts: parsePromptConfigs('bbox'),
+    outputDir,
+    numVis: 'all',
+  });
+  t.equal(result.images, 2);
+  const dir = result.configs[0]!.dir;
+  t.ok(existsSync(join(dir, 'predictions', 'crack%281%29.png')));
+  t.ok(existsSync(join(dir, 'visualizations', 'crack%281%29_overlay.png')), "numVis 'all'");
+  t.equal((await readdir(join(dir, 'visualizations'))).length, 4, 'overlay + figure each');
+  const rows = await readCsv(join(dir, 'evaluation_results.csv'));
+  t.equal(rows[0]!.image_id, 'crack(1)');
 });
 
 t.test('abort stops after the batch in progress with valid, complete files', async (t) => {
@@ -277,8 +431,12 @@ t.test('abort stops after the batch in progress with valid, complete files', asy
   t.ok(existsSync(join(outputDir, 'report.html')));
 });
 
-t.test('config-folder layout writes into the given folder', async (t) => {
-  const outputDir = join(root, 'results', 'my_bbox');
+t.test('config-folder layout writes into the given folder, and nothing outside', async (t) => {
+  const parent = join(root, 'results');
+  const outputDir = join(parent, 'my_bbox');
+  // A sibling folder with another tool's summary must not disturb the run.
+  await mkdir(join(parent, 'foreign'), { recursive: true });
+  await writeFile(join(parent, 'foreign', 'evaluation_summary.json'), '{"not": "ours"}');
   const result = await evaluate({
     ...base,
     prompts: parsePromptConfigs('bbox'),
@@ -288,7 +446,10 @@ t.test('config-folder layout writes into the given folder', async (t) => {
   });
   t.equal(result.configs[0]!.dir, outputDir);
   t.equal((await readSummary(outputDir)).promptConfig, 'bbox_prompt', 'the config keeps its name');
-  t.ok(existsSync(join(root, 'results', 'report.html')));
+  t.ok(existsSync(join(outputDir, 'report.html')), 'report.html inside --output-dir');
+  t.notOk(existsSync(join(parent, 'report.html')), 'nothing written beside it');
+  const html = await readFile(join(outputDir, 'report.html'), 'utf8');
+  t.match(html, /Prompt config: bbox_prompt/);
   await t.rejects(
     evaluate({
       ...base,

@@ -1,7 +1,7 @@
 // Report output: files, CSV quoting, summary fields, overlay colours, PNGs, HTML, atomicity.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,7 +24,11 @@ import {
   writeHtmlReport,
   writeMaskPng,
   writeProbabilityPng,
+  imageFileStem,
+  renderFigure,
+  MIN_PANEL_WIDTH,
   type ImageResult,
+  type SkipCategory,
 } from '../ts/report/index.js';
 
 const run = promisify(execFile);
@@ -87,7 +91,7 @@ function results(): ImageResult[] {
   const w = 40;
   const h = 24;
   const gt = stripes(w, h, [10, 11, 12]);
-  const base = { image: grey(w, h, 100), inferenceMs: 12.5, promptCount: 2 };
+  const base = { image: grey(w, h, 100), batchMsPerImage: 12.5, promptCount: 2 };
   return [
     {
       ...base,
@@ -184,8 +188,37 @@ t.test('masks and probability maps round-trip through PNG', async (t) => {
     const expected = [0, 0.25, 0.5, 1, 0, 1].map((p) => Math.round(p * scale) / scale);
     t.same([...back.data], [...Float32Array.from(expected)], `${bits}-bit`);
   }
-  t.throws(() => predictionPath(dir, '../escape'), /not a safe file name/);
-  t.throws(() => predictionPath(dir, '.hidden'), /not a safe file name/);
+});
+
+t.test('image ids map to safe, distinct file names (percent-encoding)', async (t) => {
+  t.equal(imageFileStem('crack_0001.v2-a'), 'crack_0001.v2-a', 'safe ids are kept');
+  t.equal(imageFileStem('crack(1)'), 'crack%281%29');
+  t.equal(imageFileStem('../escape'), '%2E.%2Fescape');
+  t.equal(imageFileStem('.hidden'), '%2Ehidden');
+  t.equal(imageFileStem('a b'), 'a%20b');
+  t.equal(imageFileStem('50%'), '50%25', 'a literal % is encoded, so encoding is injective');
+  t.equal(imageFileStem('é'), '%C3%A9', 'UTF-8 bytes');
+  t.not(imageFileStem('a(1)'), imageFileStem('a%281%29'));
+  t.throws(() => imageFileStem(''), /empty/);
+  const dir = await tempDir(t);
+  t.equal(predictionPath(dir, '../x'), join(dir, 'predictions', '%2E.%2Fx.png'));
+
+  const writer = await ReportWriter.open(dir, 'bbox', { extremes: 1, saveProbabilities: 8 });
+  const [first] = results();
+  await writer.add({ ...first!, imageId: 'crack(1) ü' });
+  const summary = await writer.finish();
+  const configDir = join(dir, 'bbox');
+  const stem = 'crack%281%29%20%C3%BC';
+  t.same(await readdir(join(configDir, 'predictions')), [`${stem}.png`]);
+  t.same(await readdir(join(configDir, 'probabilities')), [`${stem}.png`]);
+  t.same((await readdir(join(configDir, 'visualizations'))).sort(), [
+    `${stem}_figure.png`,
+    `${stem}_overlay.png`,
+  ]);
+  const [header, row] = parseCsv(await readFile(join(configDir, 'evaluation_results.csv'), 'utf8'));
+  t.equal(row![header!.indexOf('image_id')], 'crack(1) ü', 'the CSV keeps the real id');
+  t.equal(row![header!.indexOf('prediction_path')], join('predictions', `${stem}.png`));
+  t.equal(summary.extremes.best[0]!.figure, join('visualizations', `${stem}_figure.png`));
 });
 
 t.test('a failed write leaves the existing file as it was, and no temp files', async (t) => {
@@ -229,8 +262,11 @@ t.test('the report writer', async (t) => {
     t.equal(summary.counts.evaluated, 2);
   });
   await writer.add(inputs[2]!);
-  writer.skip('img_d', 'unreadable image');
-  writer.skip('img_e', 'unreadable image');
+  const skip = (id: string, line: number, category: SkipCategory, reason: string) =>
+    writer.skip({ id, listFile: 'test.txt', line, path: `data/${id}.jpg`, category, reason });
+  skip('img_d', 4, 'missing file', "cannot read image 'data/img_d.jpg': ENOENT");
+  skip('img_e', 5, 'missing file', "cannot read image 'data/img_e.jpg': ENOENT");
+  skip('img_f', 6, 'cannot decode image', "cannot decode image 'data/img_f.jpg': bad");
   const summary = await writer.finish({ timings: { totalSeconds: 1.5 } });
 
   t.test('CSV: header, one row per image, quoting survives', async (t) => {
@@ -270,13 +306,21 @@ t.test('the report writer', async (t) => {
     t.same(onDisk.metadata, { model: { name: 'sam2.1_hiera_tiny' }, promptConfig: { points: 2 } });
     t.same(onDisk.timings, { totalSeconds: 1.5 });
     t.same(onDisk.counts, {
-      images: 5,
+      images: 6,
       evaluated: 3,
       emptyGroundTruth: 1,
       emptyPrediction: 0,
       noPrompt: 1,
-      skipped: 2,
-      skippedByReason: { 'unreadable image': 2 },
+      skipped: 3,
+      skippedByReason: { 'missing file': 2, 'cannot decode image': 1 },
+    });
+    t.same(onDisk.skipped[2], {
+      id: 'img_f',
+      listFile: 'test.txt',
+      line: 6,
+      path: 'data/img_f.jpg',
+      category: 'cannot decode image',
+      reason: "cannot decode image 'data/img_f.jpg': bad",
     });
     t.equal(onDisk.metrics.iou.mean, (1 + 0.2 + 0) / 3);
     t.equal(onDisk.metrics.iou.median, 0.2);
@@ -293,7 +337,7 @@ t.test('the report writer', async (t) => {
       ['img_c', 'img_b'],
     );
     t.equal(onDisk.extremes.best[0]!.figure, join('visualizations', 'img_a_figure.png'));
-    t.equal(onDisk.inferenceMs.total, 37.5);
+    t.equal(onDisk.batchMsPerImage.total, 37.5);
     t.ok(onDisk.definitions.some((d) => d.key === 'clDice' && d.label === 'clDice'));
   });
 
@@ -306,7 +350,12 @@ t.test('the report writer', async (t) => {
       ).metadata();
       t.same([overlay.width, overlay.height, overlay.channels], [40, 24, 3], `${id} overlay`);
       const figure = await sharp(join(configDir, 'visualizations', `${id}_figure.png`)).metadata();
-      t.same([figure.width, figure.height], [2 * 40 + 24, 68 + 2 * (22 + 24) + 16], `${id} figure`);
+      // 40 px images are enlarged to MIN_PANEL_WIDTH (240) panels: 6×, so 144 px high.
+      t.same(
+        [figure.width, figure.height],
+        [2 * 240 + 24, 68 + 2 * (22 + 144) + 16],
+        `${id} figure`,
+      );
       t.equal(
         (await sharp(join(configDir, 'probabilities', `${id}.png`)).metadata()).depth,
         'ushort',
@@ -362,8 +411,8 @@ t.test('HTML report compares labelled evaluations side by side', async (t) => {
   }
   t.equal(
     (await readdir(join(after, 'bbox_2pts', 'visualizations'))).sort().join(),
-    'img_a_figure.png,img_c_figure.png',
-    "'extremes' draws only the best and worst figures",
+    'img_a_figure.png,img_a_overlay.png,img_c_figure.png,img_c_overlay.png',
+    "'extremes' draws overlays and figures of only the best and worst",
   );
   const out = join(before, 'report.html');
   await writeHtmlReport(out, [
@@ -387,4 +436,91 @@ t.test('HTML report compares labelled evaluations side by side', async (t) => {
   t.notMatch(html, /missing:/);
   t.notMatch(html, /src="(?!data:)/, 'self-contained: no external sources');
   await t.rejects(renderHtmlReport([]), /at least one evaluation/);
+});
+
+t.test('HTML report: one config folder, chosen folders, foreign summaries left out', async (t) => {
+  const dir = await tempDir(t);
+  for (const config of ['bbox_prompt', 'points_1']) {
+    const writer = await ReportWriter.open(dir, config, { visualizations: 'none' });
+    for (const result of results()) await writer.add(result);
+    await writer.finish();
+  }
+  await mkdir(join(dir, 'foreign'));
+  await writeFile(join(dir, 'foreign', 'evaluation_summary.json'), '{"from": "another tool"}');
+  await mkdir(join(dir, 'broken'));
+  await writeFile(join(dir, 'broken', 'evaluation_summary.json'), '{ half');
+  const warnings: string[] = [];
+  const onWarning = (m: string) => void warnings.push(m);
+
+  const all = await renderHtmlReport([{ label: 'run', outputDir: dir }], { onWarning });
+  t.match(all, /Prompt config: bbox_prompt/);
+  t.match(all, /Prompt config: points_1/);
+  t.equal(warnings.length, 2, 'one warning per unreadable summary');
+  t.match(warnings.join('\n'), /foreign/);
+
+  warnings.length = 0;
+  const chosen = await renderHtmlReport([{ label: 'run', outputDir: dir, only: ['points_1'] }], {
+    onWarning,
+  });
+  t.notMatch(chosen, /Prompt config: bbox_prompt/);
+  t.match(chosen, /Prompt config: points_1/);
+  t.same(warnings, [], 'folders not asked for are not even read');
+
+  const single = await renderHtmlReport([{ label: 'x', outputDir: join(dir, 'bbox_prompt') }]);
+  t.match(single, /Prompt config: bbox_prompt/);
+  t.notMatch(single, /Prompt config: points_1/, 'a config folder stands for itself only');
+});
+
+t.test('HTML report shows as many examples as the summary keeps, at most 10', async (t) => {
+  const dir = await tempDir(t);
+  const writer = await ReportWriter.open(dir, 'bbox', { visualizations: 'extremes', extremes: 2 });
+  for (const result of results()) await writer.add(result);
+  await writer.finish();
+  const html = await renderHtmlReport([{ label: 'run', outputDir: dir }]);
+  t.equal((html.match(/src="data:image\/jpeg;base64,/g) ?? []).length, 4, '2 best + 2 worst');
+  const one = await renderHtmlReport([{ label: 'run', outputDir: dir }], { examples: 1 });
+  t.equal((one.match(/src="data:image\/jpeg;base64,/g) ?? []).length, 2);
+});
+
+t.test('figures: text renders and is not clipped, even for narrow images', async (t) => {
+  const gt = stripes(160, 96, [40, 41, 42]);
+  const input = {
+    image: grey(160, 96, 200),
+    groundTruth: gt,
+    prediction: stripes(160, 96, [41, 42, 43]),
+    title: 'CFD_0042_crop — points_5_per_component_skeleton (12 prompts)',
+    metrics: Object.fromEntries(MASK_METRICS.map((m) => [m.key, 0.123456])) as Record<
+      (typeof MASK_METRICS)[number]['key'],
+      number
+    >,
+  };
+  const png = await renderFigure(input);
+  const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+  t.ok(info.width >= 2 * MIN_PANEL_WIDTH, `panels enlarged to ${MIN_PANEL_WIDTH} px at least`);
+  const dark = (x: number, y: number) => {
+    const k = (y * info.width + x) * info.channels;
+    return data[k]! < 128 && data[k + 1]! < 128 && data[k + 2]! < 128;
+  };
+  // The header band (title and metric lines) holds only text on white.
+  let darkInHeader = 0;
+  let rightmost = -1;
+  for (let y = 0; y < 68; y++) {
+    for (let x = 0; x < info.width; x++) {
+      if (dark(x, y)) {
+        darkInHeader++;
+        rightmost = Math.max(rightmost, x);
+      }
+    }
+  }
+  t.ok(darkInHeader > 500, `text renders (${darkInHeader} dark pixels in the header)`);
+  t.ok(rightmost < info.width - 8, `title ends before the right margin (x ${rightmost})`);
+  // Overlay caption row (bottom-right): "Overlay" and the TP/FP/FN legend stay inside the figure.
+  let legendRight = -1;
+  const panelHeight = (info.height - 68 - 2 * 22 - 16) / 2;
+  const top = 68 + 22 + panelHeight + 8;
+  for (let y = top; y < top + 22; y++) {
+    for (let x = 0; x < info.width; x++) if (dark(x, y)) legendRight = Math.max(legendRight, x);
+  }
+  t.ok(legendRight > info.width / 2, 'the legend is drawn');
+  t.ok(legendRight < info.width - 8, `the FN legend is not cut (x ${legendRight})`);
 });

@@ -23,8 +23,3 @@ export interface ProbabilityMap {
   height: number;
   data: Float32Array;
 }
-
-/** An all-zero mask of the given size. */
-export function emptyMask(width: number, height: number): BinaryMask {
-  return { width, height, data: new Uint8Array(width * height) };
-}

@@ -7,7 +7,10 @@
  *
  * Output-folder rule: with `bbox`, `--output-dir` is the config folder itself (default
  * ./results/bbox_prompt); otherwise it holds one folder per prompt config (default ./results).
- * `report.html` is written next to the config folders either way.
+ * `report.html` is written into --output-dir either way (nothing outside it).
+ *
+ * List-file rule (every command): `--test-file` given on the command line is relative to the
+ * current directory; the default is `<data-root>/test.txt`.
  */
 import { Argument, InvalidArgumentError, type Command } from 'commander';
 import { resolve } from 'node:path';
@@ -21,10 +24,15 @@ import {
 import { MASK_METRICS } from '../metrics/definitions.js';
 import { defaultDevice, loadModel } from '../model/load.js';
 import { DEFAULT_BATCH_SIZE } from '../predict.js';
-import { DEFAULT_EXPAND_RATIO, parsePromptConfigs, type PromptConfig } from '../prompts/config.js';
+import {
+  DEFAULT_EXPAND_RATIO,
+  parsePromptConfigs,
+  promptConfigName,
+  type PromptConfig,
+} from '../prompts/config.js';
 import type { Device } from '../torch-module.js';
 
-interface EvaluateFlags {
+export interface EvaluateFlags {
   model?: string;
   loraCheckpoint?: string;
   device?: Device;
@@ -35,7 +43,7 @@ interface EvaluateFlags {
   expandRatio: number;
   pointConfigs?: number[];
   perComponent?: boolean;
-  numVis: number;
+  numVis: number | 'all';
   batchSize: number;
   seed: number;
   skipInference?: boolean;
@@ -66,13 +74,34 @@ function integer(value: string): number {
   return Number(value);
 }
 
+function numVisValue(value: string): number | 'all' {
+  return value === 'all' ? 'all' : nonNegativeInteger(value);
+}
+
 function pointCounts(value: string, previous: number[] | undefined): number[] {
   return [...(previous ?? []), positiveInteger(value)];
 }
 
-/** The prompt configs and the output layout that the mode and flags ask for. */
-function plan(mode: string | undefined, flags: EvaluateFlags) {
+/**
+ * The prompt configs and the output layout that the mode and flags ask for. A flag that would be
+ * ignored is an error: `--expand-ratio` without a box prompt (or beside `bbox:expand=` in
+ * --prompts), `--point-configs`/`--per-component` outside `points` mode.
+ */
+export function plan(
+  mode: string | undefined,
+  flags: EvaluateFlags,
+  given: (flag: 'expandRatio') => boolean,
+) {
   if (mode && flags.prompts) throw new Error(`give either '${mode}' or --prompts, not both`);
+  if (mode !== 'points' && (flags.pointConfigs || flags.perComponent)) {
+    throw new Error(
+      `--point-configs and --per-component belong to 'points' mode` +
+        (flags.prompts ? '; in --prompts write points:N[:per_component]' : ''),
+    );
+  }
+  if (mode === 'points' && given('expandRatio')) {
+    throw new Error("--expand-ratio applies to box prompts, not to 'points' mode");
+  }
   if (mode === 'bbox') {
     return {
       prompts: [{ kind: 'bbox', expandRatio: flags.expandRatio }] as PromptConfig[],
@@ -90,11 +119,25 @@ function plan(mode: string | undefined, flags: EvaluateFlags) {
     };
   }
   if (!flags.prompts) throw new Error("say what to prompt with: 'bbox', 'points' or --prompts");
-  const prompts = parsePromptConfigs(flags.prompts).map((config) =>
-    config.kind === 'bbox' && !/bbox:expand=/.test(flags.prompts!)
-      ? { ...config, expandRatio: flags.expandRatio }
-      : config,
+  const items = flags.prompts.split(',');
+  const parsed = parsePromptConfigs(flags.prompts);
+  // A plain `bbox` item takes --expand-ratio; `bbox:expand=R` says its own.
+  const plainBox = (i: number) => parsed[i]!.kind === 'bbox' && items[i]!.trim() === 'bbox';
+  if (given('expandRatio')) {
+    if (!parsed.some((c) => c.kind === 'bbox')) {
+      throw new Error('--expand-ratio applies to box prompts, and --prompts has none');
+    }
+    if (parsed.some((c, i) => c.kind === 'bbox' && !plainBox(i))) {
+      throw new Error('give the expansion either as --expand-ratio or as bbox:expand=R, not both');
+    }
+  }
+  const prompts = parsed.map((config, i) =>
+    plainBox(i) ? { ...config, expandRatio: flags.expandRatio } : config,
   );
+  // Re-check the names: `bbox` with --expand-ratio may now equal a `bbox:expand=` item.
+  const names = prompts.map(promptConfigName);
+  const repeated = names.find((name, i) => names.indexOf(name) !== i);
+  if (repeated) throw new Error(`--prompts: '${repeated}' appears twice`);
   return { prompts, layout: 'per-config' as const, outputDir: flags.outputDir ?? './results' };
 }
 
@@ -109,10 +152,18 @@ export function register(program: Command): void {
     .option('--lora-checkpoint <file>', 'LoRA adapter (safetensors) saved by training')
     .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
     .option('--data-root <dir>', 'dataset root (Crack500 layout)', './crack500')
-    .option('--test-file <file>', 'list file (default: <data-root>/test.txt)')
+    .option(
+      '--test-file <file>',
+      'list file, relative to the current directory (default: <data-root>/test.txt)',
+    )
     .option('--output-dir <dir>', 'output folder (see `crackseg evaluate --help` for the rule)')
     .option('--prompts <list>', 'prompt configs, e.g. bbox,points:1,points:3,points:5')
-    .option('--expand-ratio <r>', 'box expansion per side', ratio, DEFAULT_EXPAND_RATIO)
+    .option(
+      '--expand-ratio <r>',
+      'box expansion per side (bbox, or plain bbox items of --prompts)',
+      ratio,
+      DEFAULT_EXPAND_RATIO,
+    )
     .option(
       '--point-configs <n...>',
       'points per prompt, one config each (points mode)',
@@ -120,9 +171,9 @@ export function register(program: Command): void {
     )
     .option('--per-component', 'one point group per crack component (points mode)')
     .option(
-      '--num-vis <n>',
-      'figures of the n best and n worst images',
-      nonNegativeInteger,
+      '--num-vis <n|all>',
+      'overlays and figures of the n best and n worst images by IoU, or of all',
+      numVisValue,
       DEFAULT_NUM_VIS,
     )
     .option('--batch-size <n>', 'images per device batch', positiveInteger, DEFAULT_BATCH_SIZE)
@@ -135,10 +186,15 @@ export function register(program: Command): void {
       'after',
       '\nOutput folders: `bbox` writes into --output-dir itself (default ./results/bbox_prompt);\n' +
         '`points` and --prompts write one folder per config under it (default ./results).\n' +
-        'report.html goes next to the config folders.',
+        'report.html goes into --output-dir, covering the configs of this run.\n' +
+        '--test-file is relative to the current directory; default <data-root>/test.txt.',
     )
-    .action(async (mode: string | undefined, flags: EvaluateFlags) => {
-      const { prompts, layout, outputDir } = plan(mode, flags);
+    .action(async (mode: string | undefined, flags: EvaluateFlags, command: Command) => {
+      const { prompts, layout, outputDir } = plan(
+        mode,
+        flags,
+        (flag) => command.getOptionValueSource(flag) === 'cli',
+      );
       if (!flags.skipInference && !flags.model) throw new Error('--model is required');
       const model =
         flags.skipInference || !flags.model
@@ -161,7 +217,8 @@ export function register(program: Command): void {
         const result = await evaluate({
           ...(model ? { model } : {}),
           dataRoot: flags.dataRoot,
-          listFile: resolve(flags.testFile ?? resolve(flags.dataRoot, 'test.txt')),
+          // On the command line a list file is relative to the current directory.
+          listFile: flags.testFile ? resolve(flags.testFile) : resolve(flags.dataRoot, 'test.txt'),
           prompts,
           outputDir,
           layout,

@@ -42,13 +42,34 @@ export interface Sample {
   mask: BinaryMask;
 }
 
+/**
+ * What went wrong with a list line, as a category (summaries count skips per category; the full
+ * message is kept beside it). The last two are for re-scoring saved predictions.
+ */
+export type SkipCategory =
+  | 'malformed line'
+  | 'duplicate id'
+  | 'missing file'
+  | 'unreadable file'
+  | 'cannot decode image'
+  | 'cannot decode mask'
+  | 'size mismatch'
+  | 'missing prediction'
+  | 'unusable prediction';
+
 /** A list line or file left out under `skipBad`, for the caller's summary. */
 export interface SkippedEntry {
+  /** The list entry's id (image file name without extension); null for a malformed line. */
+  id: string | null;
   listFile: string;
   line: number;
   /** The offending path, or the line's text when the line itself is malformed. */
   path: string;
+  category: SkipCategory;
+  /** The full message. */
   reason: string;
+  /** Re-scoring only: the prompt config whose saved prediction was unusable. */
+  promptConfig?: string;
 }
 
 /** An async iterable of samples in list order; `skipped` fills in as iteration proceeds. */
@@ -63,9 +84,18 @@ export class DatasetError extends Error {
     readonly line: number,
     readonly path: string,
     readonly reason: string,
+    readonly category: SkipCategory = 'malformed line',
+    /** The entry's id; null when the line has none. */
+    readonly id: string | null = null,
   ) {
     super(`${listFile}:${line}: ${reason}`);
     this.name = 'DatasetError';
+  }
+
+  /** The record of this error under `skipBad`. */
+  toSkipped(): SkippedEntry {
+    const { id, listFile, line, path, category, reason } = this;
+    return { id, listFile, line, path, category, reason };
   }
 }
 
@@ -93,19 +123,32 @@ export async function loadSample(
   options: Pick<DatasetOptions, 'root' | 'listFile' | 'readFile'>,
 ): Promise<Sample> {
   const { root, listFile, readFile = fsReadFile } = options;
-  const fail = (path: string, reason: string) =>
-    new DatasetError(listFile, entry.line, path, reason);
-  const load = async <T>(kind: string, path: string, decode: (b: Uint8Array) => Promise<T>) => {
+  const fail = (path: string, reason: string, category: SkipCategory) =>
+    new DatasetError(listFile, entry.line, path, reason, category, entry.id);
+  const load = async <T>(
+    kind: 'image' | 'mask',
+    path: string,
+    decode: (b: Uint8Array) => Promise<T>,
+  ) => {
     let bytes: Uint8Array;
     try {
       bytes = await readFile(resolve(root, path));
     } catch (err) {
-      throw fail(path, `cannot read ${kind} '${path}': ${describe(err)}`);
+      const missing = (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+      throw fail(
+        path,
+        `cannot read ${kind} '${path}': ${describe(err)}`,
+        missing ? 'missing file' : 'unreadable file',
+      );
     }
     try {
       return await decode(bytes);
     } catch (err) {
-      throw fail(path, `cannot decode ${kind} '${path}': ${describe(err)}`);
+      throw fail(
+        path,
+        `cannot decode ${kind} '${path}': ${describe(err)}`,
+        `cannot decode ${kind}`,
+      );
     }
   };
   const [image, mask] = await Promise.all([
@@ -116,6 +159,7 @@ export async function loadSample(
     throw fail(
       entry.maskPath,
       `mask '${entry.maskPath}' is ${mask.width}x${mask.height} but image '${entry.imagePath}' is ${image.width}x${image.height}`,
+      'size mismatch',
     );
   }
   return {
@@ -143,12 +187,14 @@ export function readDataset(options: DatasetOptions): Dataset {
   const skipped: SkippedEntry[] = [];
   const skipOrThrow = (err: DatasetError) => {
     if (!skipBad) throw err;
-    skipped.push({ listFile, line: err.line, path: err.path, reason: err.reason });
+    skipped.push(err.toSkipped());
   };
 
   async function* samples(): AsyncGenerator<Sample> {
     const { entries, problems } = await readList(root, listFile, readFile);
-    for (const p of problems) skipOrThrow(new DatasetError(listFile, p.line, p.text, p.reason));
+    for (const p of problems) {
+      skipOrThrow(new DatasetError(listFile, p.line, p.text, p.reason, p.kind));
+    }
     // Each slot settles to a sample or its error, so a failure further ahead is never unhandled.
     type Settled = { sample: Sample } | { error: unknown };
     const window: Promise<Settled>[] = [];

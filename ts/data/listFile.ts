@@ -21,6 +21,7 @@ export interface ListProblem {
   line: number;
   /** The offending text (the line, trimmed). */
   text: string;
+  kind: 'malformed line' | 'duplicate id';
   reason: string;
 }
 
@@ -50,6 +51,7 @@ export function parseListFile(text: string): ParsedList {
       problems.push({
         line,
         text: trimmed,
+        kind: 'malformed line',
         reason: `expected 'image_path mask_path', found ${fields.length} field(s)`,
       });
       return;
@@ -60,6 +62,7 @@ export function parseListFile(text: string): ParsedList {
       problems.push({
         line,
         text: trimmed,
+        kind: 'duplicate id',
         reason: `duplicate id '${id}' (first on line ${first})`,
       });
       return;

@@ -10,40 +10,52 @@
  * The device loop waits only when {@link MAX_PENDING_BATCHES} batches are still being scored.
  */
 import { availableParallelism } from 'node:os';
-import { basename, dirname, extname, join, resolve } from 'node:path';
-import { readDataset, readList, type Sample, type SkippedEntry } from '../data/dataset.js';
+import { access } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import {
+  DatasetError,
+  readDataset,
+  readList,
+  type Sample,
+  type SkippedEntry,
+} from '../data/dataset.js';
 import { DEFAULT_TOLERANCE_RADIUS } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
 import {
   DEFAULT_BATCH_SIZE,
   assertBatchSize,
   predictBatch,
+  sameSizeBatches,
   type ImagePrediction,
 } from '../predict.js';
 import { promptConfigName, type PromptConfig } from '../prompts/config.js';
 import { buildPrompts, type PromptSet } from '../prompts/prompts.js';
-import { writeHtmlReport } from '../report/html.js';
+import { MAX_HTML_EXAMPLES, writeHtmlReport } from '../report/html.js';
 import {
+  PREDICTIONS_DIR,
   predictionPath,
   probabilityPath,
   writeMaskPng,
   writeProbabilityPng,
+  type ProbabilityBitDepth,
 } from '../report/predictions.js';
 import type { EvaluationSummary } from '../report/summary.js';
 import { ReportWriter } from '../report/writer.js';
 import { MetricsPool } from './metrics-pool.js';
 import { ProgressMeter, type EvaluationProgress } from './progress.js';
-import { readSavedPrediction } from './saved.js';
+import { SavedPredictionError, readSavedPrediction } from './saved.js';
 
 export type { EvaluationProgress };
 
-/** Figures for the best and worst this-many images by IoU, per config, unless told otherwise. */
+/** Overlays and figures of the best and worst this-many images by IoU, per config, by default. */
 export const DEFAULT_NUM_VIS = 20;
+/** Bits per sample of the saved probability maps (for re-scoring ODS/OIS). */
+export const SAVED_PROBABILITY_BITS: ProbabilityBitDepth = 16;
 /** Seed of the random point prompts unless told otherwise. */
 export const DEFAULT_SEED = 0;
 /** Batches that may be in scoring and writing while the device works on the next one. */
 export const MAX_PENDING_BATCHES = 2;
-/** Name of the cross-config HTML report. */
+/** Name of the HTML report, written into `outputDir`. */
 export const REPORT_HTML = 'report.html';
 
 export interface SkipOptions {
@@ -65,21 +77,26 @@ export interface EvaluateOptions {
   prompts: readonly PromptConfig[];
   /**
    * With `layout: 'per-config'` (default), each config writes to `<outputDir>/<config name>/` and
-   * `report.html` to `<outputDir>/`. With `'config-folder'` (one config only), `outputDir` is that
-   * config's folder itself, as in the seed's `--output-dir ./results/bbox_prompt`, and
-   * `report.html` goes to its parent, covering every config folder there.
+   * `report.html` to `<outputDir>/`, covering this run's configs. With `'config-folder'` (one
+   * config only), `outputDir` is that config's folder itself, as in the seed's
+   * `--output-dir ./results/bbox_prompt`, and `report.html` goes into it, covering that config.
+   * Nothing is written outside `outputDir`.
    */
   outputDir: string;
   layout?: 'per-config' | 'config-folder';
   /**
-   * Figures for the `numVis` best and `numVis` worst images by IoU per config (default
-   * {@link DEFAULT_NUM_VIS}); `'all'` for an overlay and figure of every image; 0 for none.
+   * Overlays and figures of the `numVis` best and `numVis` worst images by IoU per config
+   * (default {@link DEFAULT_NUM_VIS}; report.html shows at most {@link MAX_HTML_EXAMPLES} of
+   * each); `'all'` for every image; 0 for none.
    */
   numVis?: number | 'all';
   /** Images per device batch (default {@link DEFAULT_BATCH_SIZE}). */
   batchSize?: number;
   skip?: SkipOptions;
-  /** Record unreadable samples (and, re-scoring, missing predictions) and go on. */
+  /**
+   * Record unreadable samples and malformed lines (and, re-scoring, missing predictions) and go
+   * on; each record names list file, line, path, category and message.
+   */
   skipBad?: boolean;
   /** Seeds the random point prompts, per image (default {@link DEFAULT_SEED}). */
   seed?: number;
@@ -105,20 +122,26 @@ export interface EvaluationResult {
   configs: ConfigResult[];
   /** True when `signal` stopped the run: the files cover the images finished before. */
   aborted: boolean;
-  /** Images predicted (or re-scored) and written. */
+  /** Images predicted (or re-scored) and written for at least one config. */
   images: number;
+  /**
+   * Lines and images left out (with `skipBad`): the dataset's, for every config, and (re-scoring)
+   * each config's missing predictions, with `promptConfig` set.
+   */
   skipped: SkippedEntry[];
   /** Wall time of the whole call, finalising reports included. */
   seconds: number;
   /** `images / seconds`. */
   imagesPerSecond: number;
-  /** Null with `skip.evaluation`. */
+  /** `<outputDir>/report.html`; null with `skip.evaluation`. */
   reportHtml: string | null;
 }
 
 interface ConfigRun {
   name: string;
   config: PromptConfig;
+  /** The folder's name under the parent (the config's name unless `layout: 'config-folder'`). */
+  folder: string;
   dir: string;
   writer: ReportWriter | null;
   /** Each config's images are written in list order: a promise chain per config. */
@@ -141,64 +164,98 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   if (layout === 'config-folder' && options.prompts.length !== 1) {
     throw new Error("layout 'config-folder' takes exactly one prompt config");
   }
+  const numVis = skip.visualization ? 0 : (options.numVis ?? DEFAULT_NUM_VIS);
+  if (numVis !== 'all' && !(Number.isInteger(numVis) && numVis >= 0)) {
+    throw new RangeError(`numVis must be a non-negative integer or 'all', got ${numVis}`);
+  }
   const outputDir = resolve(options.outputDir);
   const parentDir = layout === 'config-folder' ? dirname(outputDir) : outputDir;
   const toleranceRadius = options.toleranceRadius ?? DEFAULT_TOLERANCE_RADIUS;
   const seed = options.seed ?? DEFAULT_SEED;
-  const numVis = skip.visualization ? 0 : (options.numVis ?? DEFAULT_NUM_VIS);
+  const listFile = resolve(options.dataRoot, options.listFile);
+  const plans = options.prompts.map((config) => {
+    const name = promptConfigName(config);
+    const folder = layout === 'config-folder' ? basename(outputDir) : name;
+    return { name, config, folder, dir: join(parentDir, folder) };
+  });
 
-  const runs: ConfigRun[] = await Promise.all(
-    options.prompts.map(async (config) => {
-      const name = promptConfigName(config);
-      const folder = layout === 'config-folder' ? basename(outputDir) : name;
+  // Everything that can fail cheaply fails here, before any output is touched: a re-run that
+  // cannot start leaves the previous results as they were.
+  const { entries, problems } = await readList(options.dataRoot, options.listFile);
+  const firstProblem = problems[0];
+  if (firstProblem && !options.skipBad) {
+    const { line, text, reason, kind } = firstProblem;
+    throw new DatasetError(options.listFile, line, text, reason, kind);
+  }
+  if (entries.length === 0) throw new Error(`list file '${listFile}' has no entries`);
+  if (skip.inference) {
+    for (const plan of plans) {
+      const saved = join(plan.dir, PREDICTIONS_DIR);
+      if (!(await exists(saved))) {
+        throw new Error(`cannot read saved predictions: '${saved}' does not exist`);
+      }
+    }
+  }
+
+  // From here on outputs exist: whatever happens, every opened report is finalised.
+  const opened = await Promise.allSettled(
+    plans.map(async (plan): Promise<ConfigRun> => {
       const writer = skip.evaluation
         ? null
-        : await ReportWriter.open(parentDir, name, {
-            folder,
+        : await ReportWriter.open(parentDir, plan.name, {
+            folder: plan.folder,
             visualizations: numVis === 'all' ? 'all' : numVis > 0 ? 'extremes' : 'none',
-            extremes: numVis === 'all' ? 5 : numVis,
-            saveProbabilities: 16,
+            extremes: numVis === 'all' ? MAX_HTML_EXAMPLES : numVis,
+            saveProbabilities: SAVED_PROBABILITY_BITS,
             toleranceRadius,
             metadata: {
-              promptConfig: config,
+              promptConfig: plan.config,
               model: model?.metadata ?? null,
               device: model?.device ?? null,
               loraCheckpoint: model?.loraCheckpoint ?? null,
               dataRoot: resolve(options.dataRoot),
-              listFile: options.listFile,
+              listFile,
               batchSize,
               seed,
               inference: skip.inference ? 're-scored from saved predictions' : 'predicted',
             },
           });
-      return { name, config, dir: join(parentDir, folder), writer, chain: Promise.resolve() };
+      return { ...plan, writer, chain: Promise.resolve() };
     }),
   );
-
-  const { entries } = await readList(options.dataRoot, options.listFile);
-  const progress = new ProgressMeter(entries.length, options.onProgress);
-  const dataset = readDataset({
-    root: options.dataRoot,
-    listFile: options.listFile,
-    skipBad: options.skipBad ?? false,
-    concurrency: Math.max(4, 2 * batchSize),
-  });
-  const workers = options.workers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
-  const pool = new MetricsPool(skip.evaluation ? 0 : workers);
-  const pending = new Set<Promise<void>>();
+  const runs = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
   let failure: { error: unknown } | undefined;
+  const openFailure = opened.find((o) => o.status === 'rejected');
+  if (openFailure) failure = { error: openFailure.reason };
+
+  const progress = new ProgressMeter(entries.length + problems.length, options.onProgress);
+  const skipped: SkippedEntry[] = [];
+  const pending = new Set<Promise<void>>();
+  let pool: MetricsPool | undefined;
+  let dataset: ReturnType<typeof readDataset> | undefined;
   let recordedSkips = 0;
   const recordSkips = () => {
+    if (!dataset) return;
     for (const entry of dataset.skipped.slice(recordedSkips)) {
-      const imageId = basename(entry.path, extname(entry.path));
-      for (const run of runs) run.writer?.skip(imageId, entry.reason);
+      for (const run of runs) run.writer?.skip(entry);
+      skipped.push(entry);
       progress.skipped();
     }
     recordedSkips = dataset.skipped.length;
   };
 
   try {
-    for await (const batch of sameSizeBatches(dataset, batchSize)) {
+    if (failure) throw failure.error;
+    dataset = readDataset({
+      root: options.dataRoot,
+      listFile: options.listFile,
+      skipBad: options.skipBad ?? false,
+      concurrency: Math.max(4, 2 * batchSize),
+    });
+    const workers = options.workers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
+    pool = new MetricsPool(skip.evaluation ? 0 : workers);
+    const scoring = pool;
+    for await (const batch of sameSizeBatches(dataset, batchSize, (s) => s.image)) {
       recordSkips();
       if (options.signal?.aborted || failure) break;
       const prompts = runs.map((run) =>
@@ -206,25 +263,40 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       );
       const deviceStarted = performance.now();
       const predictions = skip.inference
-        ? await Promise.all(runs.map((run) => savedPredictions(run, batch, options.skipBad)))
+        ? await Promise.all(
+            runs.map((run) =>
+              savedPredictions(run, batch, {
+                skipBad: options.skipBad ?? false,
+                listFile: options.listFile,
+                skipped,
+              }),
+            ),
+          )
         : await predictBatch(
             model!,
             batch.map((sample) => sample.image),
             prompts,
             { probabilities: true },
           );
-      const inferenceMs = skip.inference ? 0 : (performance.now() - deviceStarted) / batch.length;
+      const batchMsPerImage = skip.inference
+        ? 0
+        : (performance.now() - deviceStarted) / batch.length;
 
+      // An image counts as done when some config has its prediction; else as skipped.
+      const missing = batch.filter((_, i) => predictions.every((set) => set[i] === null)).length;
       const written = Promise.all(
         runs.map((run, c) =>
           writeBatch(run, batch, prompts[c]!, predictions[c]!, {
-            inferenceMs,
-            pool,
+            batchMsPerImage,
+            pool: scoring,
             toleranceRadius,
           }),
         ),
       ).then(
-        () => progress.done(batch.length),
+        () => {
+          progress.done(batch.length - missing);
+          for (let k = 0; k < missing; k++) progress.skipped();
+        },
         (error: unknown) => void (failure ??= { error }),
       );
       pending.add(written);
@@ -234,11 +306,12 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     recordSkips();
   } catch (error) {
     failure ??= { error };
+    recordSkips();
   }
 
   // Whatever stopped the run, what was started is finished and every report finalised.
   await Promise.all(pending);
-  await pool.close();
+  await pool?.close();
   const aborted = !failure && (options.signal?.aborted ?? false);
   // Finalising (histograms, figures, report.html) comes after and is not in these timings.
   const pipelineSeconds = (performance.now() - started) / 1000;
@@ -250,7 +323,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const endState = failure
     ? { error: failure.error instanceof Error ? failure.error.message : String(failure.error) }
     : { aborted };
-  const configs: ConfigResult[] = await Promise.all(
+  const finished = await Promise.allSettled(
     runs.map(async (run) => {
       await run.chain.catch(() => undefined);
       const summary = run.writer
@@ -259,9 +332,22 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       return { name: run.name, config: run.config, dir: run.dir, summary };
     }),
   );
-  const reportHtml = skip.evaluation ? null : join(parentDir, REPORT_HTML);
-  if (reportHtml) {
-    await writeHtmlReport(reportHtml, [{ label: basename(parentDir), outputDir: parentDir }]);
+  const configs: ConfigResult[] = [];
+  for (const f of finished) {
+    if (f.status === 'fulfilled') configs.push(f.value);
+    else failure ??= { error: f.reason };
+  }
+  const reportHtml = skip.evaluation ? null : join(outputDir, REPORT_HTML);
+  if (reportHtml && configs.length > 0) {
+    const evaluation =
+      layout === 'config-folder'
+        ? { label: basename(outputDir), outputDir }
+        : { label: basename(outputDir), outputDir, only: runs.map((run) => run.folder) };
+    try {
+      await writeHtmlReport(reportHtml, [evaluation]);
+    } catch (error) {
+      failure ??= { error };
+    }
   }
   if (failure) throw failure.error;
   const seconds = (performance.now() - started) / 1000;
@@ -269,52 +355,44 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     configs,
     aborted,
     images: progress.count,
-    skipped: [...dataset.skipped],
+    skipped,
     seconds,
     imagesPerSecond: progress.count / seconds,
     reportHtml,
   };
 }
 
-/** Consecutive samples of one size, at most `batchSize` of them; a size change starts a batch. */
-async function* sameSizeBatches(
-  samples: AsyncIterable<Sample>,
-  batchSize: number,
-): AsyncGenerator<Sample[]> {
-  let batch: Sample[] = [];
-  for await (const sample of samples) {
-    const first = batch[0];
-    const sameSize =
-      first &&
-      first.image.width === sample.image.width &&
-      first.image.height === sample.image.height;
-    if (first && !sameSize) {
-      yield batch;
-      batch = [];
-    }
-    batch.push(sample);
-    if (batch.length === batchSize) {
-      yield batch;
-      batch = [];
-    }
-  }
-  if (batch.length > 0) yield batch;
+function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
  * A batch's saved predictions for re-scoring; with `skipBad`, an unusable one is recorded as
- * skipped (null) instead of failing the run.
+ * skipped in the config's report (null) instead of failing the run.
  */
 function savedPredictions(
   run: ConfigRun,
   batch: readonly Sample[],
-  skipBad = false,
+  context: { skipBad: boolean; listFile: string; skipped: SkippedEntry[] },
 ): Promise<Array<ImagePrediction | null>> {
   return Promise.all(
     batch.map((sample) =>
       readSavedPrediction(run.dir, sample).catch((err: unknown) => {
-        if (!skipBad) throw err;
-        run.writer?.skip(sample.id, (err as Error).message);
+        if (!context.skipBad || !(err instanceof SavedPredictionError)) throw err;
+        const record: SkippedEntry = {
+          id: sample.id,
+          listFile: context.listFile,
+          line: sample.line,
+          path: err.path,
+          category: err.category,
+          reason: err.message,
+          promptConfig: run.name,
+        };
+        run.writer?.skip(record);
+        context.skipped.push(record);
         return null;
       }),
     ),
@@ -327,7 +405,7 @@ function writeBatch(
   batch: readonly Sample[],
   prompts: readonly PromptSet[],
   predictions: ReadonlyArray<ImagePrediction | null>,
-  context: { inferenceMs: number; pool: MetricsPool; toleranceRadius: number },
+  context: { batchMsPerImage: number; pool: MetricsPool; toleranceRadius: number },
 ): Promise<void> {
   batch.forEach((sample, i) => {
     const prediction = predictions[i];
@@ -354,7 +432,7 @@ function writeBatch(
         imagePath: sample.imagePath,
         groundTruthPath: sample.maskPath,
         promptCount,
-        inferenceMs: context.inferenceMs,
+        batchMsPerImage: context.batchMsPerImage,
         prediction: mask,
         groundTruth: sample.mask,
         image: sample.image,

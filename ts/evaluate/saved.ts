@@ -12,7 +12,22 @@ import {
   readProbabilityPng,
 } from '../report/predictions.js';
 
-/** The saved prediction of `sample` in `configDir`; throws, naming the file, when unusable. */
+/** A saved prediction that cannot be used, with the file and a skip category. */
+export class SavedPredictionError extends Error {
+  constructor(
+    readonly path: string,
+    readonly category: 'missing prediction' | 'unusable prediction',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SavedPredictionError';
+  }
+}
+
+/**
+ * The saved prediction of `sample` in `configDir`; throws a {@link SavedPredictionError}, naming
+ * the file, when it is missing or unusable.
+ */
 export async function readSavedPrediction(
   configDir: string,
   sample: Pick<Sample, 'id' | 'image'>,
@@ -22,20 +37,40 @@ export async function readSavedPrediction(
   try {
     mask = await readMaskPng(maskFile);
   } catch (err) {
-    throw new Error(`cannot read saved prediction '${maskFile}': ${(err as Error).message}`);
+    const missing = !(await exists(maskFile));
+    throw new SavedPredictionError(
+      maskFile,
+      missing ? 'missing prediction' : 'unusable prediction',
+      `cannot read saved prediction '${maskFile}': ${(err as Error).message}`,
+    );
   }
   const { width, height } = sample.image;
   if (mask.width !== width || mask.height !== height) {
-    throw new Error(
+    throw new SavedPredictionError(
+      maskFile,
+      'unusable prediction',
       `saved prediction '${maskFile}' is ${mask.width}x${mask.height} but the image is ${width}x${height}`,
     );
   }
   const prediction: ImagePrediction = { mask, iouScores: [] };
   const probabilityFile = probabilityPath(configDir, sample.id);
-  const hasProbabilities = await access(probabilityFile).then(
+  if (await exists(probabilityFile)) {
+    try {
+      prediction.probabilities = await readProbabilityPng(probabilityFile);
+    } catch (err) {
+      throw new SavedPredictionError(
+        probabilityFile,
+        'unusable prediction',
+        `cannot read saved probabilities '${probabilityFile}': ${(err as Error).message}`,
+      );
+    }
+  }
+  return prediction;
+}
+
+function exists(path: string): Promise<boolean> {
+  return access(path).then(
     () => true,
     () => false,
   );
-  if (hasProbabilities) prediction.probabilities = await readProbabilityPng(probabilityFile);
-  return prediction;
 }

@@ -17,7 +17,8 @@ export interface ResultRowInfo {
   predictionPath: string;
   promptConfig: string;
   promptCount: number;
-  inferenceMs: number;
+  /** The batch's device time divided by its images (see `EvaluationSummary.batchMsPerImage`). */
+  batchMsPerImage: number;
 }
 
 /** The header, in column order. */
@@ -36,7 +37,7 @@ export const RESULT_COLUMNS: readonly string[] = [
   'false_negatives',
   'ground_truth_pixels',
   'predicted_pixels',
-  'inference_ms',
+  'batch_ms_per_image',
 ];
 
 /** One field: quoted when it holds a comma, quote, CR/LF or edge spaces; quotes doubled. */
@@ -69,6 +70,6 @@ export function resultRow(info: ResultRowInfo, evaluation: ImageEvaluation): str
     confusion.falseNegatives,
     confusion.truePositives + confusion.falseNegatives,
     confusion.truePositives + confusion.falsePositives,
-    info.inferenceMs,
+    info.batchMsPerImage,
   ]);
 }

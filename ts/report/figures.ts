@@ -64,12 +64,7 @@ export async function encodeRgbPng(image: RgbImage): Promise<Buffer> {
     .toBuffer();
 }
 
-/** One line of the metric values, labels from the metric table: "IoU 0.712 · Dice 0.832 · …". */
-export function metricsLine(metrics: Record<MaskMetricKey, number>): string {
-  return metricsLines(metrics, MASK_METRICS.length)[0]!;
-}
-
-/** The metric values in lines of at most `perLine` metrics each. */
+/** The metric values in lines of at most `perLine` metrics each: "IoU 0.712 · Dice 0.832 · …". */
 function metricsLines(metrics: Record<MaskMetricKey, number>, perLine: number): string[] {
   const parts = MASK_METRICS.map(({ key, label }) => `${label} ${metrics[key].toFixed(3)}`);
   const lines: string[] = [];
@@ -91,21 +86,41 @@ export interface FigureInput {
   maxPanelWidth?: number;
 }
 
+/**
+ * Panels narrower than this are scaled up for display (nearest neighbour, so pixels stay
+ * crisp): the captions, the overlay legend and the metric lines need the room.
+ */
+export const MIN_PANEL_WIDTH = 240;
+
 const MARGIN = 8;
 const HEADER_HEIGHT = 68;
 /** Metrics per header line: two lines fit the narrowest panels the figures use. */
 const METRICS_PER_LINE = 4;
 const CAPTION_HEIGHT = 22;
 const FONT = "'DejaVu Sans', 'Liberation Sans', sans-serif";
+/**
+ * A generous width of a line of text: DejaVu Sans averages about 0.55 em per character (bold
+ * about 0.63); 0.68 em leaves room for wide letters, so a title never runs off the figure.
+ */
+function textWidth(text: string, fontSize: number): number {
+  return Math.ceil([...text].length * fontSize * 0.68);
+}
 
 /** A 2×2 figure — image, ground truth, prediction, overlay — under a title and metrics line; PNG. */
 export async function renderFigure(input: FigureInput): Promise<Buffer> {
   const { image } = input;
   const overlay = input.overlay ?? errorOverlay(image, input.prediction, input.groundTruth);
-  const scale = Math.min(1, (input.maxPanelWidth ?? 480) / image.width);
+  const maxPanelWidth = Math.max(MIN_PANEL_WIDTH, input.maxPanelWidth ?? 480);
+  const scale = Math.max(MIN_PANEL_WIDTH / image.width, Math.min(1, maxPanelWidth / image.width));
   const panelWidth = Math.max(1, Math.round(image.width * scale));
   const panelHeight = Math.max(1, Math.round(image.height * scale));
-  const width = 2 * panelWidth + 3 * MARGIN;
+  const metricLines = metricsLines(input.metrics, METRICS_PER_LINE);
+  // The figure is wide enough for its header even when the title is long.
+  const width = Math.max(
+    2 * panelWidth + 3 * MARGIN,
+    textWidth(input.title, 16) + 2 * MARGIN,
+    ...metricLines.map((line) => textWidth(line, 12) + 2 * MARGIN),
+  );
   const height = HEADER_HEIGHT + 2 * (CAPTION_HEIGHT + panelHeight) + 2 * MARGIN;
 
   const panels: Array<{ caption: string; png: Promise<Buffer> }> = [
@@ -128,7 +143,7 @@ export async function renderFigure(input: FigureInput): Promise<Buffer> {
 
   const text = [
     `<text x="${MARGIN}" y="22" font-size="16" font-weight="bold">${escapeXml(input.title)}</text>`,
-    ...metricsLines(input.metrics, METRICS_PER_LINE).map(
+    ...metricLines.map(
       (line, i) =>
         `<text x="${MARGIN}" y="${42 + 16 * i}" font-size="12">${escapeXml(line)}</text>`,
     ),
@@ -183,13 +198,18 @@ function maskAsRgb(mask: BinaryMask): RgbImage {
   return { width: mask.width, height: mask.height, data };
 }
 
-/** The panel as PNG; scaled with Lanczos so thin cracks stay visible (as grey) when shrunk. */
+/**
+ * The panel as PNG: shrunk with Lanczos so thin cracks stay visible (as grey), enlarged with
+ * nearest neighbour so pixels stay sharp.
+ */
 async function resizedPanel(image: RgbImage, width: number, height: number): Promise<Buffer> {
   const panel = sharp(image.data, {
     raw: { width: image.width, height: image.height, channels: 3 },
   });
-  if (width !== image.width || height !== image.height)
-    panel.resize(width, height, { fit: 'fill' });
+  if (width !== image.width || height !== image.height) {
+    const kernel = width > image.width ? 'nearest' : 'lanczos3';
+    panel.resize(width, height, { fit: 'fill', kernel });
+  }
   return panel.png().toBuffer();
 }
 

@@ -3,7 +3,7 @@
  * LoRA) side by side — summary table across prompt configs, a comparison chart (inline SVG),
  * each config's histograms and the best and worst examples by IoU (images as data URIs).
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { BEST_F_METRIC, MASK_METRICS } from '../metrics/definitions.js';
@@ -17,16 +17,29 @@ import {
   type ExtremeExample,
 } from './summary.js';
 
-/** An evaluation output folder (one sub-folder per prompt config) and its label in the report. */
+/** Best and worst examples shown per evaluation and config at most (the summaries may hold more). */
+export const MAX_HTML_EXAMPLES = 10;
+
+/**
+ * An evaluation in the report and its label. `outputDir` is either one prompt config's folder
+ * (it holds `evaluation_summary.json` itself) or a folder of config folders.
+ */
 export interface LabelledEvaluation {
   label: string;
   outputDir: string;
+  /** Only these config folders of `outputDir` (by folder name); default every one. */
+  only?: readonly string[];
 }
 
 export interface HtmlReportOptions {
   title?: string;
-  /** Best and worst examples shown per evaluation and config (default 3). */
+  /**
+   * Best and worst examples shown per evaluation and config: as many as the summary lists, at
+   * most this many (default {@link MAX_HTML_EXAMPLES}).
+   */
   examples?: number;
+  /** Told about a folder left out (e.g. a summary this version cannot read); default console.warn. */
+  onWarning?: (message: string) => void;
 }
 
 interface LoadedConfig {
@@ -34,18 +47,42 @@ interface LoadedConfig {
   summary: EvaluationSummary;
 }
 
-/** The prompt configs of an evaluation folder: sub-folders holding a summary, by name. */
-export async function loadEvaluation(outputDir: string): Promise<LoadedConfig[]> {
+/**
+ * The prompt configs of an evaluation: `outputDir` itself when it holds a summary, else its
+ * sub-folders holding one (all, or those named in `only`), by name. A folder whose summary cannot
+ * be read (another tool's, another schema version, half-written) is left out with a warning, never
+ * an error.
+ */
+export async function loadEvaluation(
+  outputDir: string,
+  options: { only?: readonly string[]; onWarning?: (message: string) => void } = {},
+): Promise<LoadedConfig[]> {
+  const warn = options.onWarning ?? ((message: string) => console.warn(message));
+  const load = async (dir: string): Promise<LoadedConfig[]> => {
+    try {
+      return [{ dir, summary: await readSummary(dir) }];
+    } catch (err) {
+      warn(`report.html leaves out ${dir}: ${(err as Error).message}`);
+      return [];
+    }
+  };
+  if (await exists(join(outputDir, SUMMARY_JSON))) return load(outputDir);
   const entries = await readdir(outputDir, { withFileTypes: true });
   const configs: LoadedConfig[] = [];
   for (const entry of entries
-    .filter((e) => e.isDirectory())
+    .filter((e) => e.isDirectory() && (!options.only || options.only.includes(e.name)))
     .sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const dir = join(outputDir, entry.name);
-    const hasSummary = (await readdir(dir)).includes(SUMMARY_JSON);
-    if (hasSummary) configs.push({ dir, summary: await readSummary(dir) });
+    if (await exists(join(dir, SUMMARY_JSON))) configs.push(...(await load(dir)));
   }
   return configs;
+}
+
+function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Writes the HTML report comparing `evaluations` to `path` (atomically). */
@@ -64,13 +101,19 @@ export async function renderHtmlReport(
 ): Promise<string> {
   if (evaluations.length === 0) throw new Error('The report needs at least one evaluation');
   const loaded = await Promise.all(
-    evaluations.map(async (e) => ({ ...e, configs: await loadEvaluation(e.outputDir) })),
+    evaluations.map(async (e) => ({
+      ...e,
+      configs: await loadEvaluation(e.outputDir, {
+        ...(e.only ? { only: e.only } : {}),
+        ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+      }),
+    })),
   );
   const configNames = [
     ...new Set(loaded.flatMap((e) => e.configs.map((c) => c.summary.promptConfig))),
   ];
   const title = options.title ?? 'Crack segmentation evaluation';
-  const examples = options.examples ?? 3;
+  const examples = options.examples ?? MAX_HTML_EXAMPLES;
 
   const sections: string[] = [
     `<h1>${escapeXml(title)}</h1>`,

@@ -22,8 +22,9 @@ export const PROBABILITIES_DIR = 'probabilities';
 export type ProbabilityBitDepth = 8 | 16;
 
 /**
- * Throws unless `name` is usable as a file or folder name as is (letters, digits, `_`, `-`, `.`;
- * not starting with `.`), so an image id or config name can never escape the output folder.
+ * Throws unless `name` is usable as a folder name as is (letters, digits, `_`, `-`, `.`; not
+ * starting with `.`), so a config folder can never escape the output folder. Image ids are not
+ * checked but mapped ({@link imageFileStem}).
  */
 export function assertSafeName(name: string, what: string): void {
   if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(name)) {
@@ -31,16 +32,37 @@ export function assertSafeName(name: string, what: string): void {
   }
 }
 
-/** `<configDir>/predictions/<imageId>.png` */
-export function predictionPath(configDir: string, imageId: string): string {
-  assertSafeName(imageId, 'Image id');
-  return join(configDir, PREDICTIONS_DIR, `${imageId}.png`);
+/**
+ * The file-name stem of an image id: the id itself when it is a safe name, else percent-encoded.
+ * Every character outside `A-Z a-z 0-9 _ - .` (and a leading `.`) becomes `%XX` per UTF-8 byte,
+ * so `crack(1)` → `crack%281%29` and `../x` → `%2E.%2Fx`. The mapping is
+ * injective (an unencoded `%` never occurs), so two ids never share a file, and every result is a
+ * plain name inside its folder.
+ */
+export function imageFileStem(imageId: string): string {
+  if (imageId === '') throw new Error('Image id is empty');
+  let stem = '';
+  for (const byte of new TextEncoder().encode(imageId)) {
+    const c = String.fromCharCode(byte);
+    const plain = /[A-Za-z0-9_-]/.test(c) || (c === '.' && stem !== '');
+    stem += plain ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return stem;
 }
 
-/** `<configDir>/probabilities/<imageId>.png` */
+/** `predictions/<stem>.png`, relative to a prompt config's folder (the CSV's prediction_path). */
+export function relativePredictionPath(imageId: string): string {
+  return join(PREDICTIONS_DIR, `${imageFileStem(imageId)}.png`);
+}
+
+/** `<configDir>/predictions/<stem>.png` ({@link imageFileStem}). */
+export function predictionPath(configDir: string, imageId: string): string {
+  return join(configDir, relativePredictionPath(imageId));
+}
+
+/** `<configDir>/probabilities/<stem>.png` ({@link imageFileStem}). */
 export function probabilityPath(configDir: string, imageId: string): string {
-  assertSafeName(imageId, 'Image id');
-  return join(configDir, PROBABILITIES_DIR, `${imageId}.png`);
+  return join(configDir, PROBABILITIES_DIR, `${imageFileStem(imageId)}.png`);
 }
 
 /** The mask as an 8-bit greyscale PNG (0 / 255). */

@@ -8,9 +8,15 @@ import type { Distribution, MetricAggregate } from '../metrics/accumulator.js';
 import type { MaskMetricKey, MetricDefinition } from '../metrics/definitions.js';
 import type { ConfusionCounts, SkeletonCounts } from '../metrics/formulas.js';
 import type { BestF } from '../metrics/thresholds.js';
+import type { SkipCategory, SkippedEntry } from '../data/dataset.js';
+
+export type { SkipCategory };
 
 /** File name of the summary inside a prompt config's folder. */
 export const SUMMARY_JSON = 'evaluation_summary.json';
+
+/** An image (or list line) left out of an evaluation: id, list file, line, path, category, message. */
+export type SkipRecord = SkippedEntry;
 
 /** A best or worst example by IoU. */
 export interface ExtremeExample {
@@ -32,7 +38,7 @@ export interface EvaluationSummary {
   /** Caller-provided at finish, e.g. model load and wall times. */
   timings: Record<string, unknown>;
   counts: {
-    /** Evaluated + skipped. */
+    /** Evaluated + skipped (distinct list lines). */
     images: number;
     evaluated: number;
     emptyGroundTruth: number;
@@ -40,9 +46,10 @@ export interface EvaluationSummary {
     /** Evaluated images that had no prompt (their prediction is whatever the caller passed). */
     noPrompt: number;
     skipped: number;
-    skippedByReason: Record<string, number>;
+    /** Skip records per {@link SkipCategory}. */
+    skippedByReason: Partial<Record<SkipCategory, number>>;
   };
-  skipped: Array<{ imageId: string; reason: string }>;
+  skipped: SkipRecord[];
   /** Names, labels and directions of the metrics below, from the metric table. */
   definitions: MetricDefinition[];
   toleranceRadius: number;
@@ -56,7 +63,12 @@ export interface EvaluationSummary {
     ois: number;
     bestF: Distribution;
   } | null;
-  inferenceMs: Distribution & { total: number };
+  /**
+   * Per image: the wall time of its batch's device call (one encoder pass plus the decoding of
+   * every prompt config of the run) divided by the batch's images; the same for every config of a
+   * run, 0 when re-scoring. Not a per-config decode time.
+   */
+  batchMsPerImage: Distribution & { total: number };
   /** Paths relative to the prompt config's folder. */
   files: {
     csv: string;
@@ -74,8 +86,13 @@ export async function readSummary(configDir: string): Promise<EvaluationSummary>
   const summary = JSON.parse(
     await readFile(join(configDir, SUMMARY_JSON), 'utf8'),
   ) as EvaluationSummary;
-  if (summary.schemaVersion !== 1) {
-    throw new Error(`${join(configDir, SUMMARY_JSON)}: unknown schema version`);
-  }
+  const file = join(configDir, SUMMARY_JSON);
+  if (summary?.schemaVersion !== 1) throw new Error(`${file}: unknown schema version`);
+  const complete =
+    typeof summary.promptConfig === 'string' &&
+    [summary.counts, summary.metrics, summary.extremes, summary.files].every(
+      (part) => typeof part === 'object' && part !== null,
+    );
+  if (!complete) throw new Error(`${file}: not an evaluation summary`);
   return summary;
 }

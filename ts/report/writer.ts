@@ -27,18 +27,29 @@ import {
   PREDICTIONS_DIR,
   PROBABILITIES_DIR,
   assertSafeName,
+  imageFileStem,
   predictionPath,
   probabilityPath,
+  relativePredictionPath,
   writeMaskPng,
   writeProbabilityPng,
   type ProbabilityBitDepth,
 } from './predictions.js';
-import { SUMMARY_JSON, type EvaluationSummary, type ExtremeExample } from './summary.js';
+import {
+  SUMMARY_JSON,
+  type EvaluationSummary,
+  type ExtremeExample,
+  type SkipRecord,
+} from './summary.js';
 
 /** Folder of overlays and figures inside a prompt config's folder. */
 export const VISUALIZATIONS_DIR = 'visualizations';
 /** Folder of metric histograms inside a prompt config's folder. */
 export const PLOTS_DIR = 'plots';
+/** Best and worst examples kept per config unless told otherwise. */
+export const DEFAULT_EXTREMES = 5;
+/** Spacing of the ODS/OIS threshold grid, as recorded in the summary. */
+const THRESHOLD_STEP = Number((THRESHOLD_GRID[1]! - THRESHOLD_GRID[0]!).toFixed(12));
 
 /** One evaluated image, as the evaluator hands it over. */
 export interface ImageResult {
@@ -46,7 +57,11 @@ export interface ImageResult {
   imagePath: string;
   groundTruthPath: string;
   promptCount: number;
-  inferenceMs: number;
+  /**
+   * Wall time of the device call that predicted the image's batch (one encoder pass and the
+   * decoding of every prompt config of the run) divided by the batch's images; 0 when re-scoring.
+   */
+  batchMsPerImage: number;
   prediction: BinaryMask;
   groundTruth: BinaryMask;
   /** Needed for visualizations (omit only with `visualizations: 'none'`). */
@@ -59,11 +74,11 @@ export interface ImageResult {
 
 export interface ReportWriterOptions {
   /**
-   * 'all': overlay and figure for every image; 'extremes': figures only for the best and worst
-   * `extremes` images by IoU, rendered at finish; 'none'. Default 'all'.
+   * 'all': overlay and figure for every image; 'extremes': overlays and figures only for the best
+   * and worst `extremes` images by IoU, rendered at finish; 'none'. Default 'all'.
    */
   visualizations?: 'all' | 'extremes' | 'none';
-  /** How many best and worst examples to keep (default 5). */
+  /** How many best and worst examples to keep (default {@link DEFAULT_EXTREMES}). */
   extremes?: number;
   /** Save probability maps as 8- or 16-bit PNGs for re-scoring; default: not saved. */
   saveProbabilities?: ProbabilityBitDepth | false;
@@ -98,8 +113,8 @@ interface Candidate extends ExtremeExample {
 export class ReportWriter {
   private readonly accumulator = new MetricAccumulator();
   private readonly rows: string[] = [];
-  private readonly skipped: Array<{ imageId: string; reason: string }> = [];
-  private readonly inferenceMs: number[] = [];
+  private readonly skipped: SkipRecord[] = [];
+  private readonly batchMs: number[] = [];
   private readonly best: Candidate[] = [];
   private readonly worst: Candidate[] = [];
   private readonly startedAt = new Date();
@@ -122,7 +137,7 @@ export class ReportWriter {
   ) {
     this.options = {
       visualizations: options.visualizations ?? 'all',
-      extremes: options.extremes ?? 5,
+      extremes: options.extremes ?? DEFAULT_EXTREMES,
       saveProbabilities: options.saveProbabilities ?? false,
       toleranceRadius: options.toleranceRadius ?? DEFAULT_TOLERANCE_RADIUS,
       flushEvery: options.flushEvery ?? 25,
@@ -162,7 +177,6 @@ export class ReportWriter {
   }
 
   private async addNow(result: ImageResult): Promise<ImageEvaluation> {
-    assertSafeName(result.imageId, 'Image id');
     const evaluation =
       result.evaluation ??
       evaluateImage(result.prediction, result.groundTruth, {
@@ -205,7 +219,7 @@ export class ReportWriter {
     await Promise.all(files);
 
     this.accumulator.add(evaluation);
-    this.inferenceMs.push(result.inferenceMs);
+    this.batchMs.push(result.batchMsPerImage);
     const { confusion } = evaluation;
     if (confusion.truePositives + confusion.falseNegatives === 0) this.emptyGroundTruth++;
     if (confusion.truePositives + confusion.falsePositives === 0) this.emptyPrediction++;
@@ -216,10 +230,10 @@ export class ReportWriter {
           imageId: result.imageId,
           imagePath: result.imagePath,
           groundTruthPath: result.groundTruthPath,
-          predictionPath: join(PREDICTIONS_DIR, `${result.imageId}.png`),
+          predictionPath: relativePredictionPath(result.imageId),
           promptConfig: this.promptConfig,
           promptCount: result.promptCount,
-          inferenceMs: result.inferenceMs,
+          batchMsPerImage: result.batchMsPerImage,
         },
         evaluation,
       ),
@@ -233,10 +247,13 @@ export class ReportWriter {
     return evaluation;
   }
 
-  /** Records an image that was not evaluated, and why (counted per reason in the summary). */
-  skip(imageId: string, reason: string): void {
+  /**
+   * Records an image that was not evaluated: where it came from, the full message and its
+   * category (the summary counts skips per category).
+   */
+  skip(record: SkipRecord): void {
     this.assertOpen();
-    this.skipped.push({ imageId, reason });
+    this.skipped.push({ ...record });
   }
 
   /**
@@ -261,9 +278,9 @@ export class ReportWriter {
   ): EvaluationSummary {
     const aggregates = this.accumulator.result();
     const skippedByReason: Record<string, number> = {};
-    for (const { reason } of this.skipped)
-      skippedByReason[reason] = (skippedByReason[reason] ?? 0) + 1;
-    const total = this.inferenceMs.reduce((sum, ms) => sum + ms, 0);
+    for (const { category } of this.skipped)
+      skippedByReason[category] = (skippedByReason[category] ?? 0) + 1;
+    const total = this.batchMs.reduce((sum, ms) => sum + ms, 0);
     const figures = this.options.visualizations !== 'none';
     return {
       schemaVersion: 1,
@@ -274,7 +291,7 @@ export class ReportWriter {
       metadata: this.metadata,
       timings,
       counts: {
-        images: aggregates.images + this.skipped.length,
+        images: aggregates.images + new Set(this.skipped.map((s) => s.line)).size,
         evaluated: aggregates.images,
         emptyGroundTruth: this.emptyGroundTruth,
         emptyPrediction: this.emptyPrediction,
@@ -289,9 +306,13 @@ export class ReportWriter {
       pooledCounts: { confusion: aggregates.confusion, skeleton: aggregates.skeleton },
       sweep: aggregates.sweep && {
         ...aggregates.sweep,
-        thresholds: { first: THRESHOLD_GRID[0]!, last: THRESHOLD_GRID.at(-1)!, step: 0.01 },
+        thresholds: {
+          first: THRESHOLD_GRID[0]!,
+          last: THRESHOLD_GRID.at(-1)!,
+          step: THRESHOLD_STEP,
+        },
       },
-      inferenceMs: { ...distribution(this.inferenceMs), total },
+      batchMsPerImage: { ...distribution(this.batchMs), total },
       files: {
         csv: RESULTS_CSV,
         predictions: PREDICTIONS_DIR,
@@ -334,7 +355,7 @@ export class ReportWriter {
       figure:
         this.options.visualizations === 'none'
           ? null
-          : join(VISUALIZATIONS_DIR, `${candidate.imageId}_figure.png`),
+          : join(VISUALIZATIONS_DIR, `${imageFileStem(candidate.imageId)}_figure.png`),
     };
   }
 
@@ -368,12 +389,18 @@ export class ReportWriter {
     for (const candidate of unique.values()) {
       const { inputs } = candidate;
       if (!inputs) continue;
-      const png = await renderFigure({
-        ...inputs,
-        metrics: candidate.metrics,
-        maxPanelWidth: this.options.maxPanelWidth,
-      });
-      await writeFileAtomic(this.visualizationPath(candidate.imageId, 'figure'), png);
+      const overlay = errorOverlay(inputs.image, inputs.prediction, inputs.groundTruth);
+      const [overlayPng, figurePng] = await Promise.all([
+        encodeRgbPng(overlay),
+        renderFigure({
+          ...inputs,
+          overlay,
+          metrics: candidate.metrics,
+          maxPanelWidth: this.options.maxPanelWidth,
+        }),
+      ]);
+      await writeFileAtomic(this.visualizationPath(candidate.imageId, 'overlay'), overlayPng);
+      await writeFileAtomic(this.visualizationPath(candidate.imageId, 'figure'), figurePng);
     }
   }
 
@@ -398,7 +425,7 @@ export class ReportWriter {
   }
 
   private visualizationPath(imageId: string, kind: 'overlay' | 'figure'): string {
-    return join(this.configDir, VISUALIZATIONS_DIR, `${imageId}_${kind}.png`);
+    return join(this.configDir, VISUALIZATIONS_DIR, `${imageFileStem(imageId)}_${kind}.png`);
   }
 
   private assertOpen(): void {
