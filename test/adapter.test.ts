@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Tensor } from '../ts/binding.js';
 import { exportModel, type ExportOptions } from '../ts/model/export.js';
+import { loadModel, type SamModel } from '../ts/model/load.js';
+import { predict } from '../ts/predict.js';
+import { synthesizeSample } from '../ts/synth/synthesize.js';
 import { TorchModule } from '../ts/torch-module.js';
+import { groundTruthBoxes } from '../ts/train/box-prompt.js';
 import {
   ADAPTER_FORMAT,
   applyAdapter,
@@ -185,3 +189,55 @@ t.test('mismatched adapters are refused and leave the model unchanged', async (t
   }
   t.same([...module.getParameter(someLora).data], before, 'nothing was applied');
 });
+
+t.test(
+  'an adapter applied to a fresh base model predicts bit for bit as the trained model',
+  async (t) => {
+    const path = join(dir, 'predict-adapter.safetensors');
+    const extra = ['^sam_mask_decoder\\.iou_prediction_head\\.'];
+    // The "trained" model: its LoRA factors and extras set to non-trivial values, then saved.
+    const trainedModel = await loadModel({ path: modelA.out, device: 'cpu' });
+    t.teardown(() => trainedModel.module.dispose());
+    const names = trainedParameterNames(trainedModel.module, extra);
+    names.forEach((name, k) =>
+      trainedModel.module.setParameter(name, filled(trainedModel.module, name, k)),
+    );
+    await saveAdapter(path, trainedModel.module, {
+      names,
+      trainExtra: extra,
+      epoch: 1,
+      valMetrics: null,
+    });
+    const [applied, untrained] = await Promise.all([
+      loadModel({ path: modelA.out, device: 'cpu', loraCheckpoint: path }),
+      loadModel({ path: modelA.out, device: 'cpu' }),
+    ]);
+    t.teardown(() => [applied, untrained].forEach((m) => m.module.dispose()));
+
+    const samples = [0, 1, 2].map((k) => synthesizeSample(160, 96, 100 + k, false));
+    const images = samples.map((s) => s.image);
+    const prompts = samples.map((s) => groundTruthBoxes(s.mask));
+    const run = (model: SamModel) => predict(model, images, prompts, { probabilities: true });
+    const [expected, actual, base] = [
+      await run(trainedModel),
+      await run(applied),
+      await run(untrained),
+    ];
+    const bytes = (a: { buffer: ArrayBufferLike; byteOffset: number; byteLength: number }) =>
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    expected.forEach((prediction, i) => {
+      t.ok(bytes(prediction.mask.data).equals(bytes(actual[i]!.mask.data)), `image ${i}: mask`);
+      t.ok(
+        bytes(prediction.probabilities!.data).equals(bytes(actual[i]!.probabilities!.data)),
+        `image ${i}: probabilities bit for bit`,
+      );
+      t.same(actual[i]!.iouScores, prediction.iouScores, `image ${i}: IoU scores`);
+    });
+    t.notOk(
+      expected.every((p, i) =>
+        bytes(p.probabilities!.data).equals(bytes(base[i]!.probabilities!.data)),
+      ),
+      'the adapter changes the predictions (the comparison is not vacuous)',
+    );
+  },
+);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportModel } from '../ts/model/export.js';
@@ -9,6 +9,7 @@ import { readSafetensors } from '../ts/train/safetensors.js';
 import { train, TRAINING_FILES, type TrainOptions, type TrainProgress } from '../ts/train/train.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-train-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const dataRoot = join(dir, 'data');
 const [model] = await Promise.all([
   exportModel({
@@ -65,7 +66,19 @@ t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
   t.equal(result.optimizerSteps, 6, '3 batches of 2 images × 2 epochs');
   t.ok(result.trainedParameters.some((n) => n.endsWith('lora_A')));
   t.ok(result.trainedParameters.some((n) => n.includes('iou_prediction_head')));
-  t.ok(result.bestEpoch === 1 || result.bestEpoch === 2);
+  // The best epoch is the first with the highest validation IoU, and only improvements are
+  // flagged best.
+  const ious = result.history.map((r) => r.val.iou);
+  t.equal(result.bestEpoch, ious.indexOf(Math.max(...ious)) + 1);
+  t.equal(result.bestValIou, Math.max(...ious));
+  t.same(
+    result.history.map((r) => r.best),
+    ious.map((iou, i) => i === 0 || iou > Math.max(...ious.slice(0, i))),
+  );
+  t.ok(
+    result.history.every((r) => r.val.images === 3),
+    'every validation image was scored',
+  );
 
   const best = await readSafetensors(result.bestModel!);
   t.match(best.metadata, {
@@ -96,7 +109,11 @@ t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
     lines.filter((l) => l.type === 'step').map((l) => l.step),
     [2, 4, 6],
   );
-  t.ok(lines.filter((l) => l.type === 'epoch').every((l) => l.val!.iou >= 0 && l.val!.iou <= 1));
+  t.same(
+    lines.filter((l) => l.type === 'epoch').map((l) => l.val),
+    result.history.map((r) => r.val),
+    'metrics.jsonl records the validation of each epoch',
+  );
 
   const png = readFileSync(join(out('full'), TRAINING_FILES.curves));
   t.same([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'training_curves.png is a PNG');
@@ -216,3 +233,75 @@ t.test('a strategy other than the exported one is refused', async (t) => {
     message: /fewer than the 4 micro-batches of one optimizer step/,
   });
 });
+
+t.test('both list files are read, and every sample decoded, before training', async (t) => {
+  const events: TrainProgress[] = [];
+  await t.rejects(
+    train({
+      ...base,
+      valFile: join(dir, 'missing-val.txt'),
+      outputDir: out('no-val'),
+      onProgress: (e) => events.push(e),
+    }),
+    { message: /cannot read list file .*missing-val\.txt/ },
+  );
+  // A list whose only line names an image that does not decode.
+  writeFileSync(join(dataRoot, 'broken.jpg'), 'not a jpeg');
+  writeFileSync(join(dataRoot, 'bad-val.txt'), 'broken.jpg valcrop/val_0000.png\n');
+  await t.rejects(
+    train({
+      ...base,
+      valFile: 'bad-val.txt',
+      outputDir: out('bad-val'),
+      onProgress: (e) => events.push(e),
+    }),
+    { name: 'DatasetError', message: /^bad-val\.txt:1: .*broken\.jpg/ },
+  );
+  t.same(events, [], 'no step was taken');
+});
+
+t.test(
+  'Ctrl-C reaching validation saves last and resolves (val set smaller than a batch)',
+  async (t) => {
+    const controller = new AbortController();
+    // 6 images in batches of 4: 2 micro-batches; 3 validation images, fewer than one batch.
+    const options = { ...base, batchSize: 4, epochs: 1, outputDir: out('abort-in-val') };
+    const result = await train({
+      ...options,
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.phase === 'train' && e.batch === e.batches) controller.abort();
+      },
+    });
+    t.equal(result.aborted, true);
+    t.equal(result.history.length, 0, 'the aborted validation is no epoch');
+    t.equal(result.optimizerSteps, 2);
+    const last = JSON.parse(readFileSync(file('abort-in-val', 'lastState'), 'utf8')) as object;
+    t.match(last, { epoch: 0, batchInEpoch: 2, optimizerSteps: 2 });
+    // The resume validates the trained epoch and finishes it.
+    const resumed = await train({ ...options, resume: true });
+    t.equal(resumed.optimizerSteps, 2, 'no step repeated');
+    t.same(
+      resumed.history.map((r) => r.epoch),
+      [1],
+    );
+  },
+);
+
+t.test(
+  'embedding cache: strategy A with augmentation off; refused with augmentation',
+  async (t) => {
+    const result = await train({
+      ...base,
+      trainExtra: [],
+      augment: false,
+      embeddingCache: 16,
+      epochs: 1,
+      outputDir: out('cached'),
+    });
+    t.equal(result.history.length, 1);
+    await t.rejects(train({ ...base, embeddingCache: 16, outputDir: out('cached-aug') }), {
+      message: /embeddingCache needs augment: false/,
+    });
+  },
+);

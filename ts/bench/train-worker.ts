@@ -3,13 +3,10 @@
  * the LoRA factors trainable, repeats one synthetic batch through the native trainer, and sends
  * back images/s and the process's peak memory.
  */
-import { binding, type TrainBatch } from '../binding.js';
+import { binding } from '../binding.js';
 import { loadModel } from '../model/load.js';
-import { promptTensors } from '../model/prompt-tensors.js';
-import { imagesTensor } from '../predict.js';
-import { synthesizeSample } from '../synth/synthesize.js';
 import { trainedParameterNames } from '../train/adapter.js';
-import { groundTruthBoxes } from '../train/box-prompt.js';
+import { syntheticBatch } from '../train/batches.js';
 import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/train.js';
 import type { TrainBenchJob, TrainBenchMeasurement } from './train.js';
 
@@ -20,22 +17,7 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
     const trained = trainedParameterNames(module, []);
     module.setRequiresGrad(/./, false);
     module.native.setRequiresGrad(trained, true);
-    const samples = Array.from({ length: job.batchSize }, (_, i) =>
-      synthesizeSample(job.size, job.size, 1000 + i, false),
-    );
-    const images = samples.map((s) => s.image);
-    const masks = new Uint8Array(job.batchSize * job.size * job.size);
-    samples.forEach((s, b) => masks.set(s.mask.data, b * job.size * job.size));
-    const batch: TrainBatch = {
-      images: imagesTensor(images),
-      masks: { data: masks, shape: [job.batchSize, job.size, job.size], dtype: 'uint8' },
-      prompts: promptTensors(
-        samples.map((s) => groundTruthBoxes(s.mask)),
-        images,
-        model.imageSize,
-      ),
-      ...(job.cache ? { cacheKeys: samples.map((_, i) => `bench-${i}`) } : {}),
-    };
+    const batch = syntheticBatch(job.batchSize, job.size, model.imageSize, 0, job.cache);
     const trainer = binding().createTrainer(
       module.native,
       nativeTrainerOptions({

@@ -11,6 +11,7 @@ import type { BinaryMask, RgbImage } from '../image.js';
 import { promptTensors } from '../model/prompt-tensors.js';
 import { imagesTensor } from '../predict.js';
 import type { Box, PromptSet } from '../prompts/prompts.js';
+import { synthesizeSample } from '../synth/synthesize.js';
 import { createRandom, deriveSeed, type Random } from '../util/random.js';
 import {
   augmentSample,
@@ -254,4 +255,33 @@ export async function* prefetchBatches(
     refill();
     yield prepared;
   }
+}
+
+/**
+ * A micro-batch of `count` synthetic crack images (`size`×`size`, each with cracks) with their
+ * ground-truth boxes, made in memory: for benchmarks and tests that step the trainer directly.
+ */
+export function syntheticBatch(
+  count: number,
+  size: number,
+  imageSize: number,
+  seed = 0,
+  cacheKeys = false,
+): TrainBatch {
+  const samples = Array.from({ length: count }, (_, i) =>
+    synthesizeSample(size, size, deriveSeed(seed, 'synthetic-batch', i), false),
+  );
+  const images = samples.map((s) => s.image);
+  const masks = new Uint8Array(count * size * size);
+  samples.forEach((s, b) => masks.set(s.mask.data, b * size * size));
+  return {
+    images: imagesTensor(images),
+    masks: { data: masks, shape: [count, size, size], dtype: 'uint8' },
+    prompts: promptTensors(
+      samples.map((s) => groundTruthBoxes(s.mask)),
+      images,
+      imageSize,
+    ),
+    ...(cacheKeys ? { cacheKeys: samples.map((_, i) => `synthetic-${seed}-${i}`) } : {}),
+  };
 }

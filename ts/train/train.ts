@@ -202,6 +202,8 @@ export interface TrainResult {
   trainedParameters: string[];
   /** Training images without a crack, left out (they get no box prompt). */
   skippedWithoutCrack: number;
+  /** Images whose embeddings the trainer held at the end (0 without `embeddingCache`). */
+  cachedImages: number;
   seconds: number;
 }
 
@@ -571,6 +573,7 @@ async function run(
       optimizerSteps: trainer.optimizerSteps,
       trainedParameters: trained,
       skippedWithoutCrack: trainingSet.withoutCrack,
+      cachedImages: trainer.cachedImages,
       seconds: (performance.now() - started) / 1000,
     };
   }

@@ -1,0 +1,75 @@
+import t from 'tap';
+import { InvalidArgumentError } from 'commander';
+import { join, resolve } from 'node:path';
+import {
+  formatDuration,
+  handleInterrupts,
+  listFilePath,
+  parseInteger,
+  parseNonNegativeInteger,
+  parseNonNegativeNumber,
+  parsePositiveInteger,
+  parseSize,
+  type InterruptTarget,
+} from '../ts/cli/options.js';
+
+t.test(
+  'list files: a flag is relative to the current directory, the default to the data root',
+  async (t) => {
+    t.equal(listFilePath('data/train.txt', 'data', 'train.txt'), resolve('data/train.txt'));
+    t.equal(
+      listFilePath('./crack500/test.txt', 'elsewhere', 'test.txt'),
+      resolve('crack500/test.txt'),
+    );
+    t.equal(listFilePath(undefined, 'data', 'val.txt'), resolve('data', 'val.txt'));
+    t.equal(listFilePath('/abs/list.txt', 'data', 'val.txt'), '/abs/list.txt');
+    t.equal(listFilePath(undefined, '/root/d', 'train.txt'), join('/root/d', 'train.txt'));
+  },
+);
+
+t.test('number parsers accept what they say and refuse the rest', async (t) => {
+  t.equal(parsePositiveInteger('4'), 4);
+  for (const bad of ['0', '-1', '1.5', 'x', ''])
+    t.throws(() => parsePositiveInteger(bad), InvalidArgumentError, `positive integer: '${bad}'`);
+  t.equal(parseNonNegativeInteger('0'), 0);
+  t.throws(() => parseNonNegativeInteger('-1'), InvalidArgumentError);
+  t.equal(parseInteger('-3'), -3);
+  t.throws(() => parseInteger('1e3'), InvalidArgumentError);
+  t.equal(parseNonNegativeNumber('1e-4'), 1e-4);
+  t.equal(parseNonNegativeNumber('.5'), 0.5);
+  for (const bad of ['-0.1', 'abc', '', 'Infinity'])
+    t.throws(() => parseNonNegativeNumber(bad), InvalidArgumentError, `number ≥ 0: '${bad}'`);
+  t.same(parseSize('640x360'), { width: 640, height: 360 });
+  t.throws(() => parseSize('640x0'), InvalidArgumentError);
+});
+
+t.test('formatDuration', async (t) => {
+  t.equal(formatDuration(42.4), '42s');
+  t.equal(formatDuration(125), '2m05s');
+  t.equal(formatDuration(3720), '1h02m');
+  t.equal(formatDuration(-3), '0s');
+});
+
+t.test('Ctrl-C: the first aborts with a message, the second exits with 130', async (t) => {
+  const listeners = new Set<() => void>();
+  const exits: number[] = [];
+  const target: InterruptTarget = {
+    on: (_event, listener) => listeners.add(listener),
+    off: (_event, listener) => listeners.delete(listener),
+    exit: ((code: number) => {
+      exits.push(code);
+    }) as InterruptTarget['exit'],
+  };
+  const written: string[] = [];
+  const interrupts = handleInterrupts('stopping soon', target, (text) => written.push(text));
+  const press = () => [...listeners].forEach((listener) => listener());
+  t.equal(listeners.size, 1);
+  press();
+  t.equal(interrupts.signal.aborted, true);
+  t.same(exits, []);
+  t.match(written.join(''), /stopping soon \(Ctrl-C again to quit now\)/);
+  press();
+  t.same(exits, [130]);
+  interrupts.release();
+  t.equal(listeners.size, 0, 'release removes the handler');
+});
