@@ -12,8 +12,7 @@
  * List-file rule (every command): `--test-file` given on the command line is relative to the
  * current directory; the default is `<data-root>/test.txt`.
  */
-import { Argument, InvalidArgumentError, type Command } from 'commander';
-import { resolve } from 'node:path';
+import { Argument, type Command } from 'commander';
 import {
   DEFAULT_NUM_VIS,
   DEFAULT_SEED,
@@ -31,6 +30,16 @@ import {
   type PromptConfig,
 } from '../prompts/config.js';
 import type { Device } from '../torch-module.js';
+import {
+  DEFAULT_DATA_ROOT,
+  handleInterrupts,
+  listFileHelp,
+  listFilePath,
+  parseInteger,
+  parseNonNegativeInteger,
+  parseNonNegativeNumber,
+  parsePositiveInteger,
+} from './options.js';
 
 export interface EvaluateFlags {
   model?: string;
@@ -52,34 +61,12 @@ export interface EvaluateFlags {
   skipBad?: boolean;
 }
 
-function positiveInteger(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) {
-    throw new InvalidArgumentError('expected a positive integer');
-  }
-  return Number(value);
-}
-
-function nonNegativeInteger(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
-  return Number(value);
-}
-
-function ratio(value: string): number {
-  if (!/^\d*\.?\d+$/.test(value)) throw new InvalidArgumentError('expected a number ≥ 0');
-  return Number(value);
-}
-
-function integer(value: string): number {
-  if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError('expected an integer');
-  return Number(value);
-}
-
 function numVisValue(value: string): number | 'all' {
-  return value === 'all' ? 'all' : nonNegativeInteger(value);
+  return value === 'all' ? 'all' : parseNonNegativeInteger(value);
 }
 
 function pointCounts(value: string, previous: number[] | undefined): number[] {
-  return [...(previous ?? []), positiveInteger(value)];
+  return [...(previous ?? []), parsePositiveInteger(value)];
 }
 
 /**
@@ -151,17 +138,14 @@ export function register(program: Command): void {
     .option('--model <file>', 'exported TorchScript model (crackseg export)')
     .option('--lora-checkpoint <file>', 'LoRA adapter (safetensors) saved by training')
     .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
-    .option('--data-root <dir>', 'dataset root (Crack500 layout)', './crack500')
-    .option(
-      '--test-file <file>',
-      'list file, relative to the current directory (default: <data-root>/test.txt)',
-    )
+    .option('--data-root <dir>', 'dataset root (Crack500 layout)', DEFAULT_DATA_ROOT)
+    .option('--test-file <file>', listFileHelp('list file', 'test.txt'))
     .option('--output-dir <dir>', 'output folder (see `crackseg evaluate --help` for the rule)')
     .option('--prompts <list>', 'prompt configs, e.g. bbox,points:1,points:3,points:5')
     .option(
       '--expand-ratio <r>',
       'box expansion per side (bbox, or plain bbox items of --prompts)',
-      ratio,
+      parseNonNegativeNumber,
       DEFAULT_EXPAND_RATIO,
     )
     .option(
@@ -176,8 +160,8 @@ export function register(program: Command): void {
       numVisValue,
       DEFAULT_NUM_VIS,
     )
-    .option('--batch-size <n>', 'images per device batch', positiveInteger, DEFAULT_BATCH_SIZE)
-    .option('--seed <s>', 'seed of the random point prompts', integer, DEFAULT_SEED)
+    .option('--batch-size <n>', 'images per device batch', parsePositiveInteger, DEFAULT_BATCH_SIZE)
+    .option('--seed <s>', 'seed of the random point prompts', parseInteger, DEFAULT_SEED)
     .option('--skip-inference', 're-score the predictions already in the output folder')
     .option('--skip-evaluation', 'only predict and save masks')
     .option('--skip-visualization', 'no overlays or figures')
@@ -205,20 +189,13 @@ export function register(program: Command): void {
               ...(flags.loraCheckpoint ? { loraCheckpoint: flags.loraCheckpoint } : {}),
             });
       if (model) console.error(`model ${model.metadata.config_name} on ${model.device}`);
-      const controller = new AbortController();
-      const stop = () => {
-        console.error('\nstopping after the current batch (Ctrl-C again to quit now)');
-        controller.abort();
-        process.once('SIGINT', () => process.exit(130));
-      };
-      process.once('SIGINT', stop);
+      const interrupts = handleInterrupts('stopping after the current batch');
       const bar = progressPrinter(process.stderr);
       try {
         const result = await evaluate({
           ...(model ? { model } : {}),
           dataRoot: flags.dataRoot,
-          // On the command line a list file is relative to the current directory.
-          listFile: flags.testFile ? resolve(flags.testFile) : resolve(flags.dataRoot, 'test.txt'),
+          listFile: listFilePath(flags.testFile, flags.dataRoot, 'test.txt'),
           prompts,
           outputDir,
           layout,
@@ -232,13 +209,13 @@ export function register(program: Command): void {
           },
           skipBad: flags.skipBad ?? false,
           onProgress: bar.update,
-          signal: controller.signal,
+          signal: interrupts.signal,
         });
         bar.end();
         printResult(result);
       } finally {
         bar.end();
-        process.removeListener('SIGINT', stop);
+        interrupts.release();
         model?.module.dispose();
       }
     });
