@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { binding } from '../binding.js';
 import { readDataset, type Sample } from '../data/dataset.js';
 import { evaluate } from '../evaluate/evaluate.js';
-import { exportModel, type ModelConfig } from '../model/export.js';
+import { EXPORT_DEFAULTS, exportModel, type ModelConfig } from '../model/export.js';
 import { defaultDevice, loadModel, type SamModel } from '../model/load.js';
 import { DEFAULT_BATCH_SIZE, imagesTensor, predictBatch } from '../predict.js';
 import { parsePromptConfigs, type PromptConfig } from '../prompts/config.js';
@@ -58,14 +58,7 @@ export async function runEvalBenchmark(
   const dir = await mkdtemp(join(tmpdir(), 'crackseg-bench-'));
   try {
     const modelPath = join(dir, 'model.pt');
-    const exported = await exportModel({
-      config,
-      lora: 'none',
-      rank: 8,
-      alpha: 16,
-      dropout: 0,
-      out: modelPath,
-    });
+    const exported = await exportModel({ ...EXPORT_DEFAULTS, config, out: modelPath });
     const side = options.size ?? exported.metadata.image_size;
     const dataRoot = join(dir, 'data');
     await synthesizeDataset({
