@@ -4,6 +4,8 @@
  *   crackseg train --model model.pt --data-root ./crack500 --lora-strategy B --epochs 50 \
  *     --batch-size 4 --gradient-accumulation-steps 4 --learning-rate 1e-4 --use-skeleton-loss
  *
+ * List files given on the command line are relative to the current directory (as in
+ * `crackseg evaluate --test-file`); without them, `<data-root>/train.txt` and `val.txt`.
  * A progress bar on a TTY, a line per epoch; Ctrl-C stops at the next optimizer step and saves
  * `last` (a second Ctrl-C quits at once).
  */
