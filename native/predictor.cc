@@ -95,7 +95,9 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
         env,
         [state, images, promptSets, options]() -> Result {
           std::shared_lock<std::shared_mutex> reading(state->access);
-          c10::InferenceMode inference;
+          // NoGrad, not InferenceMode: the TorchScript executor may have specialised these methods
+          // for training (differentiable graphs), which refuse inference tensors.
+          torch::NoGradGuard noGrad;
           std::vector<c10::IValue> embeddings;
           {
             AutocastScope autocast(options.mixedPrecision, state->device);

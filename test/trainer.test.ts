@@ -309,3 +309,21 @@ t.test('a frozen encoder: embeddings are cached by key and the loss is unchanged
   t.equal((await trainerB.step(keyed)).cachedImages, 0, 'a trainable encoder is never cached');
   trainerB.dispose();
 });
+
+t.test(
+  'training steps and predictions alternate on one module (the executor specialises both)',
+  async (t) => {
+    const module = await TorchModule.load(modelPath);
+    t.teardown(() => module.dispose());
+    module.setRequiresGrad(/lora_/, true);
+    const trainer = binding().createTrainer(module.native, { ...options, gradientAccumulation: 1 });
+    const batch = makeBatch(2, 1, 40, 56);
+    for (let round = 0; round < 3; round++) {
+      t.ok((await trainer.step(batch)).stepped, `round ${round}: step`);
+      for (let i = 0; i < 3; i++)
+        await binding().predictMasks(module.native, batch.images, [batch.prompts]);
+      t.pass(`round ${round}: predictions after a step`);
+    }
+    trainer.dispose();
+  },
+);
