@@ -7,15 +7,19 @@ export { loadModel, defaultDevice, type LoadModelOptions, type SamModel } from '
 export { readModelMetadata, MODEL_FORMAT, type ModelMetadata } from './model/metadata.js';
 export {
   promptTensors,
+  promptTensorGroups,
   toModelCoordinate,
   POINT_LABEL,
   type ImageSize,
+  type PromptTensorGroup,
 } from './model/prompt-tensors.js';
 export {
   predict,
   predictBatch,
+  sameSizeBatches,
   DEFAULT_BATCH_SIZE,
   type ImagePrediction,
+  type LowResLogits,
   type PredictOptions,
 } from './predict.js';
 export {
