@@ -22,6 +22,7 @@ import {
   listFileHelp,
   listFilePath,
   parseInteger,
+  parseNonNegativeInteger,
   parseNonNegativeNumber,
   parsePositiveInteger,
 } from './options.js';
@@ -46,6 +47,7 @@ interface TrainFlags {
   resume?: boolean;
   seed: number;
   trainExtra?: string[];
+  embeddingCache: number;
 }
 
 /** The one-line summary of a finished epoch. */
@@ -115,6 +117,13 @@ export function register(program: Command): void {
       'also train these parameters in full (repeatable), e.g. ^sam_mask_decoder\\.',
       collect,
     )
+    .option(
+      '--embedding-cache <images>',
+      'strategy A with a frozen encoder: keep the encoder outputs of up to this many images ' +
+        'across epochs (needs --no-augment; 0: off)',
+      parseNonNegativeInteger,
+      0,
+    )
     .option('--output-dir <dir>', 'output folder', d.outputDir)
     .option('--resume', 'continue from <output-dir>/checkpoints/last.*')
     .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed)
@@ -152,6 +161,7 @@ export function register(program: Command): void {
           resume: flags.resume ?? false,
           seed: flags.seed,
           trainExtra: flags.trainExtra ?? [],
+          embeddingCache: flags.embeddingCache,
           signal: interrupts.signal,
           onProgress: (p) => {
             if (p.phase === 'train' && tty) {

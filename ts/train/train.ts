@@ -280,7 +280,7 @@ function resolvedOptions(options: TrainOptions) {
     );
   if (settings.embeddingCache > 0 && settings.augment)
     throw new RangeError(
-      'embeddingCache needs augment: false (augmentation changes the pixels a cached image stands for)',
+      'embeddingCache needs augment: false (--no-augment): augmentation changes the pixels a cached image stands for',
     );
   if (!(settings.lr > 0)) throw new RangeError(`lr must be positive, got ${settings.lr}`);
   if (!(settings.warmup >= 0 && settings.warmup < 1))
