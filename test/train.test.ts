@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportModel } from '../ts/model/export.js';
@@ -305,3 +305,11 @@ t.test(
     });
   },
 );
+
+t.test('aborted before training (during the scan): resolves at once, writes nothing', async (t) => {
+  const controller = new AbortController();
+  controller.abort();
+  const result = await train({ ...base, outputDir: out('never'), signal: controller.signal });
+  t.match(result, { aborted: true, optimizerSteps: 0, history: [], bestModel: null });
+  t.notOk(existsSync(out('never')), 'no output folder');
+});

@@ -356,8 +356,23 @@ async function run(
   // image fails now rather than after an epoch.
   const trainingSet = await scanTrainingSet(config.dataRoot, config.trainFile, signal);
   const validationSet = await scanTrainingSet(config.dataRoot, config.valFile, signal);
-  const validationImages = validationSet.entries.length + validationSet.withoutCrack;
-  if (validationImages === 0 && !signal?.aborted)
+  if (signal?.aborted)
+    // Stopped while scanning: no step was taken and nothing is written (a resume's `last` stays).
+    return {
+      outputDir: config.outputDir,
+      bestModel: null,
+      bestEpoch: null,
+      bestValIou: null,
+      history: [],
+      stoppedEarly: false,
+      aborted: true,
+      optimizerSteps: 0,
+      trainedParameters: trained,
+      skippedWithoutCrack: trainingSet.withoutCrack,
+      cachedImages: 0,
+      seconds: (performance.now() - started) / 1000,
+    };
+  if (validationSet.entries.length + validationSet.withoutCrack === 0)
     throw new Error(`validation list ${config.valFile} has no images`);
   const perEpoch = epochBatches(
     trainingSet.entries,
@@ -434,8 +449,7 @@ async function run(
     };
     const throughput = { time: performance.now(), batches: 0, images: 0 };
     let stoppedEarly = false;
-    // Aborted while the lists were scanned: no step is taken, `last` is saved at step 0.
-    let aborted = signal?.aborted ?? false;
+    let aborted = false;
     let sinceLastLog: StepResult[] = [];
     let learningRate = state.history.at(-1)?.learningRate ?? 0;
 
