@@ -32,6 +32,7 @@ import {
 import type { Device } from '../torch-module.js';
 import {
   DEFAULT_DATA_ROOT,
+  formatDuration,
   handleInterrupts,
   listFileHelp,
   listFilePath,
@@ -227,7 +228,7 @@ function progressPrinter(stream: NodeJS.WriteStream) {
   let lastDecile = -1;
   let open = false;
   const format = (p: EvaluationProgress) => {
-    const eta = p.etaSeconds === null ? '?' : formatSeconds(p.etaSeconds);
+    const eta = p.etaSeconds === null ? '?' : formatDuration(p.etaSeconds);
     return `${p.done}/${p.total} images, ${p.imagesPerSecond.toFixed(2)} img/s, ETA ${eta}`;
   };
   return {
@@ -251,12 +252,6 @@ function progressPrinter(stream: NodeJS.WriteStream) {
       open = false;
     },
   };
-}
-
-function formatSeconds(seconds: number): string {
-  const s = Math.round(seconds);
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}:${String(s % 60).padStart(2, '0')}` : `${s}s`;
 }
 
 /** The final table: per config, images and the mean of each metric (plus ODS/OIS). */
