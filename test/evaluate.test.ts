@@ -30,15 +30,11 @@ await exportModel({
   seed: 1,
   out: modelPath,
 });
-await synthesizeDataset({
-  out: dataRoot,
-  train: 0,
-  val: 0,
-  test: 6,
-  width: 160,
-  height: 96,
-  seed: 5,
-});
+/** The six-image synthetic test set the cases here start from (a fresh copy per folder). */
+function writeTestSet(out: string) {
+  return synthesizeDataset({ out, train: 0, val: 0, test: 6, width: 160, height: 96, seed: 5 });
+}
+await writeTestSet(dataRoot);
 const model: SamModel = await loadModel({ path: modelPath, device: 'cpu' });
 t.teardown(() => model.module.dispose());
 const samples: Sample[] = [];
@@ -276,15 +272,7 @@ only_one_field
 
 t.test('bad inputs in the middle of a run', async (t) => {
   const badRoot = join(root, 'bad');
-  await synthesizeDataset({
-    out: badRoot,
-    train: 0,
-    val: 0,
-    test: 6,
-    width: 160,
-    height: 96,
-    seed: 5,
-  });
+  await writeTestSet(badRoot);
   const list = (await readFile(join(badRoot, 'test.txt'), 'utf8')).trim().split('\n');
   const [image2] = list[2]!.split(/\s+/);
   const [, mask4] = list[4]!.split(/\s+/);
@@ -338,15 +326,7 @@ t.test('bad inputs in the middle of a run', async (t) => {
 t.test('the good images before a bad one are written even mid-batch', async (t) => {
   // Line 4 (index 3) is the second image of the batch [2, 3]: image 2 is read, then 3 fails.
   const midRoot = join(root, 'mid');
-  await synthesizeDataset({
-    out: midRoot,
-    train: 0,
-    val: 0,
-    test: 6,
-    width: 160,
-    height: 96,
-    seed: 5,
-  });
+  await writeTestSet(midRoot);
   const list = (await readFile(join(midRoot, 'test.txt'), 'utf8')).trim().split('\n');
   await rm(join(midRoot, list[3]!.split(/\s+/)[0]!));
   const outputDir = join(root, 'mid-out');
