@@ -1,4 +1,5 @@
-// Module entry: registers TorchModule and the runtime queries (versions, devices, threads).
+// Module entry: registers TorchModule and the runtime queries (versions, devices, threads, device
+// memory).
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <napi.h>
@@ -9,11 +10,13 @@
 
 #ifdef CRACKSEG_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
 #include "addon_data.h"
 #include "errors.h"
 #include "predictor.h"
+#include "tensor_convert.h"
 #include "torch_module.h"
 #include "trainer.h"
 
@@ -54,6 +57,39 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The CUDA caching allocator's byte counts for a device; null for the CPU.
+Napi::Value DeviceMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "device");
+  return Guarded(env, [&]() -> Napi::Value {
+    c10::Device device = ParseDevice(name);
+    if (!device.is_cuda()) return env.Null();
+    Napi::Object result = Napi::Object::New(env);
+#ifdef CRACKSEG_WITH_CUDA
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    constexpr size_t kAggregate = 0;  // StatType::AGGREGATE: the small and large pools together
+    result.Set("allocatedBytes", static_cast<double>(stats.allocated_bytes[kAggregate].current));
+    result.Set("peakAllocatedBytes", static_cast<double>(stats.allocated_bytes[kAggregate].peak));
+    result.Set("reservedBytes", static_cast<double>(stats.reserved_bytes[kAggregate].current));
+    result.Set("peakReservedBytes", static_cast<double>(stats.reserved_bytes[kAggregate].peak));
+#endif
+    return result;
+  });
+}
+
+Napi::Value ResetPeakDeviceMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "device");
+  Guarded(env, [&] {
+    c10::Device device = ParseDevice(name);
+#ifdef CRACKSEG_WITH_CUDA
+    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#endif
+    return device.is_cuda();
+  });
+  return env.Undefined();
+}
+
 }  // namespace
 }  // namespace crackseg
 
@@ -64,6 +100,9 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("predictMasks", Napi::Function::New(env, crackseg::PredictMasks, "predictMasks"));
   exports.Set("runtimeInfo", Napi::Function::New(env, crackseg::RuntimeInfo, "runtimeInfo"));
   exports.Set("setThreads", Napi::Function::New(env, crackseg::SetThreads, "setThreads"));
+  exports.Set("deviceMemory", Napi::Function::New(env, crackseg::DeviceMemory, "deviceMemory"));
+  exports.Set("resetPeakDeviceMemory",
+              Napi::Function::New(env, crackseg::ResetPeakDeviceMemory, "resetPeakDeviceMemory"));
   return exports;
 }
 

@@ -15,14 +15,16 @@ namespace {
 struct PredictOptions {
   bool probabilities = false;
   bool lowResLogits = false;
-  bool mixedPrecision = true;  // bf16 autocast on CUDA; the CPU stays fp32
 };
 
+// One prompt set's predictions, on the device until downloaded.
 struct PredictionSet {
   torch::Tensor masks;          // uint8 [B, H, W]
   torch::Tensor probabilities;  // float [B, H, W], when asked for
   torch::Tensor iou;            // float [N, 1]
   torch::Tensor lowResLogits;   // float [N, 1, s, s], when asked for
+
+  std::vector<torch::Tensor*> Fields() { return {&masks, &probabilities, &iou, &lowResLogits}; }
 };
 
 bool BoolOption(const Napi::Object& options, const char* name, bool fallback) {
@@ -38,28 +40,36 @@ PredictionSet Predict(LoadedModule& model, const std::vector<c10::IValue>& embed
                       const PromptTensors& prompts, int64_t batchSize, int64_t height,
                       int64_t width, const PredictOptions& options) {
   PredictionSet result;
+  auto onDevice = torch::TensorOptions().device(model.device);
   if (prompts.coords.size(0) == 0) {
-    result.masks = torch::zeros({batchSize, height, width}, torch::kUInt8);
-    if (options.probabilities) result.probabilities = torch::zeros({batchSize, height, width});
-    result.iou = torch::zeros({0, 1});
+    result.masks = torch::zeros({batchSize, height, width}, onDevice.dtype(torch::kUInt8));
+    if (options.probabilities) result.probabilities = torch::zeros({batchSize, height, width}, onDevice);
+    result.iou = torch::zeros({0, 1}, onDevice);
     // The decoder's masks are 4× the image embedding's side.
     int64_t maskSize = 4 * embeddings[0].toTensor().size(-1);
-    if (options.lowResLogits) result.lowResLogits = torch::zeros({0, 1, maskSize, maskSize});
+    if (options.lowResLogits) result.lowResLogits = torch::zeros({0, 1, maskSize, maskSize}, onDevice);
     return result;
   }
-  torch::Tensor lowRes, iou;
-  {
-    AutocastScope autocast(options.mixedPrecision, model.device);
-    std::tie(lowRes, iou) = DecodePrompts(model.module, embeddings, prompts, model.device);
-  }
+  auto [lowRes, iou] = DecodePrompts(model.module, embeddings, prompts, model.device);
   torch::Tensor logits =
       UpsampledUnion(lowRes, PromptsPerImage(prompts.imageIndex, batchSize), height, width)
           .squeeze(1);
-  result.masks = (logits > 0).to(torch::kUInt8).cpu();
-  if (options.probabilities) result.probabilities = torch::sigmoid(logits).cpu();
-  result.iou = iou.cpu();
-  if (options.lowResLogits) result.lowResLogits = lowRes.cpu();
+  result.masks = (logits > 0).to(torch::kUInt8);
+  if (options.probabilities) result.probabilities = torch::sigmoid(logits);
+  result.iou = iou;
+  if (options.lowResLogits) result.lowResLogits = lowRes;
   return result;
+}
+
+// Every set's tensors to the host, with one wait for the device.
+void DownloadAll(std::vector<PredictionSet>& sets) {
+  std::vector<torch::Tensor*> fields;
+  for (auto& set : sets)
+    for (torch::Tensor* field : set.Fields()) fields.push_back(field);
+  std::vector<torch::Tensor> onDevice;
+  for (torch::Tensor* field : fields) onDevice.push_back(*field);
+  std::vector<torch::Tensor> host = Download(onDevice);
+  for (size_t i = 0; i < fields.size(); ++i) *fields[i] = std::move(host[i]);
 }
 
 }  // namespace
@@ -86,8 +96,7 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
         throw Napi::TypeError::New(env, "predictMasks options must be an object");
       Napi::Object object = info[3].As<Napi::Object>();
       options = {BoolOption(object, "probabilities", false),
-                 BoolOption(object, "lowResLogits", false),
-                 BoolOption(object, "mixedPrecision", true)};
+                 BoolOption(object, "lowResLogits", false)};
     }
 
     using Result = std::vector<PredictionSet>;
@@ -98,15 +107,14 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
           // NoGrad, not InferenceMode: the TorchScript executor may have specialised these methods
           // for training (differentiable graphs), which refuse inference tensors.
           torch::NoGradGuard noGrad;
-          std::vector<c10::IValue> embeddings;
-          {
-            AutocastScope autocast(options.mixedPrecision, state->device);
-            embeddings = EncodeImages(state->module, images.to(state->device));
-          }
+          // Everything is queued on the device first; the host waits once, for the download.
+          std::vector<c10::IValue> embeddings =
+              EncodeImages(state->module, Upload(images, state->device));
           Result results;
           for (const PromptTensors& prompts : promptSets)
             results.push_back(Predict(*state, embeddings, prompts, images.size(0), images.size(2),
                                       images.size(3), options));
+          DownloadAll(results);
           return results;
         },
         [options](Napi::Env env, Result& results) -> Napi::Value {

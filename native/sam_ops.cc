@@ -1,44 +1,8 @@
 #include "sam_ops.h"
 
-#include <torch/version.h>
-
 #include <limits>
 
-#ifdef CRACKSEG_WITH_CUDA
-#include <ATen/autocast_mode.h>
-#endif
-
 namespace crackseg {
-
-#ifdef CRACKSEG_WITH_CUDA
-// torch 2.4 replaced the CUDA-only autocast switches by per-device-type ones.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-static void SetCudaAutocast(bool enabled) {
-  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
-}
-#else
-static void SetCudaAutocast(bool enabled) {
-  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-  at::autocast::set_enabled(enabled);
-}
-#endif
-#endif
-
-AutocastScope::AutocastScope(bool enabled, const c10::Device& device)
-    : active_(enabled && device.is_cuda()) {
-#ifdef CRACKSEG_WITH_CUDA
-  if (active_) SetCudaAutocast(true);
-#endif
-}
-
-AutocastScope::~AutocastScope() {
-#ifdef CRACKSEG_WITH_CUDA
-  if (!active_) return;
-  SetCudaAutocast(false);
-  at::autocast::clear_cache();
-#endif
-}
 
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images) {
   c10::IValue encoded = module.get_method("encode_image")({images});
@@ -53,9 +17,9 @@ std::pair<torch::Tensor, torch::Tensor> DecodePrompts(torch::jit::Module& module
                                                       const PromptTensors& prompts,
                                                       const c10::Device& device) {
   std::vector<c10::IValue> inputs(embeddings);
-  inputs.emplace_back(prompts.coords.to(device));
-  inputs.emplace_back(prompts.labels.to(device));
-  inputs.emplace_back(prompts.imageIndex.to(device));
+  inputs.emplace_back(Upload(prompts.coords, device));
+  inputs.emplace_back(Upload(prompts.labels, device));
+  inputs.emplace_back(Upload(prompts.imageIndex, device));
   inputs.emplace_back(c10::IValue());  // no mask input
   inputs.emplace_back(false);          // single mask per prompt
   c10::IValue decoded = module.get_method("decode")(inputs);
@@ -74,32 +38,37 @@ std::vector<std::vector<int64_t>> PromptsPerImage(const torch::Tensor& imageInde
 }
 
 // Prompts upsampled at once per image.
-constexpr size_t kChunk = 16;
+constexpr int64_t kChunk = 16;
 
 torch::Tensor UpsampledUnion(const torch::Tensor& lowResLogits,
                              const std::vector<std::vector<int64_t>>& promptsPerImage,
                              int64_t height, int64_t width) {
-  auto options = lowResLogits.options();
+  // The prompts in image order, so that each image's prompts are one slice of `sorted`.
+  std::vector<int64_t> order;
+  for (const auto& members : promptsPerImage) order.insert(order.end(), members.begin(), members.end());
+  torch::Tensor sorted = lowResLogits.index_select(
+      0, Upload(torch::tensor(order, torch::kLong), lowResLogits.device()));
   std::vector<torch::Tensor> unions;
+  int64_t offset = 0;
   for (const auto& members : promptsPerImage) {
-    if (members.empty()) {
-      unions.push_back(
-          torch::full({1, height, width}, -std::numeric_limits<float>::infinity(), options));
+    int64_t count = static_cast<int64_t>(members.size());
+    if (count == 0) {
+      unions.push_back(torch::full({1, height, width}, -std::numeric_limits<float>::infinity(),
+                                   lowResLogits.options()));
       continue;
     }
     // A running maximum over chunks of prompts bounds memory at kChunk full-size maps.
     torch::Tensor running;
-    for (size_t start = 0; start < members.size(); start += kChunk) {
-      std::vector<int64_t> chunk(members.begin() + start,
-                                 members.begin() + std::min(members.size(), start + kChunk));
-      torch::Tensor index = torch::tensor(chunk, torch::kLong).to(lowResLogits.device());
+    for (int64_t start = 0; start < count; start += kChunk) {
       // F.interpolate(mode="bilinear", align_corners=False) to a fixed size.
-      torch::Tensor upsampled = at::upsample_bilinear2d(lowResLogits.index_select(0, index),
-                                                        {height, width}, /*align_corners=*/false);
+      torch::Tensor upsampled =
+          at::upsample_bilinear2d(sorted.narrow(0, offset + start, std::min(kChunk, count - start)),
+                                  {height, width}, /*align_corners=*/false);
       torch::Tensor maximum = upsampled.amax(0);
       running = running.defined() ? torch::maximum(running, maximum) : maximum;
     }
     unions.push_back(running);
+    offset += count;
   }
   return torch::stack(unions);
 }

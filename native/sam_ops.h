@@ -10,23 +10,12 @@
 
 namespace crackseg {
 
-// bf16 autocast on CUDA for the scope's lifetime (for the forward passes); nothing on the CPU,
-// where everything stays fp32.
-class AutocastScope {
- public:
-  AutocastScope(bool enabled, const c10::Device& device);
-  ~AutocastScope();
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool active_;
-};
-
-// encode_image(images uint8 [B,3,H,W]) → (image_embed, high_res_0, high_res_1).
+// encode_image(images uint8 [B,3,H,W] on the module's device) → (image_embed, high_res_0,
+// high_res_1), in the module's dtype.
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images);
 
-// decode(...) of one prompt set, single-mask → (low-res logits [N,1,s,s] float, iou [N,1]).
+// decode(...) of one host prompt set, uploaded to `device`, single-mask → (low-res logits
+// [N,1,s,s] float32, iou [N,1] float32), on the device.
 std::pair<torch::Tensor, torch::Tensor> DecodePrompts(torch::jit::Module& module,
                                                       const std::vector<c10::IValue>& embeddings,
                                                       const PromptTensors& prompts,
@@ -38,7 +27,8 @@ std::vector<std::vector<int64_t>> PromptsPerImage(const torch::Tensor& imageInde
 
 // Low-res logits [N,1,s,s] → per-image union [B,1,H,W]: each prompt's logits upsampled bilinearly
 // to H×W (the official predictor's post-processing), then the maximum over the image's prompts,
-// so union > 0 is the OR of the prompts' masks; -inf for an image without prompts. Differentiable.
+// so union > 0 is the OR of the prompts' masks; -inf for an image without prompts. Differentiable;
+// no host sync (one non-blocking upload of the prompt order).
 torch::Tensor UpsampledUnion(const torch::Tensor& lowResLogits,
                              const std::vector<std::vector<int64_t>>& promptsPerImage,
                              int64_t height, int64_t width);

@@ -1,5 +1,6 @@
 #include "tensor_convert.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/cuda.h>
 
 #include <cmath>
@@ -85,6 +86,14 @@ std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* 
   if (info.Length() <= index || !info[index].IsString())
     throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
   return info[index].As<Napi::String>();
+}
+
+c10::ScalarType FloatingDtype(const std::string& name) {
+  const DtypeInfo* info = FindDtype(name);
+  if (!info || !c10::isFloatingType(info->scalar))
+    throw std::invalid_argument("dtype must be float32, float64, bfloat16 or float16, got '" +
+                                name + "'");
+  return info->scalar;
 }
 
 std::string DtypeName(c10::ScalarType type) {
@@ -227,8 +236,34 @@ c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
   }
 }
 
+torch::Tensor Upload(const torch::Tensor& host, const c10::Device& device) {
+  if (!device.is_cuda() || !host.device().is_cpu()) return host.to(device);
+  // A copy from pageable memory makes libtorch wait for the stream; one from pinned memory does
+  // not (the pinned block is held until the copy has run).
+  return host.pin_memory().to(device, /*non_blocking=*/true);
+}
+
+std::vector<torch::Tensor> Download(const std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Tensor> host;
+  c10::optional<c10::Device> waitFor;
+  for (const torch::Tensor& tensor : tensors) {
+    if (!tensor.defined() || tensor.device().is_cpu()) {
+      host.push_back(tensor.defined() ? tensor.detach().contiguous() : tensor);
+      continue;
+    }
+    torch::Tensor buffer = torch::empty(
+        tensor.sizes(),
+        torch::TensorOptions().dtype(tensor.scalar_type()).device(torch::kCPU).pinned_memory(true));
+    buffer.copy_(tensor.detach(), /*non_blocking=*/true);
+    host.push_back(buffer);
+    waitFor = tensor.device();
+  }
+  if (waitFor) c10::impl::getDeviceGuardImpl(waitFor->type())->getStream(*waitFor).synchronize();
+  return host;
+}
+
 c10::IValue ToDevice(const c10::IValue& value, const c10::Device& device) {
-  if (value.isTensor()) return value.toTensor().to(device);
+  if (value.isTensor()) return Upload(value.toTensor(), device);
   if (value.isTuple()) {
     std::vector<c10::IValue> items;
     for (const auto& item : value.toTupleRef().elements()) items.push_back(ToDevice(item, device));

@@ -6,6 +6,7 @@
 #include <torch/script.h>
 
 #include <string>
+#include <vector>
 
 namespace crackseg {
 
@@ -19,7 +20,14 @@ torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what);
 c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
                          const std::string& what);
 
-// `value` with every tensor moved to `device` (through tuples, lists and optionals).
+// `host` on `device` without waiting for it: on CUDA through pinned memory, copied non-blocking.
+torch::Tensor Upload(const torch::Tensor& host, const c10::Device& device);
+
+// Detached, contiguous host copies of `tensors` (undefined stays undefined), waiting for the
+// device once for all of them.
+std::vector<torch::Tensor> Download(const std::vector<torch::Tensor>& tensors);
+
+// `value` with every tensor uploaded to `device` (through tuples, lists and optionals).
 c10::IValue ToDevice(const c10::IValue& value, const c10::Device& device);
 
 // `value` with every tensor detached, contiguous and on the CPU: ready for the JS thread.
@@ -30,6 +38,9 @@ Napi::Value IValueToJs(Napi::Env env, const c10::IValue& value);
 
 // A host tensor → a JS tensor {data, shape, dtype}.
 Napi::Object TensorToJs(Napi::Env env, const torch::Tensor& tensor);
+
+// The floating dtype named "float32", "float64", "bfloat16" or "float16"; throws otherwise.
+c10::ScalarType FloatingDtype(const std::string& name);
 
 // The JS name of a dtype ("float32", "bfloat16", ...); throws for dtypes JS cannot hold.
 std::string DtypeName(c10::ScalarType type);

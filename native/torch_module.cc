@@ -40,6 +40,17 @@ void LoadedModule::CheckAlive() const {
   if (disposed) throw std::runtime_error("this TorchModule was disposed");
 }
 
+c10::ScalarType LoadedModule::ParameterDtype() const {
+  for (const auto& param : module.parameters())
+    if (param.is_floating_point()) return param.scalar_type();
+  return torch::kFloat;
+}
+
+void LoadedModule::ConvertTo(c10::ScalarType dtype) {
+  torch::NoGradGuard noGrad;
+  module.to(dtype);
+}
+
 std::shared_ptr<LoadedModule> TorchModuleWrap::FromValue(const Napi::Value& value,
                                                          const char* what) {
   Napi::Env env = value.Env();
@@ -54,6 +65,8 @@ void TorchModuleWrap::Init(Napi::Env env, Napi::Object exports) {
       DefineClass(env, "TorchModule",
                   {
                       InstanceAccessor<&TorchModuleWrap::Device>("device"),
+                      InstanceAccessor<&TorchModuleWrap::Dtype>("dtype"),
+                      InstanceMethod<&TorchModuleWrap::ConvertTo>("convertTo"),
                       InstanceMethod<&TorchModuleWrap::MethodNames>("methodNames"),
                       InstanceMethod<&TorchModuleWrap::ExtraFiles>("extraFiles"),
                       InstanceMethod<&TorchModuleWrap::Run>("run"),
@@ -108,6 +121,28 @@ Napi::Value TorchModuleWrap::Load(const Napi::CallbackInfo& info) {
 
 Napi::Value TorchModuleWrap::Device(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), State(info.Env())->device.str());
+}
+
+Napi::Value TorchModuleWrap::Dtype(const Napi::CallbackInfo& info) {
+  auto state = State(info.Env());
+  std::shared_lock<std::shared_mutex> reading(state->access);
+  return Napi::String::New(info.Env(), DtypeName(state->ParameterDtype()));
+}
+
+Napi::Value TorchModuleWrap::ConvertTo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = State(env);
+  std::string name = StringArg(info, 0, "dtype");
+  c10::ScalarType dtype = Guarded(env, [&] { return FloatingDtype(name); });
+  return AsyncJob<bool>::Start(
+      env,
+      [state, dtype]() {
+        std::unique_lock<std::shared_mutex> writing(state->access);
+        state->CheckAlive();
+        state->ConvertTo(dtype);
+        return true;
+      },
+      [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
 }
 
 Napi::Value TorchModuleWrap::MethodNames(const Napi::CallbackInfo& info) {

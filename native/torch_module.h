@@ -30,6 +30,13 @@ struct LoadedModule {
 
   // Throws when the module was disposed.
   void CheckAlive() const;
+
+  // The dtype of the floating-point parameters (float32 when there are none).
+  c10::ScalarType ParameterDtype() const;
+
+  // Casts the floating-point parameters and buffers to `dtype` in place (the parameter tensors
+  // keep their identity and requires_grad). The caller holds `access` exclusively.
+  void ConvertTo(c10::ScalarType dtype);
 };
 
 class TorchModuleWrap : public Napi::ObjectWrap<TorchModuleWrap> {
@@ -48,6 +55,8 @@ class TorchModuleWrap : public Napi::ObjectWrap<TorchModuleWrap> {
 
   static Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
+  Napi::Value Dtype(const Napi::CallbackInfo& info);
+  Napi::Value ConvertTo(const Napi::CallbackInfo& info);
   Napi::Value MethodNames(const Napi::CallbackInfo& info);
   Napi::Value ExtraFiles(const Napi::CallbackInfo& info);
   Napi::Value Run(const Napi::CallbackInfo& info);

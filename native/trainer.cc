@@ -23,7 +23,7 @@ struct TrainingOptions {
   double learningRate, minLearningRate, weightDecay, beta1, beta2, eps;
   int64_t warmupSteps, totalSteps, gradientAccumulation;
   double maxGradNorm, diceWeight, focalWeight, focalAlpha, focalGamma, skeletonWeight;
-  bool amp;
+  c10::ScalarType computeDtype;  // the module's weights and activations
   int64_t seed;
   int64_t cacheLimit;
 };
@@ -33,7 +33,11 @@ using Embeddings = std::array<torch::Tensor, 3>;
 
 struct TrainingState {
   std::shared_ptr<LoadedModule> model;
-  std::vector<torch::Tensor> parameters;
+  std::vector<std::string> names;         // of the trained parameters
+  std::vector<torch::Tensor> parameters;  // the module's, in computeDtype
+  // fp32 master copies that the optimizer updates; the very tensors of `parameters` when the
+  // module computes in fp32.
+  std::vector<torch::Tensor> masters;
   TrainingOptions options;
   std::unique_ptr<torch::optim::AdamW> optimizer;
   int64_t microSteps = 0;
@@ -91,19 +95,46 @@ torch::Tensor FocalLoss(const torch::Tensor& logits, const torch::Tensor& probab
 }
 
 // Scales the gradients so that their global L2 norm is at most maxNorm (torch's
-// clip_grad_norm_: factor min(1, maxNorm / (norm + 1e-6))); returns the norm before clipping.
-double ClipGradNorm(const std::vector<torch::Tensor>& parameters, double maxNorm) {
+// clip_grad_norm_: factor min(1, maxNorm / (norm + 1e-6))); returns the norm before clipping, a
+// device scalar (reading it would wait for the device).
+torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double maxNorm) {
   std::vector<torch::Tensor> norms;
   for (const auto& param : parameters)
     if (param.grad().defined()) norms.push_back(param.grad().detach().norm(2));
-  if (norms.empty()) return 0.0;
+  if (norms.empty()) return torch::zeros({}, parameters.front().options());
   torch::Tensor total = torch::stack(norms).norm(2);
   if (maxNorm > 0) {
     torch::Tensor factor = torch::clamp(maxNorm / (total + 1e-6), c10::nullopt, 1.0);
     for (const auto& param : parameters)
       if (param.grad().defined()) param.grad().detach().mul_(factor);
   }
-  return total.item<double>();
+  return total;
+}
+
+bool SeparateMasters(const TrainingState& state) {
+  return state.options.computeDtype != torch::kFloat;
+}
+
+// Moves the module parameters' gradients into their fp32 masters (summed there across
+// micro-batches, so accumulation does not round to bf16 each time).
+void AccumulateIntoMasters(TrainingState& state) {
+  for (size_t i = 0; i < state.parameters.size(); ++i) {
+    torch::Tensor& grad = state.parameters[i].mutable_grad();
+    if (!grad.defined()) continue;
+    torch::Tensor& master = state.masters[i].mutable_grad();
+    if (master.defined())
+      master.add_(grad.to(torch::kFloat));
+    else
+      master = grad.to(torch::kFloat);
+    grad = torch::Tensor();
+  }
+}
+
+// Copies the updated masters into the module's parameters (rounding to computeDtype).
+void CopyMastersToParameters(TrainingState& state) {
+  torch::NoGradGuard noGrad;
+  for (size_t i = 0; i < state.parameters.size(); ++i)
+    state.parameters[i].copy_(state.masters[i]);
 }
 
 // Soft morphology of the clDice paper (Shit et al. 2021): erosion as the minimum of a vertical
@@ -166,7 +197,7 @@ std::vector<c10::IValue> BatchEmbeddings(TrainingState& state, const Batch& batc
 
   std::vector<c10::IValue> encoded;
   if (!missing.empty()) {
-    torch::Tensor index = torch::tensor(missing, torch::kLong).to(images.device());
+    torch::Tensor index = Upload(torch::tensor(missing, torch::kLong), images.device());
     encoded = EncodeImages(state.model->module, images.index_select(0, index));
   }
   bool frozen = !encoded.empty() && !encoded[0].toTensor().requires_grad() &&
@@ -203,45 +234,51 @@ StepResult RunStep(TrainingState& state, const Batch& batch) {
 
   int64_t batchSize = batch.images.size(0);
   int64_t height = batch.images.size(2), width = batch.images.size(3);
-  torch::Tensor lowRes;
-  {
-    AutocastScope autocast(o.amp, model.device);
-    torch::Tensor images = batch.images.to(model.device);
-    // encode_image + decode (single mask, no mask input) is the module's forward.
-    lowRes = DecodePrompts(model.module, BatchEmbeddings(state, batch, images), batch.prompts,
-                           model.device)
-                 .first;
-  }
+  torch::Tensor images = Upload(batch.images, model.device);
+  // encode_image + decode (single mask, no mask input) is the module's forward.
+  torch::Tensor lowRes = DecodePrompts(model.module, BatchEmbeddings(state, batch, images),
+                                       batch.prompts, model.device)
+                             .first;
+  // The loss is computed in fp32 whatever the module's dtype.
   torch::Tensor logits =
       UpsampledUnion(lowRes, PromptsPerImage(batch.prompts.imageIndex, batchSize), height, width);
-  torch::Tensor target = batch.masks.to(model.device).to(torch::kFloat).unsqueeze(1);
+  torch::Tensor target = Upload(batch.masks, model.device).to(torch::kFloat).unsqueeze(1);
   torch::Tensor probabilities = torch::sigmoid(logits);
   torch::Tensor dice = DiceLoss(probabilities, target);
   torch::Tensor focal = FocalLoss(logits, probabilities, target, o.focalAlpha, o.focalGamma);
   torch::Tensor loss = o.diceWeight * dice + o.focalWeight * focal;
-  torch::Tensor skeleton;
+  torch::Tensor skeleton = torch::zeros({}, logits.options());
   if (o.skeletonWeight > 0) {
     skeleton = SoftClDiceLoss(probabilities, target);
     loss = loss + o.skeletonWeight * skeleton;
   }
   (loss / static_cast<double>(o.gradientAccumulation)).backward();
+  if (SeparateMasters(state)) AccumulateIntoMasters(state);
 
   StepResult result;
-  result.loss = loss.item<double>();
-  result.dice = dice.item<double>();
-  result.focal = focal.item<double>();
-  result.skeleton = skeleton.defined() ? skeleton.item<double>() : 0.0;
   result.learningRate = LearningRateAt(o, state.optimizerSteps);
   state.microSteps += 1;
+  torch::Tensor gradNorm = torch::zeros({}, logits.options());
   if (state.microSteps % o.gradientAccumulation == 0) {
-    result.gradNorm = ClipGradNorm(state.parameters, o.maxGradNorm);
+    gradNorm = ClipGradNorm(state.masters, o.maxGradNorm);
     for (auto& group : state.optimizer->param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(result.learningRate);
     state.optimizer->step();
     state.optimizer->zero_grad();
+    if (SeparateMasters(state)) CopyMastersToParameters(state);
     state.optimizerSteps += 1;
     result.stepped = true;
   }
+  // The step's one wait for the device: its five scalars, read together.
+  torch::Tensor scalars = Download({torch::stack({loss.detach(), dice.detach(), focal.detach(),
+                                                  skeleton.detach(), gradNorm.to(torch::kFloat)})
+                                        .to(torch::kDouble)})[0];
+  auto values = scalars.accessor<double, 1>();
+  result.loss = values[0];
+  result.dice = values[1];
+  result.focal = values[2];
+  result.skeleton = values[3];
+  result.gradNorm = values[4];
   result.optimizerSteps = state.optimizerSteps;
   result.cachedImages = state.cachedImages;
   return result;
@@ -279,8 +316,10 @@ TrainingOptions OptionsFromJs(const Napi::Value& value) {
   Napi::Object betaPair = Napi::Object::New(env);
   betaPair.Set("betas[0]", betas.As<Napi::Array>().Get(0u));
   betaPair.Set("betas[1]", betas.As<Napi::Array>().Get(1u));
-  Napi::Value amp = o.Get("amp");
-  if (!amp.IsBoolean()) throw Napi::TypeError::New(env, "trainer option amp must be a boolean");
+  Napi::Value precision = o.Get("precision");
+  std::string dtype = precision.IsString() ? precision.As<Napi::String>().Utf8Value() : "";
+  if (dtype != "float32" && dtype != "bfloat16")
+    throw Napi::TypeError::New(env, "trainer option precision must be 'float32' or 'bfloat16'");
   constexpr double kHuge = 1e30;
   Napi::Value cacheLimit = o.Get("cacheLimit");
   return {
@@ -299,7 +338,7 @@ TrainingOptions OptionsFromJs(const Napi::Value& value) {
       NumberOption(o, "focalAlpha", 0, 1),
       NumberOption(o, "focalGamma", 0, kHuge),
       NumberOption(o, "skeletonWeight", 0, kHuge),
-      amp.As<Napi::Boolean>(),
+      dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat,
       CountOption(o, "seed", 0),
       cacheLimit.IsUndefined() ? 0 : CountOption(o, "cacheLimit", 0),
   };
@@ -341,7 +380,7 @@ Batch BatchFromJs(const Napi::Value& value) {
 
 std::unique_ptr<torch::optim::AdamW> MakeOptimizer(const TrainingState& state) {
   const TrainingOptions& o = state.options;
-  return std::make_unique<torch::optim::AdamW>(state.parameters,
+  return std::make_unique<torch::optim::AdamW>(state.masters,
                                                torch::optim::AdamWOptions(o.learningRate)
                                                    .betas({o.beta1, o.beta2})
                                                    .eps(o.eps)
@@ -357,6 +396,7 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
                       InstanceMethod<&TrainerWrap::Step>("step"),
                       InstanceAccessor<&TrainerWrap::OptimizerSteps>("optimizerSteps"),
                       InstanceAccessor<&TrainerWrap::CachedImages>("cachedImages"),
+                      InstanceMethod<&TrainerWrap::Weights>("weights"),
                       InstanceMethod<&TrainerWrap::SaveState>("saveState"),
                       InstanceMethod<&TrainerWrap::LoadState>("loadState"),
                       InstanceMethod<&TrainerWrap::Dispose>("dispose"),
@@ -380,11 +420,22 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
   state_->model = model;
   state_->options = options;
   Guarded(env, [&] {
-    std::shared_lock<std::shared_mutex> reading(model->access);
-    for (const auto& param : model->module.parameters())
-      if (param.requires_grad()) state_->parameters.push_back(param);
+    std::unique_lock<std::shared_mutex> writing(model->access);
+    model->CheckAlive();
+    for (const auto& param : model->module.named_parameters(true)) {
+      if (!param.value.requires_grad()) continue;
+      state_->names.push_back(param.name);
+      state_->parameters.push_back(param.value);
+    }
     if (state_->parameters.empty())
       throw std::invalid_argument("createTrainer: the module has no parameter that requires grad");
+    // Masters are taken before the cast, so they keep what the module held in fp32.
+    for (const auto& param : state_->parameters)
+      state_->masters.push_back(SeparateMasters(*state_)
+                                    ? param.detach().to(torch::kFloat, /*non_blocking=*/false,
+                                                        /*copy=*/true)
+                                    : param);
+    model->ConvertTo(options.computeDtype);
     // Seeds libtorch's global generator (LoRA dropout draws from it).
     torch::manual_seed(static_cast<uint64_t>(options.seed));
     state_->optimizer = MakeOptimizer(*state_);
@@ -428,6 +479,28 @@ Napi::Value TrainerWrap::OptimizerSteps(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerWrap::CachedImages(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(State(info.Env())->cachedImages));
+}
+
+Napi::Value TrainerWrap::Weights(const Napi::CallbackInfo& info) {
+  auto state = State(info.Env());
+  using Named = std::vector<std::pair<std::string, torch::Tensor>>;
+  return AsyncJob<Named>::Start(
+      info.Env(),
+      [state]() {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
+        std::vector<torch::Tensor> masters;
+        for (const auto& master : state->masters) masters.push_back(master.detach().clone());
+        std::vector<torch::Tensor> host = Download(masters);
+        Named named;
+        for (size_t i = 0; i < host.size(); ++i) named.emplace_back(state->names[i], host[i]);
+        return named;
+      },
+      [](Napi::Env env, Named& named) -> Napi::Value {
+        Napi::Object result = Napi::Object::New(env);
+        for (const auto& [name, tensor] : named) result.Set(name, TensorToJs(env, tensor));
+        return result;
+      });
 }
 
 Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {

@@ -1,7 +1,9 @@
 // Trainer: the training loop in C++ over a TorchModule's parameters that require grad — loss
 // (Dice + Focal [+ soft clDice]), backward, gradient accumulation, clipping, AdamW with linear
-// warm-up and cosine decay. Steps run on the libuv pool, one at a time per trainer (later calls
-// wait), with the module held exclusively. dispose() releases the optimizer state.
+// warm-up and cosine decay. With precision bfloat16 the module is cast to bf16 and the optimizer
+// updates fp32 master copies of the trained parameters, copied back after each optimizer step.
+// Steps run on the libuv pool, one at a time per trainer (later calls wait), with the module held
+// exclusively. dispose() releases the optimizer state.
 #pragma once
 
 #include <napi.h>
@@ -17,7 +19,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   // Adds `createTrainer(module, options)` to `exports`.
   static void Init(Napi::Env env, Napi::Object exports);
 
-  // new Trainer(module, options): collects the parameters that require grad at this moment.
+  // new Trainer(module, options): collects the parameters that require grad at this moment (and
+  // their fp32 masters), then casts the module to the options' precision.
   explicit TrainerWrap(const Napi::CallbackInfo& info);
 
  private:
@@ -26,6 +29,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value OptimizerSteps(const Napi::CallbackInfo& info);
   Napi::Value CachedImages(const Napi::CallbackInfo& info);
+  Napi::Value Weights(const Napi::CallbackInfo& info);
   Napi::Value SaveState(const Napi::CallbackInfo& info);
   Napi::Value LoadState(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);

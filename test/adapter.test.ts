@@ -45,12 +45,17 @@ function filled(module: TorchModule, name: string, salt: number): Tensor<'float3
   };
 }
 
+/** The named parameters' current values, as a trainer's `weights()` gives them. */
+function parametersOf(module: TorchModule, names: string[]): Record<string, Tensor> {
+  return Object.fromEntries(names.map((name) => [name, module.getParameter(name)]));
+}
+
 async function trainedLookingAdapter(path: string, extra: string[] = []) {
   const module = await TorchModule.load(modelA.out);
   const names = trainedParameterNames(module, extra);
   names.forEach((name, k) => module.setParameter(name, filled(module, name, k)));
   await saveAdapter(path, module, {
-    names,
+    tensors: parametersOf(module, names),
     trainExtra: extra,
     epoch: 3,
     valMetrics: { iou: 0.25, dice: 0.4, f1: 0.4 },
@@ -203,7 +208,7 @@ t.test(
       trainedModel.module.setParameter(name, filled(trainedModel.module, name, k)),
     );
     await saveAdapter(path, trainedModel.module, {
-      names,
+      tensors: parametersOf(trainedModel.module, names),
       trainExtra: extra,
       epoch: 1,
       valMetrics: null,

@@ -204,6 +204,14 @@ t.test('preprocessing equals an independent antialiased resize + normalisation',
   for (const [size, diff] of Object.entries(r)) t.ok(diff < 1e-4, `${size}: ${diff}`);
 });
 
+t.test('the exported model cast to bf16 runs forward and backward, bf16 throughout', async (t) => {
+  // LoRA C adapts every kind of layer; the check asserts dtypes and gradients itself.
+  const r = (await check('bf16', 'test', 'C')) as Record<string, number>;
+  t.equal(r.outputs, 12, 'every output of encode_image, decode and forward');
+  t.ok(r.relative_difference! < 0.1, `bf16 vs fp32 outputs: ${r.relative_difference}`);
+  t.ok(r.trained_tensors! > 0, `${r.trained_tensors} LoRA tensors got bf16 gradients`);
+});
+
 t.test('crackseg export (CLI)', async (t) => {
   const program = new Command().exitOverride();
   register(program);

@@ -112,52 +112,69 @@ t.test('sameSizeBatches keeps what was read before a failing item', async (t) =>
   t.same(batches, [2, 2, 1]);
 });
 
+const dir = await mkdtemp(join(tmpdir(), 'crackseg-predict-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+const modelPath = join(dir, 'model.pt');
+await exportModel({ config: 'test', seed: 3, out: modelPath });
+
+// Two sizes, so the batching by size is exercised; random pixels, several prompt kinds.
+const rng = createRandom(7);
+const image = (width: number, height: number): RgbImage => ({
+  width,
+  height,
+  data: Uint8Array.from({ length: width * height * 3 }, () => rng.int(256)),
+});
+const images = [image(120, 80), image(120, 80), image(120, 80), image(64, 96)];
+const prompts: PromptSet[] = [
+  {
+    boxes: [
+      [10.5, 5.25, 60, 40],
+      [70, 30, 119, 79.5],
+    ],
+    points: [],
+  },
+  { boxes: [], points: [] },
+  {
+    boxes: [],
+    points: [
+      { coords: [[30, 20]], labels: [1] },
+      {
+        coords: [
+          [90, 60],
+          [91, 61],
+          [5, 5],
+        ],
+        labels: [1, 1, 0],
+      },
+    ],
+  },
+  { boxes: [[0, 0, 64, 96]], points: [] },
+];
+
+/** The Python reference's masks for `images` in batches [0, 1], [2], [3] (predict's batching). */
+async function referenceMasks(dtype: 'float32' | 'bfloat16'): Promise<Buffer[]> {
+  const batches = [[0, 1], [2], [3]].map((members) =>
+    members.map((i) => ({
+      width: images[i]!.width,
+      height: images[i]!.height,
+      image: Buffer.from(images[i]!.data).toString('base64'),
+      mask: null,
+      ...prompts[i]!,
+    })),
+  );
+  const requestPath = join(dir, `request-${dtype}.json`);
+  await writeFile(requestPath, JSON.stringify({ model: modelPath, dtype, batches }));
+  const reference = JSON.parse(await runPython(referenceScript, [requestPath])) as Array<{
+    mask: string;
+  }>;
+  return reference.map((r) => Buffer.from(r.mask, 'base64'));
+}
+
 t.test('predict equals the Python reference pixel for pixel', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'crackseg-predict-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const modelPath = join(dir, 'model.pt');
-  await exportModel({
-    config: 'test',
-    seed: 3,
-    out: modelPath,
-  });
   const model: SamModel = await loadModel({ path: modelPath, device: 'cpu' });
   t.teardown(() => model.module.dispose());
   t.equal(model.imageSize, 256);
-
-  // Two sizes, so the batching by size is exercised; random pixels, several prompt kinds.
-  const rng = createRandom(7);
-  const image = (width: number, height: number): RgbImage => ({
-    width,
-    height,
-    data: Uint8Array.from({ length: width * height * 3 }, () => rng.int(256)),
-  });
-  const images = [image(120, 80), image(120, 80), image(120, 80), image(64, 96)];
-  const prompts: PromptSet[] = [
-    {
-      boxes: [
-        [10.5, 5.25, 60, 40],
-        [70, 30, 119, 79.5],
-      ],
-      points: [],
-    },
-    { boxes: [], points: [] },
-    {
-      boxes: [],
-      points: [
-        { coords: [[30, 20]], labels: [1] },
-        {
-          coords: [
-            [90, 60],
-            [91, 61],
-            [5, 5],
-          ],
-          labels: [1, 1, 0],
-        },
-      ],
-    },
-    { boxes: [[0, 0, 64, 96]], points: [] },
-  ];
+  t.equal(model.precision, 'fp32', 'fp32 by default on the CPU');
   const predictions = await predict(model, images, prompts, { batchSize: 2, probabilities: true });
   t.equal(predictions.length, 4);
   t.same(
@@ -176,23 +193,7 @@ t.test('predict equals the Python reference pixel for pixel', async (t) => {
     t.equal(disagree.length, 0);
   });
 
-  // The reference sees the same batches: [0, 1], [2], [3].
-  const batches = [[0, 1], [2], [3]].map((members) =>
-    members.map((i) => ({
-      width: images[i]!.width,
-      height: images[i]!.height,
-      image: Buffer.from(images[i]!.data).toString('base64'),
-      mask: null,
-      ...prompts[i]!,
-    })),
-  );
-  const requestPath = join(dir, 'request.json');
-  await writeFile(requestPath, JSON.stringify({ model: modelPath, batches }));
-  const reference = JSON.parse(await runPython(referenceScript, [requestPath])) as Array<{
-    mask: string;
-  }>;
-  reference.forEach((r, i) => {
-    const expected = Buffer.from(r.mask, 'base64');
+  (await referenceMasks('float32')).forEach((expected, i) => {
     const actual = predictions[i]!.mask.data;
     const differing = actual.filter((v, k) => v !== expected[k]).length;
     t.equal(differing, 0, `image ${i}: pixels differing from the reference`);
@@ -239,4 +240,37 @@ t.test('predict equals the Python reference pixel for pixel', async (t) => {
   }
   t.same(withLogits!.mask.data, predictions[2]!.mask.data);
   t.notOk(predictions[2]!.lowResLogits, 'no logits unless asked');
+});
+
+t.test('bf16 weights: masks equal the Python reference cast to bf16, close to fp32', async (t) => {
+  const [bf16, fp32] = await Promise.all([
+    loadModel({ path: modelPath, device: 'cpu', precision: 'bf16' }),
+    loadModel({ path: modelPath, device: 'cpu', precision: 'fp32' }),
+  ]);
+  t.teardown(() => [bf16, fp32].forEach((m) => m.module.dispose()));
+  t.equal(bf16.module.dtype, 'bfloat16', 'the weights are bf16');
+  t.equal(bf16.precision, 'bf16');
+  const [low, full] = await Promise.all([
+    predict(bf16, images, prompts, { batchSize: 2, probabilities: true }),
+    predict(fp32, images, prompts, { batchSize: 2 }),
+  ]);
+  (await referenceMasks('bfloat16')).forEach((expected, i) => {
+    const differing = low[i]!.mask.data.filter((v, k) => v !== expected[k]).length;
+    t.equal(differing, 0, `image ${i}: pixels differing from the bf16 reference`);
+  });
+  let agree = 0;
+  let total = 0;
+  low.forEach((p, i) => {
+    total += p.mask.data.length;
+    agree += p.mask.data.filter((v, k) => v === full[i]!.mask.data[k]).length;
+    t.ok(p.probabilities!.data instanceof Float32Array, 'probabilities stay float32');
+  });
+  t.ok(
+    agree / total >= 0.95,
+    `bf16 and fp32 masks agree on ${((100 * agree) / total).toFixed(2)}%`,
+  );
+  await t.rejects(
+    loadModel({ path: modelPath, device: 'cpu', precision: 'fp16' as never }),
+    /precision must be 'fp32' or 'bf16'/,
+  );
 });

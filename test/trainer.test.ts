@@ -93,68 +93,98 @@ const options: TrainerOptions = {
   focalAlpha: 0.25,
   focalGamma: 2,
   skeletonWeight: 0.5,
-  amp: false,
+  precision: 'float32',
   seed: 0,
 };
+
+/** The bf16 bit pattern nearest to a float32 value (round to nearest even), as torch casts. */
+function bfloat16Bits(value: number): number {
+  const bits = new Uint32Array(Float32Array.of(value).buffer)[0]!;
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Eight micro-batches through the native trainer and through the Python reference. */
+async function trainAgainstReference(precision: TrainerOptions['precision']) {
+  const run = { ...options, precision };
+  const batches = Array.from({ length: 8 }, (_, i) => makeBatch(i + 1, 2, 40, 56));
+  const module = await TorchModule.load(modelPath);
+  module.setRequiresGrad(/.*/, false);
+  const trainable = module.setRequiresGrad(/lora_/, true);
+  const trainer = binding().createTrainer(module.native, run);
+  const results = [];
+  for (const batch of batches) results.push(await trainer.step(batch));
+  const weights = await trainer.weights();
+  const moduleWeights = Object.fromEntries(trainable.map((n) => [n, module.getParameter(n)]));
+  const dtype = module.dtype;
+  trainer.dispose();
+  module.dispose();
+
+  const tag = precision === 'float32' ? 'fp32' : 'bf16';
+  const batchesPath = join(dir, `batches-${tag}.json`);
+  writeFileSync(
+    batchesPath,
+    JSON.stringify(
+      batches.map((b) => ({
+        images: flat(b.images),
+        images_shape: b.images.shape,
+        masks: flat(b.masks),
+        masks_shape: b.masks.shape,
+        coords: flat(b.prompts.coords),
+        coords_shape: b.prompts.coords.shape,
+        labels: flat(b.prompts.labels),
+        labels_shape: b.prompts.labels.shape,
+        image_index: flat(b.prompts.imageIndex),
+      })),
+    ),
+  );
+  const optionsPath = join(dir, `options-${tag}.json`);
+  writeFileSync(optionsPath, JSON.stringify(run));
+  const outPath = join(dir, `reference-${tag}.json`);
+  await runPython(new URL('./reference/train_step_reference.py', import.meta.url).pathname, [
+    modelPath,
+    batchesPath,
+    optionsPath,
+    outPath,
+  ]);
+  const reference = JSON.parse(readFileSync(outPath, 'utf8')) as {
+    steps: { loss: number; dice: number; focal: number; skeleton: number; learningRate: number }[];
+    parameters: Record<string, number[]>;
+    moduleParameters: Record<string, number[]>;
+  };
+  return { results, trainable, weights, moduleWeights, dtype, reference };
+}
+
+/** The largest |mine - theirs| over every trained parameter. */
+function worstDifference(
+  names: string[],
+  mine: Record<string, Tensor>,
+  theirs: Record<string, number[]>,
+): number {
+  let worst = 0;
+  for (const name of names) {
+    const a = flat(mine[name]!);
+    const b = theirs[name]!;
+    if (a.length !== b.length) return Infinity;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  }
+  return worst;
+}
 
 t.test(
   'micro-batches and optimizer steps equal PyTorch (loss and LoRA weights to 1e-5)',
   async (t) => {
-    const batches = Array.from({ length: 8 }, (_, i) => makeBatch(i + 1, 2, 40, 56));
-    const module = await TorchModule.load(modelPath);
-    t.teardown(() => module.dispose());
-    module.setRequiresGrad(/.*/, false);
-    const trainable = module.setRequiresGrad(/lora_/, true);
-    t.ok(trainable.length > 0);
-    const trainer = binding().createTrainer(module.native, options);
-    const results = [];
-    for (const batch of batches) results.push(await trainer.step(batch));
+    const run = await trainAgainstReference('float32');
+    const { results, reference } = run;
     t.same(
       results.map((r) => r.stepped),
       [false, true, false, true, false, true, false, true],
     );
-    t.equal(trainer.optimizerSteps, 4);
+    t.equal(results.at(-1)!.optimizerSteps, 4);
     // Warm-up (k+1)/2 · 1e-3; then cosine from 1e-3 at step 2 towards 1e-5 at step 4 (= totalSteps).
     t.same(
       results.filter((r) => r.stepped).map((r) => Number(r.learningRate.toPrecision(6))),
       [5e-4, 1e-3, 1e-3, 5.05e-4],
     );
-
-    const batchesPath = join(dir, 'batches.json');
-    writeFileSync(
-      batchesPath,
-      JSON.stringify(
-        batches.map((b) => ({
-          images: flat(b.images),
-          images_shape: b.images.shape,
-          masks: flat(b.masks),
-          masks_shape: b.masks.shape,
-          coords: flat(b.prompts.coords),
-          coords_shape: b.prompts.coords.shape,
-          labels: flat(b.prompts.labels),
-          labels_shape: b.prompts.labels.shape,
-          image_index: flat(b.prompts.imageIndex),
-        })),
-      ),
-    );
-    writeFileSync(join(dir, 'options.json'), JSON.stringify(options));
-    const outPath = join(dir, 'reference.json');
-    await runPython(new URL('./reference/train_step_reference.py', import.meta.url).pathname, [
-      modelPath,
-      batchesPath,
-      join(dir, 'options.json'),
-      outPath,
-    ]);
-    const reference = JSON.parse(readFileSync(outPath, 'utf8')) as {
-      steps: {
-        loss: number;
-        dice: number;
-        focal: number;
-        skeleton: number;
-        learningRate: number;
-      }[];
-      parameters: Record<string, number[]>;
-    };
     for (const [i, step] of reference.steps.entries()) {
       const mine = results[i]!;
       for (const key of ['loss', 'dice', 'focal', 'skeleton', 'learningRate'] as const) {
@@ -164,15 +194,87 @@ t.test(
         );
       }
     }
-    let worst = 0;
-    for (const name of trainable) {
-      const mine = flat(module.getParameter(name));
-      const theirs = reference.parameters[name]!;
-      t.equal(mine.length, theirs.length, `${name}: size`);
-      for (let i = 0; i < mine.length; i++)
-        worst = Math.max(worst, Math.abs(mine[i]! - theirs[i]!));
-    }
+    t.equal(run.dtype, 'float32');
+    const worst = worstDifference(run.trainable, run.moduleWeights, reference.parameters);
     t.ok(worst <= 1e-5, `LoRA weights after 4 optimizer steps: max |diff| ${worst} <= 1e-5`);
+    t.equal(
+      worstDifference(run.trainable, run.weights, reference.parameters),
+      worst,
+      'weights() are the module parameters',
+    );
+  },
+);
+
+t.test(
+  'bf16 compute with fp32 masters equals PyTorch doing the same; the module holds bf16(master)',
+  async (t) => {
+    const run = await trainAgainstReference('bfloat16');
+    const { results, reference } = run;
+    t.equal(run.dtype, 'bfloat16', 'the trainer cast the module to bf16');
+    for (const [i, step] of reference.steps.entries()) {
+      const mine = results[i]!;
+      for (const key of ['loss', 'dice', 'focal', 'skeleton'] as const) {
+        t.ok(
+          Math.abs(mine[key] - step[key]) <= 1e-5 * Math.max(1, Math.abs(step[key])),
+          `micro-batch ${i} ${key}: ${mine[key]} vs ${step[key]}`,
+        );
+      }
+    }
+    const name = run.trainable[0]!;
+    t.equal(run.weights[name]!.dtype, 'float32', 'masters are fp32');
+    const worst = worstDifference(run.trainable, run.weights, reference.parameters);
+    t.ok(worst <= 1e-5, `master weights after 4 optimizer steps: max |diff| ${worst} <= 1e-5`);
+    // The model's copies are the masters rounded to bf16, not a separately drifting copy.
+    let mismatched = 0;
+    for (const n of run.trainable) {
+      const master = run.weights[n]!.data as Float32Array;
+      const copy = run.moduleWeights[n]!;
+      t.equal(copy.dtype, 'bfloat16');
+      const bits = copy.data as Uint16Array;
+      master.forEach((v, i) => (mismatched += Number(bfloat16Bits(v) !== bits[i])));
+    }
+    t.equal(mismatched, 0, 'every module weight is its master rounded to bf16');
+    // And the masters did move by more than bf16 could hold of each update.
+    const moved = run.trainable.some((n) =>
+      flat(run.weights[n]!).some((v, i) => v !== reference.moduleParameters[n]![i]),
+    );
+    t.ok(moved, 'the masters keep bits the bf16 copies lose');
+  },
+);
+
+t.test(
+  'bf16: a trainer rebuilt from weights() and its saved state is where the old one was',
+  async (t) => {
+    const bf16 = { ...options, precision: 'bfloat16' as const, gradientAccumulation: 1 };
+    const fresh = async (weights?: Record<string, Tensor>) => {
+      const module = await TorchModule.load(modelPath);
+      t.teardown(() => module.dispose());
+      module.setRequiresGrad(/.*/, false);
+      const names = module.setRequiresGrad(/lora_/, true);
+      // Set on the fp32 module, before the trainer takes its masters and casts.
+      for (const [name, value] of Object.entries(weights ?? {})) module.setParameter(name, value);
+      return { module, names, trainer: binding().createTrainer(module.native, bf16) };
+    };
+    const first = await fresh();
+    await first.trainer.step(makeBatch(1, 2, 40, 56));
+    const statePath = join(dir, 'bf16-state.pt');
+    await first.trainer.saveState(statePath);
+    const masters = await first.trainer.weights();
+    const second = await fresh(masters);
+    await second.trainer.loadState(statePath);
+    t.equal(second.trainer.optimizerSteps, 1);
+    t.same(await second.trainer.weights(), masters, 'the same fp32 masters');
+    for (const name of first.names)
+      t.same(
+        second.module.getParameter(name),
+        first.module.getParameter(name),
+        `${name}: same bf16`,
+      );
+    const batch = makeBatch(2, 2, 40, 56);
+    const [a, b] = [await first.trainer.step(batch), await second.trainer.step(batch)];
+    t.equal(b.loss, a.loss, 'the next step sees the same model');
+    first.trainer.dispose();
+    second.trainer.dispose();
   },
 );
 
@@ -223,6 +325,7 @@ t.test('misuse is a clear error, never a crash', async (t) => {
     [{ focalAlpha: 2 }, /focalAlpha must be a number in/],
     [{ totalSteps: 1e30 }, /totalSteps must be an integer >= 1/],
     [{ warmupSteps: 1.5 }, /warmupSteps must be an integer >= 0/],
+    [{ precision: 'float16' }, /precision must be 'float32' or 'bfloat16'/],
   ] as const) {
     t.throws(
       () => binding().createTrainer(module.native, { ...options, ...bad } as TrainerOptions),

@@ -64,6 +64,13 @@ export interface RuntimeInfo {
 export interface NativeTorchModule {
   /** The device it lives on, e.g. `cpu` or `cuda:0`. */
   readonly device: string;
+  /** The dtype of its floating-point parameters (`float32` when it has none). */
+  readonly dtype: string;
+  /**
+   * Casts its floating-point parameters and buffers to `dtype` (`float32`, `float64`, `bfloat16`,
+   * `float16`) off the JS thread, waiting for jobs in flight.
+   */
+  convertTo(dtype: string): Promise<void>;
   methodNames(): string[];
   /** The archive's extra files, by name. */
   extraFiles(): Record<string, string>;
@@ -98,8 +105,6 @@ export interface PredictOptions {
   probabilities?: boolean;
   /** Also return the decoder's low-resolution logits. */
   lowResLogits?: boolean;
-  /** bf16 autocast on CUDA (default true); the CPU always runs fp32. */
-  mixedPrecision?: boolean;
 }
 
 /** The predictions of one prompt set for a batch of B images of H×W pixels. */
@@ -139,8 +144,12 @@ export interface TrainerOptions {
   focalGamma: number;
   /** Weight of the soft-clDice skeleton loss (0: off). */
   skeletonWeight: number;
-  /** bf16 autocast (CUDA only; fp32 on the CPU). */
-  amp: boolean;
+  /**
+   * The dtype the module computes in; the trainer casts it to this. With `bfloat16` the
+   * optimizer updates fp32 master copies of the trained parameters (see {@link
+   * NativeTrainer.weights}) and copies them into the module after each step.
+   */
+  precision: 'float32' | 'bfloat16';
   /** Seeds libtorch's global generator (LoRA dropout). */
   seed: number;
   /**
@@ -193,6 +202,8 @@ export interface NativeTrainer {
   step(batch: TrainBatch): Promise<StepResult>;
   readonly optimizerSteps: number;
   readonly cachedImages: number;
+  /** The trained parameters by name, float32 (the masters when computing in bf16). */
+  weights(): Promise<Record<string, Tensor>>;
   /** Saves the optimizer state and step counter (for resume), atomically. */
   saveState(path: string): Promise<void>;
   /** Loads a saved state; a bad file leaves the trainer as it was. */
@@ -219,6 +230,18 @@ export interface Binding {
   createTrainer(module: NativeTorchModule, options: TrainerOptions): NativeTrainer;
   runtimeInfo(): RuntimeInfo;
   setThreads(threads: number): void;
+  /** The CUDA caching allocator's counts for `device`; null for the CPU. */
+  deviceMemory(device: string): DeviceMemory | null;
+  /** Starts the peaks of {@link deviceMemory} afresh (nothing on the CPU). */
+  resetPeakDeviceMemory(device: string): void;
+}
+
+/** Bytes held by libtorch's CUDA caching allocator: in tensors (allocated) and from the driver. */
+export interface DeviceMemory {
+  allocatedBytes: number;
+  peakAllocatedBytes: number;
+  reservedBytes: number;
+  peakReservedBytes: number;
 }
 
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));

@@ -49,6 +49,16 @@ export class TorchModule {
     return this.native.device;
   }
 
+  /** The dtype of the floating-point parameters, e.g. `float32` or `bfloat16`. */
+  get dtype(): string {
+    return this.native.dtype;
+  }
+
+  /** Casts the floating-point parameters and buffers to `dtype` (e.g. `bfloat16`). */
+  convertTo(dtype: 'float32' | 'float64' | 'bfloat16' | 'float16'): Promise<void> {
+    return this.native.convertTo(dtype);
+  }
+
   /** The module's methods, `forward` included when it has one. */
   get methodNames(): string[] {
     return this.native.methodNames();

@@ -1,5 +1,5 @@
 """Small building blocks shared by trunk, neck and heads: attention kernel, Linear, MLP,
-LayerNorm2d.
+LayerNorm2d, ConvTranspose2d.
 
 ``attention(q, k, v)`` takes ``[B, heads, Nq, D]``, ``[B, heads, Nk, D]``, ``[B, heads, Nk, Dv]``
 and returns ``[B, heads, Nq, Dv]``.  Which body it has is decided once, at import time: torch >= 2
@@ -42,6 +42,23 @@ class Linear(nn.Linear):
     @torch.jit.export
     def set_lora_merged(self, merged: bool) -> None:
         pass
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` (same parameters and keys) that also runs bf16 on the CPU, where
+    torch 1.13 has no bf16 kernel for it: there it computes in fp32 and casts back."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight, bias = self.weight, self.bias
+        cpu_bf16 = x.dtype == torch.bfloat16 and x.device.type == "cpu"
+        if cpu_bf16:
+            x, weight = x.to(torch.float32), weight.to(torch.float32)
+            bias = None if bias is None else bias.to(torch.float32)
+        out = F.conv_transpose2d(
+            x, weight, bias, self.stride, self.padding, self.output_padding, self.groups,
+            self.dilation,
+        )
+        return out.to(torch.bfloat16) if cpu_bf16 else out
 
 
 class MLP(nn.Module):

@@ -16,7 +16,7 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
-from .layers import MLP, LayerNorm2d
+from .layers import MLP, ConvTranspose2d, LayerNorm2d
 from .transformer import TwoWayTransformer
 
 
@@ -39,10 +39,10 @@ class MaskDecoder(nn.Module):
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, d)
         self.obj_score_token = nn.Embedding(1, d)
         self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose2d(d, d // 4, kernel_size=2, stride=2),
+            ConvTranspose2d(d, d // 4, kernel_size=2, stride=2),
             LayerNorm2d(d // 4),
             nn.GELU(),
-            nn.ConvTranspose2d(d // 4, d // 8, kernel_size=2, stride=2),
+            ConvTranspose2d(d // 4, d // 8, kernel_size=2, stride=2),
             nn.GELU(),
         )
         self.conv_s0 = nn.Conv2d(d, d // 8, kernel_size=1)

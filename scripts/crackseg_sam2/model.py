@@ -75,7 +75,7 @@ class Sam2ImageModel(nn.Module):
     def preprocess(self, images: Tensor) -> Tensor:
         """uint8 ``[B, 3, H, W]`` -> float ``[B, 3, S, S]``: to [0, 1], bilinear resize with
         antialiasing (as torchvision's ``Resize`` on tensors), ImageNet normalisation."""
-        x = images.to(self.pixel_mean.dtype) / 255.0
+        x = images.to(torch.float32) / 255.0
         if x.shape[-2] != self.image_size or x.shape[-1] != self.image_size:
             x = F.interpolate(
                 x,
@@ -84,7 +84,8 @@ class Sam2ImageModel(nn.Module):
                 align_corners=False,
                 antialias=True,
             )
-        return (x - self.pixel_mean) / self.pixel_std
+        x = (x - self.pixel_mean.to(torch.float32)) / self.pixel_std.to(torch.float32)
+        return x.to(self.pixel_mean.dtype)
 
     @torch.jit.export
     def encode_image(self, images: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

@@ -43,7 +43,7 @@ class FpnNeck(nn.Module):
             lateral = conv(xs[i])
             if j > 0 and i in self.fpn_top_down_levels:
                 up = F.interpolate(prev.to(torch.float32), scale_factor=2.0, mode="nearest")
-                prev = lateral + up
+                prev = lateral + up.to(lateral.dtype)
             else:
                 prev = lateral
             out.append(prev)

@@ -29,9 +29,12 @@ class PositionEmbeddingRandom(nn.Module):
         self.register_buffer("positional_encoding_gaussian_matrix", torch.randn((2, num_pos_feats)))
 
     def _pe_encoding(self, coords: Tensor) -> Tensor:
-        coords = (2 * coords - 1) @ self.positional_encoding_gaussian_matrix
+        """fp32 ``[..., 2]`` -> ``[..., 2F]`` in the module's dtype; computed in fp32 because
+        bf16 would shift the sines' phases by up to a few hundredths of a radian."""
+        matrix = self.positional_encoding_gaussian_matrix
+        coords = (2 * coords - 1) @ matrix.to(torch.float32)
         coords = 2 * math.pi * coords
-        return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1)
+        return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1).to(matrix.dtype)
 
     def grid(self, h: int, w: int) -> Tensor:
         """Encoding of the pixel centres of an ``h x w`` grid: ``[2F, h, w]``."""
@@ -95,10 +98,11 @@ class PromptEncoder(nn.Module):
     def forward(
         self, points: Tensor, labels: Tensor, masks: Optional[Tensor]
     ) -> Tuple[Tensor, Tensor]:
-        """``(sparse [N, P + 1, d], dense [N, d, e, e])``."""
+        """``(sparse [N, P + 1, d], dense [N, d, e, e])``, in the module's dtype (mask logits of
+        any floating dtype are cast to it)."""
         sparse = self.embed_points(points, labels)
         if masks is not None:
-            dense = self.mask_downscaling(masks)
+            dense = self.mask_downscaling(masks.to(self.no_mask_embed.weight.dtype))
         else:
             e = self.image_embedding_size
             dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(

@@ -1,7 +1,8 @@
 """Reference prediction and metrics for test/evaluate.test.ts and test/predict.test.ts.
 
 Reads the JSON file named by its argument:
-  {"model": path, "batches": [[{"width", "height", "image": base64 RGB interleaved,
+  {"model": path, "dtype": "float32" (default) or "bfloat16" (the model cast to it),
+   "batches": [[{"width", "height", "image": base64 RGB interleaved,
                                 "mask": base64 0/1 ground truth or null,
                                 "boxes": [[x0, y0, x1, y1], ...],
                                 "points": [{"coords": [[x, y], ...], "labels": [...]}, ...]}]]}
@@ -65,6 +66,7 @@ def main():
     extra = {"metadata.json": ""}
     model = torch.jit.load(request["model"], map_location="cpu", _extra_files=extra)
     model.eval()
+    model.to(getattr(torch, request.get("dtype", "float32")))
     size = json.loads(extra["metadata.json"])["image_size"]
     results = []
     for batch in request["batches"]:

@@ -1,10 +1,13 @@
 """Python reference for the native trainer: the same micro-batches through torch.jit.load of the
 same file, the loss written out from its definition (docs/training.md), torch.optim.AdamW.
+With OPTIONS.precision "bfloat16" the model is cast to bf16 after fp32 master copies of the LoRA
+weights are taken; gradients are summed into the masters in fp32, AdamW updates the masters and
+they are copied (rounded) into the model after each optimizer step.
 
 usage: train_step_reference.py MODEL.pt BATCHES.json OPTIONS.json OUT.json
 BATCHES.json: [{images: flat uint8, images_shape, masks: flat, masks_shape, coords, coords_shape,
-labels, labels_shape, image_index}] — micro-batches in order. Writes per-micro-batch losses and
-every trainable parameter after the last step.
+labels, labels_shape, image_index}] — micro-batches in order. Writes per-micro-batch losses, the
+(master) weights after the last step and, as float, the model's own copies of them.
 """
 import json
 import math
@@ -77,27 +80,44 @@ def main(model_path, batches_path, options_path, out_path):
     model.train()
     o = json.load(open(options_path))
     batches = json.load(open(batches_path))
-    params = [p for name, p in model.named_parameters() if "lora_" in name]
+    names = [name for name, _ in model.named_parameters() if "lora_" in name]
     for name, p in model.named_parameters():
         p.requires_grad_("lora_" in name)
-    optimizer = torch.optim.AdamW(params, lr=o["learningRate"], betas=tuple(o["betas"]), eps=o["eps"],
+    bf16 = o["precision"] == "bfloat16"
+    masters = [p.detach().float().clone() for name, p in model.named_parameters() if name in names]
+    if bf16:
+        model.to(torch.bfloat16)
+    params = [p for name, p in model.named_parameters() if name in names]
+    if not bf16:
+        masters = params
+    optimizer = torch.optim.AdamW(masters, lr=o["learningRate"], betas=tuple(o["betas"]), eps=o["eps"],
                                   weight_decay=o["weightDecay"])
     records, steps = [], 0
     for i, batch in enumerate(batches):
         total, dice, focal, skeleton = losses(model, batch, o)
         (total / o["gradientAccumulation"]).backward()
+        if bf16:
+            for p, m in zip(params, masters):
+                if p.grad is not None:
+                    m.grad = p.grad.float() if m.grad is None else m.grad + p.grad.float()
+                    p.grad = None
         lr = learning_rate(o, steps)
         if (i + 1) % o["gradientAccumulation"] == 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, o["maxGradNorm"])
+            torch.nn.utils.clip_grad_norm_(masters, o["maxGradNorm"])
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.step()
             optimizer.zero_grad()
+            if bf16:
+                with torch.no_grad():
+                    for p, m in zip(params, masters):
+                        p.copy_(m)
             steps += 1
         records.append({"loss": total.item(), "dice": dice.item(), "focal": focal.item(),
                         "skeleton": skeleton.item(), "learningRate": lr})
     out = {"steps": records,
-           "parameters": {n: p.detach().flatten().tolist() for n, p in model.named_parameters() if "lora_" in n}}
+           "parameters": {n: m.detach().flatten().tolist() for n, m in zip(names, masters)},
+           "moduleParameters": {n: p.detach().float().flatten().tolist() for n, p in zip(names, params)}}
     json.dump(out, open(out_path, "w"))
 
 

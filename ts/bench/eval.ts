@@ -11,7 +11,7 @@ import { binding } from '../binding.js';
 import { readDataset, type Sample } from '../data/dataset.js';
 import { evaluate } from '../evaluate/evaluate.js';
 import { EXPORT_DEFAULTS, exportModel, type ModelConfig } from '../model/export.js';
-import { defaultDevice, loadModel, type SamModel } from '../model/load.js';
+import { defaultDevice, loadModel, type Precision, type SamModel } from '../model/load.js';
 import { DEFAULT_BATCH_SIZE, imagesTensor, predictBatch } from '../predict.js';
 import { parsePromptConfigs, type PromptConfig } from '../prompts/config.js';
 import { buildPrompts } from '../prompts/prompts.js';
@@ -31,10 +31,13 @@ export interface EvalBenchmarkOptions {
   batchSize?: number;
   /** Timed repetitions of each model-only measurement. */
   repeats?: number;
+  /** Default: bf16 weights on CUDA, fp32 on the CPU. */
+  precision?: Precision;
 }
 
 export interface EvalBenchmarkResult {
   device: string;
+  precision: Precision;
   cpu: string;
   config: ModelConfig;
   imageSize: { width: number; height: number };
@@ -69,7 +72,11 @@ export async function runEvalBenchmark(
       width: side,
       height: side,
     });
-    const model = await loadModel({ path: modelPath, device });
+    const model = await loadModel({
+      path: modelPath,
+      device,
+      ...(options.precision ? { precision: options.precision } : {}),
+    });
     try {
       const samples: Sample[] = [];
       for await (const s of readDataset({ root: dataRoot, listFile: 'test.txt' })) samples.push(s);
@@ -92,6 +99,7 @@ export async function runEvalBenchmark(
         timeModelOnly(model, samples, parsePromptConfigs(prompts), batchSize, repeats);
       return {
         device: model.device,
+        precision: model.precision,
         cpu: `${cpus().length}-core ${cpus()[0]?.model.trim() ?? 'CPU'}`,
         config,
         imageSize: { width: side, height: side },

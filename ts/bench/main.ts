@@ -2,15 +2,17 @@
 /**
  * `npm run bench -- <name> [options]`: runs one sub-benchmark and prints its result as JSON.
  *
- *   npm run bench -- eval [--config test] [--device cpu] [--size 256] [--images 16]
- *                         [--batch-size 4] [--repeats 3]
- *   npm run bench -- train [--config test] [--device cpu] [--size 256] [--batch-size 4]
- *                          [--warmup-steps 2] [--steps 5] [--strategies A,B,C] [--no-cache]
+ *   npm run bench -- eval [--config test] [--device cpu] [--precision fp32] [--size 256]
+ *                         [--images 16] [--batch-size 4] [--repeats 3]
+ *   npm run bench -- train [--config test] [--device cpu] [--precision fp32] [--size 256]
+ *                          [--batch-size 4] [--warmup-steps 2] [--steps 5] [--strategies A,B,C]
+ *                          [--no-cache]
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { MODEL_CONFIGS, type ModelConfig } from '../model/export.js';
 import type { Device } from '../torch-module.js';
-import { parsePositiveInteger } from '../cli/options.js';
+import { parsePositiveInteger, parsePrecision, PRECISION_HELP } from '../cli/options.js';
+import type { Precision } from '../model/load.js';
 import { runEvalBenchmark } from './eval.js';
 import { runTrainBenchmark, TRAIN_BENCH_STRATEGIES } from './train.js';
 
@@ -28,6 +30,7 @@ program
   .description('evaluation throughput: end to end, model only, encoder only (images/s)')
   .option('--config <name>', 'model config (default: small on CUDA, test on CPU)', modelConfig)
   .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
+  .option('--precision <p>', PRECISION_HELP, parsePrecision)
   .option(
     '--size <px>',
     'synthetic image side (default: the model input size)',
@@ -40,6 +43,7 @@ program
     async (options: {
       config?: ModelConfig;
       device?: Device;
+      precision?: Precision;
       size?: number;
       images?: number;
       batchSize?: number;
@@ -67,6 +71,7 @@ program
   )
   .option('--config <name>', 'model config (default: small on CUDA, test on CPU)', modelConfig)
   .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
+  .option('--precision <p>', PRECISION_HELP, parsePrecision)
   .option(
     '--size <px>',
     'synthetic image side (default: the model input size)',
@@ -89,6 +94,7 @@ program
     async (options: {
       config?: ModelConfig;
       device?: Device;
+      precision?: Precision;
       size?: number;
       batchSize?: number;
       warmupSteps?: number;

@@ -1,7 +1,7 @@
 /**
  * One training-benchmark measurement (see train.ts), in its own process: loads the model, makes
  * the LoRA factors trainable, repeats one synthetic batch through the native trainer, and sends
- * back images/s and the process's peak memory.
+ * back images/s and the peak memory: the device allocator's on CUDA, the process's on the CPU.
  */
 import { binding } from '../binding.js';
 import { loadModel } from '../model/load.js';
@@ -11,7 +11,8 @@ import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/train.js';
 import type { TrainBenchJob, TrainBenchMeasurement } from './train.js';
 
 async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
-  const model = await loadModel({ path: job.model, device: job.device });
+  // fp32 on load: the trainer takes fp32 masters, then casts the module to the job's precision.
+  const model = await loadModel({ path: job.model, device: job.device, precision: 'fp32' });
   const { module } = model;
   try {
     const trained = trainedParameterNames(module, []);
@@ -28,6 +29,7 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
         gradAccum: 1,
         skeletonLoss: false,
         seed: 0,
+        precision: job.precision,
         embeddingCache: job.cache ? job.batchSize : 0,
       }),
     );
@@ -36,11 +38,13 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
       const started = performance.now();
       for (let i = 0; i < job.steps; i++) await trainer.step(batch);
       const seconds = (performance.now() - started) / 1000;
-      const cpu = model.device === 'cpu';
+      const device = binding().deviceMemory(model.device);
       return {
         imagesPerSecond: (job.steps * job.batchSize) / seconds,
         secondsPerStep: seconds / job.steps,
-        peakMemoryMiB: cpu ? process.resourceUsage().maxRSS / 1024 : null,
+        peakMemoryMiB: device
+          ? device.peakAllocatedBytes / 2 ** 20
+          : process.resourceUsage().maxRSS / 1024,
         cachedImages: trainer.cachedImages,
         trainedTensors: trained.length,
         device: model.device,

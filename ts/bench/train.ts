@@ -5,10 +5,9 @@
  * after the first reuses the cached embeddings: the steady state of epochs 2+). Random weights
  * (exported into a temporary folder), so it runs anywhere.
  *
- * Each measurement runs in its own child process (`train-worker`), so the CPU peak — the
- * process's resident-set high-water mark, `process.resourceUsage().maxRSS` — is that
- * measurement's alone. On CUDA the peak is reported as unavailable: the addon does not expose
- * the device allocator's statistics.
+ * Each measurement runs in its own child process (`train-worker`), so its peak memory is its
+ * own: on CUDA the caching allocator's peak of allocated bytes (torch.cuda.max_memory_allocated),
+ * on the CPU the process's resident-set high-water mark (`process.resourceUsage().maxRSS`).
  */
 import { fork } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -21,7 +20,7 @@ import {
   type LoraStrategy,
   type ModelConfig,
 } from '../model/export.js';
-import { defaultDevice } from '../model/load.js';
+import { defaultDevice, defaultPrecision, type Precision } from '../model/load.js';
 import type { Device } from '../torch-module.js';
 
 export const TRAIN_BENCH_STRATEGIES = ['A', 'B', 'C'] as const;
@@ -41,6 +40,8 @@ export interface TrainBenchmarkOptions {
   strategies?: ReadonlyArray<(typeof TRAIN_BENCH_STRATEGIES)[number]>;
   /** Also measure strategy A with the embedding cache on vs off (default true). */
   cache?: boolean;
+  /** Default: bf16 (fp32 masters) on CUDA, fp32 on the CPU. */
+  precision?: Precision;
 }
 
 /** One measurement's job, as the worker receives it. */
@@ -53,6 +54,7 @@ export interface TrainBenchJob {
   steps: number;
   /** Use the embedding cache (strategy A, no augmentation). */
   cache: boolean;
+  precision: Precision;
 }
 
 /** What the worker measures. */
@@ -60,8 +62,8 @@ export interface TrainBenchMeasurement {
   imagesPerSecond: number;
   /** Mean seconds per timed step. */
   secondsPerStep: number;
-  /** CPU: the worker process's peak resident set (MiB); null on CUDA. */
-  peakMemoryMiB: number | null;
+  /** CUDA: peak allocated device memory (MiB); CPU: the worker process's peak resident set. */
+  peakMemoryMiB: number;
   /** Images whose embeddings the trainer held at the end. */
   cachedImages: number;
   /** Parameter tensors that train (LoRA factors). */
@@ -77,6 +79,7 @@ export interface TrainBenchmarkResult {
   batchSize: number;
   warmupSteps: number;
   steps: number;
+  precision: Precision;
   /** What the peak memory figures are. */
   peakMemory: string;
   strategies: Partial<Record<LoraStrategy, TrainBenchMeasurement>>;
@@ -126,6 +129,7 @@ export async function runTrainBenchmark(
   const warmupSteps = options.warmupSteps ?? (cuda ? 3 : 2);
   const steps = options.steps ?? (cuda ? 20 : 5);
   const strategies = options.strategies ?? TRAIN_BENCH_STRATEGIES;
+  const precision = options.precision ?? defaultPrecision(device);
   const dir = await mkdtemp(join(tmpdir(), 'crackseg-bench-train-'));
   try {
     const models = new Map<LoraStrategy, string>();
@@ -153,6 +157,7 @@ export async function runTrainBenchmark(
       warmupSteps,
       steps,
       cache,
+      precision,
     });
     const measured: TrainBenchmarkResult['strategies'] = {};
     for (const lora of strategies) measured[lora] = await runTrainBenchJob(job(lora, false));
@@ -171,8 +176,9 @@ export async function runTrainBenchmark(
       batchSize,
       warmupSteps,
       steps,
+      precision,
       peakMemory: cuda
-        ? 'not available: the addon does not report CUDA allocator statistics'
+        ? 'peak allocated device memory of the measuring process (CUDA caching allocator), MiB'
         : 'peak resident set (maxRSS) of the measuring process, MiB',
       strategies: measured,
       embeddingCache,

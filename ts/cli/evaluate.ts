@@ -21,7 +21,7 @@ import {
   type EvaluationResult,
 } from '../evaluate/evaluate.js';
 import { MASK_METRICS } from '../metrics/definitions.js';
-import { defaultDevice, loadModel } from '../model/load.js';
+import { defaultDevice, loadModel, type Precision } from '../model/load.js';
 import { DEFAULT_BATCH_SIZE } from '../predict.js';
 import {
   DEFAULT_EXPAND_RATIO,
@@ -40,12 +40,15 @@ import {
   parseNonNegativeInteger,
   parseNonNegativeNumber,
   parsePositiveInteger,
+  parsePrecision,
+  PRECISION_HELP,
 } from './options.js';
 
 export interface EvaluateFlags {
   model?: string;
   loraCheckpoint?: string;
   device?: Device;
+  precision?: Precision;
   dataRoot: string;
   testFile?: string;
   outputDir?: string;
@@ -139,6 +142,7 @@ export function register(program: Command): void {
     .option('--model <file>', 'exported TorchScript model (crackseg export)')
     .option('--lora-checkpoint <file>', 'LoRA adapter (safetensors) saved by training')
     .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
+    .option('--precision <p>', PRECISION_HELP, parsePrecision)
     .option('--data-root <dir>', 'dataset root (Crack500 layout)', DEFAULT_DATA_ROOT)
     .option('--test-file <file>', listFileHelp('list file', 'test.txt'))
     .option('--output-dir <dir>', 'output folder (see `crackseg evaluate --help` for the rule)')
@@ -187,9 +191,13 @@ export function register(program: Command): void {
           : await loadModel({
               path: flags.model,
               device: flags.device ?? defaultDevice(),
+              ...(flags.precision ? { precision: flags.precision } : {}),
               ...(flags.loraCheckpoint ? { loraCheckpoint: flags.loraCheckpoint } : {}),
             });
-      if (model) console.error(`model ${model.metadata.config_name} on ${model.device}`);
+      if (model)
+        console.error(
+          `model ${model.metadata.config_name} on ${model.device} (${model.precision})`,
+        );
       const interrupts = handleInterrupts('stopping after the current batch');
       const bar = progressPrinter(process.stderr);
       try {

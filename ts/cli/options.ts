@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
+import { PRECISION_DTYPE, type Precision } from '../model/load.js';
 
 /** The data root every command reads when `--data-root` is not given (the seed's). */
 export const DEFAULT_DATA_ROOT = './crack500';
@@ -44,6 +45,16 @@ export function parseNumber(value: string): number {
     throw new InvalidArgumentError('expected a number');
   return n;
 }
+
+/** `fp32` or `bf16`. */
+export function parsePrecision(value: string): Precision {
+  if (!Object.hasOwn(PRECISION_DTYPE, value))
+    throw new InvalidArgumentError('expected fp32 or bf16');
+  return value as Precision;
+}
+
+/** The `--precision` help, shared by the commands that load a model. */
+export const PRECISION_HELP = 'fp32 or bf16 (default: bf16 on CUDA, fp32 on the CPU)';
 
 /** `WIDTHxHEIGHT`, each ≥ 1. */
 export function parseSize(value: string): { width: number; height: number } {

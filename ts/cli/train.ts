@@ -10,7 +10,7 @@
  * `last` (a second Ctrl-C quits at once).
  */
 import { Option, type Command } from 'commander';
-import { defaultDevice } from '../model/load.js';
+import { defaultDevice, type Precision } from '../model/load.js';
 import { LORA_STRATEGIES, type LoraStrategy } from '../model/export.js';
 import type { Device } from '../torch-module.js';
 import { TRAIN_DEFAULTS, train, type EpochRecord, type TrainProgress } from '../train/train.js';
@@ -25,11 +25,14 @@ import {
   parseNonNegativeInteger,
   parseNonNegativeNumber,
   parsePositiveInteger,
+  parsePrecision,
+  PRECISION_HELP,
 } from './options.js';
 
 interface TrainFlags {
   model: string;
   device?: Device;
+  precision?: Precision;
   dataRoot: string;
   trainFile?: string;
   valFile?: string;
@@ -79,6 +82,7 @@ export function register(program: Command): void {
     .description('Fine-tune the LoRA adapters of an exported SAM 2.1 model on crack masks')
     .requiredOption('--model <file>', 'exported TorchScript model (crackseg export --lora ...)')
     .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
+    .option('--precision <p>', `${PRECISION_HELP}; bf16 keeps fp32 master weights`, parsePrecision)
     .option('--data-root <dir>', 'dataset root (Crack500 layout)', DEFAULT_DATA_ROOT)
     .option('--train-file <file>', listFileHelp('training list', d.trainFile))
     .option('--val-file <file>', listFileHelp('validation list', d.valFile))
@@ -143,6 +147,7 @@ export function register(program: Command): void {
         const result = await train({
           model: flags.model,
           device,
+          ...(flags.precision ? { precision: flags.precision } : {}),
           dataRoot: flags.dataRoot,
           // On the command line a list file is relative to the current directory.
           trainFile: listFilePath(flags.trainFile, flags.dataRoot, d.trainFile),

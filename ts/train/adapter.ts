@@ -71,8 +71,8 @@ function identityOf(
 
 /** What a saved adapter holds besides the identity. */
 export interface AdapterContents {
-  /** Parameter names to save (from {@link trainedParameterNames}). */
-  names: readonly string[];
+  /** The trained parameters by name (the trainer's `weights()`: fp32 masters). */
+  tensors: Readonly<Record<string, Tensor>>;
   trainExtra: readonly string[];
   epoch: number;
   valMetrics: Record<string, number> | null;
@@ -94,14 +94,13 @@ export function trainedParameterNames(
     .filter((name) => isLoraParameter(name) || extra.some((re) => re.test(name)));
 }
 
-/** Saves the named parameters of `module` to `path` (atomically) with the metadata above. */
+/** Saves trained parameters of `module` to `path` (atomically) with the metadata above. */
 export async function saveAdapter(
   path: string,
   module: TorchModule,
   contents: AdapterContents,
 ): Promise<void> {
-  const tensors = new Map<string, Tensor>();
-  for (const name of contents.names) tensors.set(name, module.getParameter(name));
+  const tensors = new Map(Object.entries(contents.tensors));
   const metadata: AdapterMetadata = {
     ...identityOf(readModelMetadata(module)),
     trained_extra: JSON.stringify(contents.trainExtra),

@@ -6,7 +6,13 @@
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { binding, type NativeTrainer, type StepResult, type TrainerOptions } from '../binding.js';
-import { loadModel, type SamModel } from '../model/load.js';
+import {
+  defaultPrecision,
+  loadModel,
+  PRECISION_DTYPE,
+  type Precision,
+  type SamModel,
+} from '../model/load.js';
 import type { LoraStrategy } from '../model/export.js';
 import type { Device } from '../torch-module.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -69,6 +75,7 @@ export function nativeTrainerOptions(run: {
   gradAccum: number;
   skeletonLoss: boolean;
   seed: number;
+  precision: Precision;
   embeddingCache?: number;
 }): TrainerOptions {
   const constants = LOSS_AND_OPTIMIZER;
@@ -87,7 +94,7 @@ export function nativeTrainerOptions(run: {
     focalAlpha: constants.focalAlpha,
     focalGamma: constants.focalGamma,
     skeletonWeight: run.skeletonLoss ? constants.skeletonWeight : 0,
-    amp: true,
+    precision: PRECISION_DTYPE[run.precision],
     seed: run.seed,
     cacheLimit: run.embeddingCache ?? 0,
   };
@@ -146,6 +153,12 @@ export interface TrainOptions {
    * Costs device memory per image: about 16 MiB at 1024 px, 1 MiB for the `test` model.
    */
   embeddingCache?: number;
+  /**
+   * What the model computes in (default: {@link defaultPrecision} of the device). With `bf16` the
+   * frozen weights, activations and LoRA matmuls are bf16 while the optimizer updates fp32 master
+   * copies of the trained weights; adapters are saved from the masters.
+   */
+  precision?: Precision;
   onProgress?: (progress: TrainProgress) => void;
   /** Stops at the next optimizer-step boundary (or during validation), saving `last`. */
   signal?: AbortSignal;
@@ -273,6 +286,7 @@ function resolvedOptions(options: TrainOptions) {
     boxJitter: options.boxJitter ?? d.boxJitter,
     logEverySteps: positiveInteger('logEverySteps', options.logEverySteps ?? d.logEverySteps),
     embeddingCache: options.embeddingCache ?? 0,
+    precision: options.precision ?? null,
   };
   if (!Number.isSafeInteger(settings.embeddingCache) || settings.embeddingCache < 0)
     throw new RangeError(
@@ -285,6 +299,8 @@ function resolvedOptions(options: TrainOptions) {
   if (!(settings.lr > 0)) throw new RangeError(`lr must be positive, got ${settings.lr}`);
   if (!(settings.warmup >= 0 && settings.warmup < 1))
     throw new RangeError(`warmup must be a fraction in [0, 1), got ${settings.warmup}`);
+  if (settings.precision !== null && !Object.hasOwn(PRECISION_DTYPE, settings.precision))
+    throw new RangeError(`precision must be 'fp32' or 'bf16', got '${settings.precision}'`);
   if (!Number.isSafeInteger(settings.seed))
     throw new RangeError(`seed must be an integer, got ${settings.seed}`);
   for (const pattern of settings.trainExtra) new RegExp(pattern); // a bad pattern fails here
@@ -322,6 +338,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const model = await loadModel({
     path: options.model,
     ...(options.device ? { device: options.device } : {}),
+    // The trainer casts it to the run's precision after taking fp32 masters of what trains.
+    precision: 'fp32',
   });
   try {
     return await run(model, config, options, started);
@@ -386,11 +404,17 @@ async function run(
         `fewer than the ${config.gradAccum} micro-batches of one optimizer step (lower gradAccum or batchSize)`,
     );
   const totalSteps = (config.epochs * perEpoch) / config.gradAccum;
+  const file = (name: keyof typeof TRAINING_FILES) => join(config.outputDir, TRAINING_FILES[name]);
+  const settings = runSettings(config, model);
+  // The weights are restored before the trainer exists: it takes its fp32 masters from them.
+  const resumed = options.resume ? await readLastCheckpoint(file, settings, model) : null;
+  const precision = config.precision ?? defaultPrecision(model.device);
   const trainer = binding().createTrainer(
     module.native,
-    nativeTrainerOptions({ ...config, totalSteps }),
+    nativeTrainerOptions({ ...config, totalSteps, precision }),
   );
   try {
+    if (resumed) await restoreOptimizer(file, resumed, trainer);
     return await trainLoop();
   } finally {
     // Frees the optimizer state and cached embeddings now, on success, error or abort alike.
@@ -398,13 +422,9 @@ async function run(
   }
 
   async function trainLoop(): Promise<TrainResult> {
-    const file = (name: keyof typeof TRAINING_FILES) =>
-      join(config.outputDir, TRAINING_FILES[name]);
-    const settings = runSettings(config, model);
-
     let state: LastState;
-    if (options.resume) {
-      state = await resumeState(file, settings, model, trainer);
+    if (resumed) {
+      state = resumed.state;
     } else {
       await mkdir(join(config.outputDir, 'checkpoints'), { recursive: true });
       await rm(file('metrics'), { force: true });
@@ -426,7 +446,7 @@ async function run(
     const saveLast = async () => {
       state.optimizerSteps = trainer.optimizerSteps;
       await saveAdapter(file('lastWeights'), module, {
-        names: trained,
+        tensors: await trainer.weights(),
         trainExtra: config.trainExtra,
         epoch: state.epoch,
         valMetrics: adapterMetrics(state.history.at(-1)?.val),
@@ -557,7 +577,7 @@ async function run(
         state.bestEpoch = epoch + 1;
         state.epochsWithoutImprovement = 0;
         await saveAdapter(file('best'), module, {
-          names: trained,
+          tensors: await trainer.weights(),
           trainExtra: config.trainExtra,
           epoch: epoch + 1,
           valMetrics: adapterMetrics(val),
@@ -602,13 +622,18 @@ function mean(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
 }
 
-/** Loads `last.*` into the model and trainer after checking they belong to this run. */
-async function resumeState(
+/** The last checkpoint of the run being resumed, its weights already in the model. */
+interface LastCheckpoint {
+  state: LastState;
+  adapterSteps: number;
+}
+
+/** Reads `last.json`, checks it belongs to this run and loads `last.safetensors` into the model. */
+async function readLastCheckpoint(
   file: (name: keyof typeof TRAINING_FILES) => string,
   settings: RunSettings,
   model: SamModel,
-  trainer: NativeTrainer,
-): Promise<LastState> {
+): Promise<LastCheckpoint> {
   const statePath = file('lastState');
   let state: LastState;
   try {
@@ -629,16 +654,20 @@ async function resumeState(
         .join('; ')}`,
     );
   const adapter = await applyAdapter(model.module, file('lastWeights'));
+  return { state, adapterSteps: Number(adapter.metadata.optimizer_steps) };
+}
+
+/** Loads `last.optimizer.pt` into the trainer; the three files must name the same step. */
+async function restoreOptimizer(
+  file: (name: keyof typeof TRAINING_FILES) => string,
+  resumed: LastCheckpoint,
+  trainer: NativeTrainer,
+): Promise<void> {
   await trainer.loadState(file('lastOptimizer'));
-  const steps = [
-    Number(adapter.metadata.optimizer_steps),
-    trainer.optimizerSteps,
-    state.optimizerSteps,
-  ];
+  const steps = [resumed.adapterSteps, trainer.optimizerSteps, resumed.state.optimizerSteps];
   if (new Set(steps).size !== 1)
     throw new Error(
       `cannot resume: the last checkpoint's files disagree on the optimizer step ` +
         `(weights ${steps[0]}, optimizer ${steps[1]}, last.json ${steps[2]})`,
     );
-  return state;
 }

@@ -451,7 +451,38 @@ def check_preprocess(config="test"):
     return out
 
 
+def check_bf16(config="test", strategy="C"):
+    """The scripted model cast to bf16 (all of it: weights, buffers, activations) runs every method
+    and the backward pass on the CPU, stays bf16 end to end, and stays near the fp32 outputs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.pt")
+        export(path, config=config, seed=3, lora=strategy, rank=4, alpha=8.0)
+        fp32, _ = load(path)
+        bf16, _ = load(path)
+    set_lora_b(fp32, 5)
+    set_lora_b(bf16, 5)
+    bf16.to(torch.bfloat16)
+    fp32.eval()
+    bf16.eval()
+    size = fp32.image_size
+    reference, low = run_all(fp32, size), run_all(bf16, size)
+    dtypes = sorted({str(t.dtype) for t in low})
+    assert dtypes == ["torch.bfloat16"], f"bf16 outputs: {dtypes}"
+    # Logits, IoU and object scores: bf16 keeps ~3 significant digits per op.
+    worst = rel_diff([t.float() for t in low], reference)
+    assert worst < 0.1, f"bf16 vs fp32 relative difference {worst}"
+    bf16.train()
+    images, coords, labels, index, _ = inputs(size)
+    logits, iou, objects = bf16(images, coords, labels, index)
+    (logits.float().square().mean() + iou.float().mean() + objects.float().mean()).backward()
+    trained = [(n, p) for n, p in bf16.named_parameters() if p.requires_grad]
+    missing = [n for n, p in trained if p.grad is None or p.grad.dtype != torch.bfloat16]
+    assert trained and not missing, f"no bf16 gradient for {missing[:3]}"
+    return {"outputs": len(low), "relative_difference": worst, "trained_tensors": len(trained)}
+
+
 CHECKS = {
+    "bf16": check_bf16,
     "model": check_model,
     "lora": check_lora,
     "checkpoint": check_checkpoint,
