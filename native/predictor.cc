@@ -43,11 +43,13 @@ PredictionSet Predict(LoadedModule& model, const std::vector<c10::IValue>& embed
   auto onDevice = torch::TensorOptions().device(model.device);
   if (prompts.coords.size(0) == 0) {
     result.masks = torch::zeros({batchSize, height, width}, onDevice.dtype(torch::kUInt8));
-    if (options.probabilities) result.probabilities = torch::zeros({batchSize, height, width}, onDevice);
+    if (options.probabilities)
+      result.probabilities = torch::zeros({batchSize, height, width}, onDevice);
     result.iou = torch::zeros({0, 1}, onDevice);
     // The decoder's masks are 4× the image embedding's side.
     int64_t maskSize = 4 * embeddings[0].toTensor().size(-1);
-    if (options.lowResLogits) result.lowResLogits = torch::zeros({0, 1, maskSize, maskSize}, onDevice);
+    if (options.lowResLogits)
+      result.lowResLogits = torch::zeros({0, 1, maskSize, maskSize}, onDevice);
     return result;
   }
   auto [lowRes, iou] = DecodePrompts(model.module, embeddings, prompts, model.device);

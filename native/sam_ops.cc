@@ -45,7 +45,8 @@ torch::Tensor UpsampledUnion(const torch::Tensor& lowResLogits,
                              int64_t height, int64_t width) {
   // The prompts in image order, so that each image's prompts are one slice of `sorted`.
   std::vector<int64_t> order;
-  for (const auto& members : promptsPerImage) order.insert(order.end(), members.begin(), members.end());
+  for (const auto& members : promptsPerImage)
+    order.insert(order.end(), members.begin(), members.end());
   torch::Tensor sorted = lowResLogits.index_select(
       0, Upload(torch::tensor(order, torch::kLong), lowResLogits.device()));
   std::vector<torch::Tensor> unions;

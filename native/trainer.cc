@@ -133,8 +133,7 @@ void AccumulateIntoMasters(TrainingState& state) {
 // Copies the updated masters into the module's parameters (rounding to computeDtype).
 void CopyMastersToParameters(TrainingState& state) {
   torch::NoGradGuard noGrad;
-  for (size_t i = 0; i < state.parameters.size(); ++i)
-    state.parameters[i].copy_(state.masters[i]);
+  for (size_t i = 0; i < state.parameters.size(); ++i) state.parameters[i].copy_(state.masters[i]);
 }
 
 // Soft morphology of the clDice paper (Shit et al. 2021): erosion as the minimum of a vertical
