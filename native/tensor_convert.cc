@@ -3,9 +3,11 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/cuda.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <regex>
+#include <thread>
 #include <vector>
 
 namespace crackseg {
@@ -243,22 +245,34 @@ torch::Tensor Upload(const torch::Tensor& host, const c10::Device& device) {
   return host.pin_memory().to(device, /*non_blocking=*/true);
 }
 
-std::vector<torch::Tensor> Download(const std::vector<torch::Tensor>& tensors) {
-  std::vector<torch::Tensor> host;
-  c10::optional<c10::Device> waitFor;
-  for (const torch::Tensor& tensor : tensors) {
-    if (!tensor.defined() || tensor.device().is_cpu()) {
-      host.push_back(tensor.defined() ? tensor.detach().contiguous() : tensor);
-      continue;
-    }
-    torch::Tensor buffer = torch::empty(
-        tensor.sizes(),
-        torch::TensorOptions().dtype(tensor.scalar_type()).device(torch::kCPU).pinned_memory(true));
-    buffer.copy_(tensor.detach(), /*non_blocking=*/true);
-    host.push_back(buffer);
-    waitFor = tensor.device();
+HostCopy::HostCopy(const torch::Tensor& tensor) {
+  if (!tensor.defined() || tensor.device().is_cpu()) {
+    host_ = tensor.defined() ? tensor.detach().contiguous() : tensor;
+    return;
   }
-  if (waitFor) c10::impl::getDeviceGuardImpl(waitFor->type())->getStream(*waitFor).synchronize();
+  host_ = torch::empty(
+      tensor.sizes(),
+      torch::TensorOptions().dtype(tensor.scalar_type()).device(torch::kCPU).pinned_memory(true));
+  host_.copy_(tensor.detach(), /*non_blocking=*/true);
+  c10::Device device = tensor.device();
+  done_ = std::make_unique<c10::Event>(device.type());
+  done_->record(c10::impl::getDeviceGuardImpl(device.type())->getStream(device));
+}
+
+torch::Tensor HostCopy::Wait() {
+  // Polled (torch 1.13's c10::Event cannot be waited on); 50 µs is nothing next to device work.
+  if (done_)
+    while (!done_->query()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  done_.reset();
+  return host_;
+}
+
+std::vector<torch::Tensor> Download(const std::vector<torch::Tensor>& tensors) {
+  std::vector<HostCopy> copies;
+  copies.reserve(tensors.size());
+  for (const torch::Tensor& tensor : tensors) copies.emplace_back(tensor);
+  std::vector<torch::Tensor> host;
+  for (HostCopy& copy : copies) host.push_back(copy.Wait());
   return host;
 }
 

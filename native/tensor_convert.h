@@ -2,9 +2,11 @@
 // rejected here, with a TypeError naming the argument, before libtorch sees it.
 #pragma once
 
+#include <c10/core/Event.h>
 #include <napi.h>
 #include <torch/script.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,8 +25,20 @@ c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
 // `host` on `device` without waiting for it: on CUDA through pinned memory, copied non-blocking.
 torch::Tensor Upload(const torch::Tensor& host, const c10::Device& device);
 
-// Detached, contiguous host copies of `tensors` (undefined stays undefined), waiting for the
-// device once for all of them.
+// A device → host copy in flight (into pinned memory, non-blocking); a host tensor is just kept.
+class HostCopy {
+ public:
+  explicit HostCopy(const torch::Tensor& tensor);
+  // The detached, contiguous host tensor, once the copy is done. Waits for the copy alone (an
+  // event after it), not for work queued on the device later.
+  torch::Tensor Wait();
+
+ private:
+  torch::Tensor host_;
+  std::unique_ptr<c10::Event> done_;  // recorded after the copy; none for a host tensor
+};
+
+// Host copies of `tensors` (undefined stays undefined): all started, then waited for.
 std::vector<torch::Tensor> Download(const std::vector<torch::Tensor>& tensors);
 
 // `value` with every tensor uploaded to `device` (through tuples, lists and optionals).

@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <unordered_map>
@@ -45,10 +46,38 @@ struct TrainingState {
   // Embeddings of images whose encoder pass has no trainable parameter, by the caller's key.
   std::unordered_map<std::string, Embeddings> cache;
   std::atomic<int64_t> cachedImages{0};
-  std::mutex mutex;  // one step (or save/load) at a time
+  std::mutex mutex;  // held by whatever uses the state: a step while queueing, save, load, weights
+  // Calls run in the order they were made: each takes a ticket on the JS thread and waits for its
+  // turn. A step hands the turn on once its work is queued on the device, so the next step queues
+  // behind it while the first one's loss comes back.
+  int64_t ticketsIssued = 0;  // JS thread only
+  std::mutex turnMutex;
+  std::condition_variable turnChanged;
+  int64_t nowServing = 0;
 };
 
 namespace {
+
+// Waits for `ticket`'s turn on construction; hands the turn to the next ticket when destroyed.
+class Turn {
+ public:
+  Turn(TrainingState& state, int64_t ticket) : state_(state) {
+    std::unique_lock<std::mutex> lock(state.turnMutex);
+    state.turnChanged.wait(lock, [&] { return state.nowServing == ticket; });
+  }
+  ~Turn() {
+    {
+      std::lock_guard<std::mutex> lock(state_.turnMutex);
+      state_.nowServing += 1;
+    }
+    state_.turnChanged.notify_all();
+  }
+  Turn(const Turn&) = delete;
+  Turn& operator=(const Turn&) = delete;
+
+ private:
+  TrainingState& state_;
+};
 
 // Soft-skeleton iterations of the clDice loss: enough to thin cracks up to ~10 px wide.
 constexpr int kSoftSkeletonIterations = 5;
@@ -58,6 +87,24 @@ struct StepResult {
   int64_t optimizerSteps = 0;
   bool stepped = false;
   int64_t cachedImages = 0;
+};
+
+// A step whose work is queued on the device; its losses and gradient norm are on their way.
+struct QueuedStep {
+  StepResult result;
+  HostCopy scalars;  // float64 [loss, dice, focal, skeleton, gradNorm]
+
+  // The complete result, once the scalars arrived (the step's one wait for the device).
+  StepResult Finish() {
+    torch::Tensor values = scalars.Wait();
+    auto v = values.accessor<double, 1>();
+    result.loss = v[0];
+    result.dice = v[1];
+    result.focal = v[2];
+    result.skeleton = v[3];
+    result.gradNorm = v[4];
+    return result;
+  }
 };
 
 struct Batch {
@@ -223,7 +270,8 @@ std::vector<c10::IValue> BatchEmbeddings(TrainingState& state, const Batch& batc
   return {torch::cat(parts[0]), torch::cat(parts[1]), torch::cat(parts[2])};
 }
 
-StepResult RunStep(TrainingState& state, const Batch& batch) {
+// Queues one micro-batch's forward, loss, backward and (every gradientAccumulation) optimizer step.
+QueuedStep QueueStep(TrainingState& state, const Batch& batch) {
   std::lock_guard<std::mutex> lock(state.mutex);
   if (!state.optimizer) throw std::runtime_error("this trainer was disposed");
   LoadedModule& model = *state.model;
@@ -268,19 +316,11 @@ StepResult RunStep(TrainingState& state, const Batch& batch) {
     state.optimizerSteps += 1;
     result.stepped = true;
   }
-  // The step's one wait for the device: its five scalars, read together.
-  torch::Tensor scalars = Download({torch::stack({loss.detach(), dice.detach(), focal.detach(),
-                                                  skeleton.detach(), gradNorm.to(torch::kFloat)})
-                                        .to(torch::kDouble)})[0];
-  auto values = scalars.accessor<double, 1>();
-  result.loss = values[0];
-  result.dice = values[1];
-  result.focal = values[2];
-  result.skeleton = values[3];
-  result.gradNorm = values[4];
   result.optimizerSteps = state.optimizerSteps;
   result.cachedImages = state.cachedImages;
-  return result;
+  torch::Tensor scalars = torch::stack({loss.detach(), dice.detach(), focal.detach(),
+                                        skeleton.detach(), gradNorm.to(torch::kFloat)});
+  return {result, HostCopy(scalars.to(torch::kDouble))};
 }
 
 double NumberOption(const Napi::Object& options, const char* name, double minimum, double maximum) {
@@ -454,8 +494,16 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
   return Guarded(env, [&]() -> Napi::Value {
     state->model->CheckAlive();  // a step queued before the module's dispose() still runs
     Batch batch = BatchFromJs(info[0]);
+    int64_t ticket = state->ticketsIssued++;
     return AsyncJob<StepResult>::Start(
-        env, [state, batch]() { return RunStep(*state, batch); },
+        env,
+        [state, batch, ticket]() {
+          QueuedStep queued = [&] {
+            Turn turn(*state, ticket);
+            return QueueStep(*state, batch);
+          }();
+          return queued.Finish();
+        },
         [](Napi::Env env, StepResult& r) -> Napi::Value {
           Napi::Object result = Napi::Object::New(env);
           result.Set("loss", r.loss);
@@ -482,10 +530,12 @@ Napi::Value TrainerWrap::CachedImages(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerWrap::Weights(const Napi::CallbackInfo& info) {
   auto state = State(info.Env());
+  int64_t ticket = state->ticketsIssued++;
   using Named = std::vector<std::pair<std::string, torch::Tensor>>;
   return AsyncJob<Named>::Start(
       info.Env(),
-      [state]() {
+      [state, ticket]() {
+        Turn turn(*state, ticket);
         std::lock_guard<std::mutex> lock(state->mutex);
         if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
         std::vector<torch::Tensor> masters;
@@ -505,9 +555,11 @@ Napi::Value TrainerWrap::Weights(const Napi::CallbackInfo& info) {
 Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
   std::string path = StringArg(info, 0, "path");
   auto state = State(info.Env());
+  int64_t ticket = state->ticketsIssued++;
   return AsyncJob<bool>::Start(
       info.Env(),
-      [state, path]() {
+      [state, path, ticket]() {
+        Turn turn(*state, ticket);
         std::lock_guard<std::mutex> lock(state->mutex);
         if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
         torch::serialize::OutputArchive archive;
@@ -526,9 +578,11 @@ Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
 Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
   std::string path = StringArg(info, 0, "path");
   auto state = State(info.Env());
+  int64_t ticket = state->ticketsIssued++;
   return AsyncJob<bool>::Start(
       info.Env(),
-      [state, path]() {
+      [state, path, ticket]() {
+        Turn turn(*state, ticket);
         std::lock_guard<std::mutex> lock(state->mutex);
         if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
         // Everything is read into fresh objects first: a bad file leaves the trainer as it was.

@@ -2,8 +2,9 @@
 // (Dice + Focal [+ soft clDice]), backward, gradient accumulation, clipping, AdamW with linear
 // warm-up and cosine decay. With precision bfloat16 the module is cast to bf16 and the optimizer
 // updates fp32 master copies of the trained parameters, copied back after each optimizer step.
-// Steps run on the libuv pool, one at a time per trainer (later calls wait), with the module held
-// exclusively. dispose() releases the optimizer state.
+// Calls run on the libuv pool in the order they were made; a step holds the module exclusively
+// while it queues its work, so the next step can queue behind it before its loss is read back.
+// dispose() releases the optimizer state.
 #pragma once
 
 #include <napi.h>

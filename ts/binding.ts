@@ -196,8 +196,10 @@ export interface StepResult {
 export interface NativeTrainer {
   /**
    * Forward, loss and backward for one micro-batch; an optimizer step every
-   * `gradientAccumulation`. Steps run one at a time, holding the module exclusively (predictions
-   * on it wait); after the module's dispose() a step rejects.
+   * `gradientAccumulation`. The trainer's calls run in the order they were made, so a step may be
+   * called before the previous one resolved: it queues its device work behind it while the
+   * previous loss is read back (train() keeps one step queued ahead). A step holds the module
+   * exclusively while queueing (predictions on it wait); after the module's dispose() it rejects.
    */
   step(batch: TrainBatch): Promise<StepResult>;
   readonly optimizerSteps: number;

@@ -480,18 +480,11 @@ async function run(
         { ...config, gradientAccumulation: config.gradAccum },
         epoch,
       );
-      for await (const { index, batch, images } of prefetchBatches(
-        batches,
-        batchOptions,
-        epoch,
-        state.batchInEpoch,
-      )) {
-        // Abort only between optimizer steps: the accumulated gradients are not saved.
-        if (signal?.aborted && index % config.gradAccum === 0) {
-          aborted = true;
-          break;
-        }
-        const result = await trainer.step(batch);
+      // One step is queued ahead of the one being read back, so the device never waits for the
+      // host between steps (the trainer runs them in call order).
+      let inFlight: { result: Promise<StepResult>; index: number; images: number } | null = null;
+      const settle = async ({ result: pending, index, images }: NonNullable<typeof inFlight>) => {
+        const result = await pending;
         const sums = state.epochSums;
         sums.loss += result.loss;
         sums.dice += result.dice;
@@ -532,7 +525,29 @@ async function run(
           imagesPerSecond: throughput.images / seconds,
           etaSeconds: (remaining * seconds) / throughput.batches,
         });
+      };
+      try {
+        for await (const { index, batch, images } of prefetchBatches(
+          batches,
+          batchOptions,
+          epoch,
+          state.batchInEpoch,
+        )) {
+          // Abort only between optimizer steps: the accumulated gradients are not saved.
+          if (signal?.aborted && index % config.gradAccum === 0) {
+            aborted = true;
+            break;
+          }
+          const queued = { result: trainer.step(batch), index, images };
+          if (inFlight) await settle(inFlight);
+          inFlight = queued;
+        }
+      } catch (err) {
+        // The queued step ends before the error leaves (and the trainer is disposed).
+        await inFlight?.result.catch(() => undefined);
+        throw err;
       }
+      if (inFlight) await settle(inFlight);
       if (aborted) break;
 
       const val = await validate({
