@@ -47,8 +47,12 @@ c10::ScalarType LoadedModule::ParameterDtype() const {
 }
 
 void LoadedModule::ConvertTo(c10::ScalarType dtype) {
+  // Not Module::to(dtype), which casts integer parameters and buffers too.
   torch::NoGradGuard noGrad;
-  module.to(dtype);
+  for (auto tensor : module.parameters())
+    if (tensor.is_floating_point()) tensor.set_data(tensor.to(dtype));
+  for (auto tensor : module.buffers())
+    if (tensor.is_floating_point()) tensor.set_data(tensor.to(dtype));
 }
 
 std::shared_ptr<LoadedModule> TorchModuleWrap::FromValue(const Napi::Value& value,

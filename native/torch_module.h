@@ -34,8 +34,9 @@ struct LoadedModule {
   // The dtype of the floating-point parameters (float32 when there are none).
   c10::ScalarType ParameterDtype() const;
 
-  // Casts the floating-point parameters and buffers to `dtype` in place (the parameter tensors
-  // keep their identity and requires_grad). The caller holds `access` exclusively.
+  // Casts the floating-point parameters and buffers to `dtype` in place (the tensors keep their
+  // identity and requires_grad; integer ones are left alone). The caller holds `access`
+  // exclusively.
   void ConvertTo(c10::ScalarType dtype);
 };
 

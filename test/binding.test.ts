@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Dtype, DtypeArrays, Tensor } from '../ts/binding.js';
-import { runtimeInfo, setThreads } from '../ts/runtime.js';
+import { deviceMemory, resetPeakDeviceMemory, runtimeInfo, setThreads } from '../ts/runtime.js';
 import { TorchModule } from '../ts/torch-module.js';
 import { runPython } from './helpers/python.js';
 
@@ -43,6 +43,33 @@ t.test('runtime info', async (t) => {
   setThreads(before);
   t.throws(() => setThreads(0), /integer from 1 to 4096/);
   t.throws(() => setThreads(1.5), /integer from 1 to 4096/);
+  t.equal(deviceMemory('cpu'), null, 'no allocator statistics for the CPU');
+  resetPeakDeviceMemory('cpu');
+  t.throws(() => deviceMemory('gpu'), /device must be 'cpu', 'cuda' or 'cuda:N'/);
+  if (!info.cudaAvailable) t.throws(() => deviceMemory('cuda'), /CUDA is not available/);
+});
+
+t.test('convertTo casts floating parameters only, in place', async (t) => {
+  const module = await TorchModule.load(modulePath);
+  t.teardown(() => module.dispose());
+  t.equal(module.dtype, 'float32');
+  const before = module.getParameter('weight').data as Float32Array;
+  await module.convertTo('bfloat16');
+  t.equal(module.dtype, 'bfloat16');
+  t.same(
+    module.parameters().map((p) => p.dtype),
+    ['bfloat16', 'bfloat16', 'int64'],
+  );
+  // Each weight is its float32 value rounded to the nearest bf16 (ties to even).
+  const rounded = [...before].map((v) => {
+    const bits = new Uint32Array(Float32Array.of(v).buffer)[0]!;
+    return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+  });
+  t.same([...(module.getParameter('weight').data as Uint16Array)], rounded);
+  await t.rejects(module.run('forward', [x]), /BFloat16|dtype|type/i, 'a float32 input is refused');
+  await module.convertTo('float32');
+  t.equal(module.dtype, 'float32');
+  await t.rejects(module.convertTo('int8' as never), /dtype must be float32, float64/);
 });
 
 t.test('loads methods and extra files; outputs equal Python', async (t) => {

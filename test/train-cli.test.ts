@@ -9,6 +9,7 @@ import {
   parseNonNegativeInteger,
   parseNonNegativeNumber,
   parsePositiveInteger,
+  parsePrecision,
   parseSize,
   type InterruptTarget,
 } from '../ts/cli/options.js';
@@ -41,6 +42,9 @@ t.test('number parsers accept what they say and refuse the rest', async (t) => {
     t.throws(() => parseNonNegativeNumber(bad), InvalidArgumentError, `number ≥ 0: '${bad}'`);
   t.same(parseSize('640x360'), { width: 640, height: 360 });
   t.throws(() => parseSize('640x0'), InvalidArgumentError);
+  t.same(['fp32', 'bf16'].map(parsePrecision), ['fp32', 'bf16']);
+  for (const bad of ['fp16', 'bfloat16', 'toString', ''])
+    t.throws(() => parsePrecision(bad), InvalidArgumentError, `precision: '${bad}'`);
 });
 
 t.test('formatDuration', async (t) => {

@@ -1,9 +1,24 @@
 /** crackseg: LoRA fine-tuning and evaluation of SAM 2.1 for crack segmentation, over libtorch. */
 export type { Dtype, DtypeArrays, ParameterInfo, Tensor, Value } from './binding.js';
-export { runtimeInfo, setThreads, type RuntimeInfo } from './runtime.js';
+export {
+  deviceMemory,
+  resetPeakDeviceMemory,
+  runtimeInfo,
+  setThreads,
+  type DeviceMemory,
+  type RuntimeInfo,
+} from './runtime.js';
 export { TorchModule, type Device, type LoadOptions } from './torch-module.js';
 export { findPython, type PythonInfo } from './python.js';
-export { loadModel, defaultDevice, type LoadModelOptions, type SamModel } from './model/load.js';
+export {
+  defaultDevice,
+  defaultPrecision,
+  loadModel,
+  PRECISION_DTYPE,
+  type LoadModelOptions,
+  type Precision,
+  type SamModel,
+} from './model/load.js';
 export { readModelMetadata, MODEL_FORMAT, type ModelMetadata } from './model/metadata.js';
 export {
   promptTensors,

@@ -55,8 +55,8 @@ export class TorchModule {
   }
 
   /** Casts the floating-point parameters and buffers to `dtype` (e.g. `bfloat16`). */
-  convertTo(dtype: 'float32' | 'float64' | 'bfloat16' | 'float16'): Promise<void> {
-    return this.native.convertTo(dtype);
+  async convertTo(dtype: 'float32' | 'float64' | 'bfloat16' | 'float16'): Promise<void> {
+    await this.native.convertTo(dtype);
   }
 
   /** The module's methods, `forward` included when it has one. */

@@ -5,6 +5,7 @@
  */
 import { binding } from '../binding.js';
 import { loadModel } from '../model/load.js';
+import { deviceMemory } from '../runtime.js';
 import { trainedParameterNames } from '../train/adapter.js';
 import { syntheticBatch } from '../train/batches.js';
 import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/train.js';
@@ -48,7 +49,7 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
       const started = performance.now();
       await steps(job.steps);
       const seconds = (performance.now() - started) / 1000;
-      const device = binding().deviceMemory(model.device);
+      const device = deviceMemory(model.device);
       return {
         imagesPerSecond: (job.steps * job.batchSize) / seconds,
         secondsPerStep: seconds / job.steps,
