@@ -38,8 +38,7 @@ node --input-type=module -e \
 cat "$out/runtime.json"
 step test-gpu npx tap test/gpu.test.ts test/predict.test.ts test/trainer.test.ts
 bench bench-eval eval
-bench bench-eval-batch32 eval --batch-size 32 --images 256
-bench bench-eval-fp32 eval --precision fp32
+bench bench-eval-fp32 eval --precision fp32 --images 64
 bench bench-train train
 bench bench-train-fp32 train --precision fp32 --strategies B --no-cache
 exit "$failed"

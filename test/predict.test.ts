@@ -15,7 +15,15 @@ import {
   promptTensors,
   toModelCoordinate,
 } from '../ts/model/prompt-tensors.js';
-import { predict, predictBatch, sameSizeBatches, sameSizeRuns } from '../ts/predict.js';
+import {
+  defaultBatchSize,
+  isOutOfMemory,
+  predict,
+  predictBatch,
+  sameSizeBatches,
+  sameSizeRuns,
+  splitWhileOutOfMemory,
+} from '../ts/predict.js';
 import type { PromptSet } from '../ts/prompts/prompts.js';
 import { createRandom } from '../ts/util/random.js';
 import { runPython } from './helpers/python.js';
@@ -87,6 +95,54 @@ t.test('sameSizeRuns batches consecutive same-sized images', async (t) => {
     [4, 5],
   ]);
   t.throws(() => sameSizeRuns([], 0), RangeError);
+});
+
+t.test('a batch that does not fit in device memory is run in halves', async (t) => {
+  t.same(
+    [defaultBatchSize('cpu'), defaultBatchSize('cuda'), defaultBatchSize('cuda:1')],
+    [4, 32, 32],
+  );
+  const oom = new Error('CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total)');
+  t.ok(isOutOfMemory(oom));
+  t.notOk(isOutOfMemory(new Error('shape mismatch')));
+  // A fake device that holds at most 3 items: results are [row][item] = item * 10 + row.
+  const calls: Array<[number, number]> = [];
+  const run = async (start: number, end: number) => {
+    calls.push([start, end]);
+    if (end - start > 3) throw oom;
+    const items = Array.from({ length: end - start }, (_, i) => start + i);
+    return [items.map((i) => i * 10), items.map((i) => i * 10 + 1)];
+  };
+  const halves: number[] = [];
+  const rows = await splitWhileOutOfMemory(10, 8, run, (size) => halves.push(size));
+  t.same(rows, [
+    [0, 10, 20, 30, 40, 50, 60, 70, 80, 90],
+    [1, 11, 21, 31, 41, 51, 61, 71, 81, 91],
+  ]);
+  t.same(calls, [
+    [0, 8],
+    [0, 4],
+    [0, 2],
+    [2, 4],
+    [4, 8],
+    [4, 6],
+    [6, 8],
+    [8, 10],
+  ]);
+  t.same(halves, [4, 2, 2], 'each split reports the size of its halves');
+  // Other errors, and a single item that does not fit, are thrown.
+  await t.rejects(
+    splitWhileOutOfMemory(4, 4, async () => {
+      throw new Error('bad prompt');
+    }),
+    /bad prompt/,
+  );
+  await t.rejects(
+    splitWhileOutOfMemory(2, 2, async () => {
+      throw oom;
+    }),
+    /CUDA out of memory/,
+  );
 });
 
 t.test('sameSizeBatches keeps what was read before a failing item', async (t) => {

@@ -32,7 +32,7 @@ export {
   predict,
   predictBatch,
   sameSizeBatches,
-  DEFAULT_BATCH_SIZE,
+  defaultBatchSize,
   type ImagePrediction,
   type LowResLogits,
   type PredictOptions,

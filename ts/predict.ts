@@ -13,8 +13,52 @@ import {
 } from './model/prompt-tensors.js';
 import type { PromptSet } from './prompts/prompts.js';
 
-/** Images encoded together unless told otherwise (prediction, evaluation, CLI and benchmark). */
-export const DEFAULT_BATCH_SIZE = 4;
+/**
+ * Images encoded together when the caller names no batch size (prediction, evaluation,
+ * validation, CLI and benchmark): 4 on the CPU; 32 on CUDA, the batch of the reference H200
+ * figures, where {@link predictBatch} halves a batch that does not fit in device memory.
+ */
+export function defaultBatchSize(device: string): number {
+  return device === 'cpu' ? 4 : 32;
+}
+
+/** Per model, the batch size to start from once a larger one did not fit ({@link predictBatch}). */
+const fittingBatch = new WeakMap<SamModel, number>();
+
+/** Whether `error` is libtorch's "CUDA out of memory" (or another device's). */
+export function isOutOfMemory(error: unknown): boolean {
+  return error instanceof Error && /out of memory/i.test(error.message);
+}
+
+/**
+ * `run` over items [0, count) in runs of at most `limit`; a run that fails with
+ * {@link isOutOfMemory} is split in halves (down to one item, whose failure is thrown), and
+ * `onSplit` hears each half's size. Results concatenated per row: `[row][item]`.
+ */
+export async function splitWhileOutOfMemory<R>(
+  count: number,
+  limit: number,
+  run: (start: number, end: number) => Promise<R[][]>,
+  onSplit: (size: number) => void = () => {},
+): Promise<R[][]> {
+  const rows: R[][] = [];
+  const append = (part: R[][]) =>
+    part.forEach((row, r) => (rows[r] ? rows[r].push(...row) : (rows[r] = [...row])));
+  const attempt = async (start: number, end: number): Promise<void> => {
+    try {
+      append(await run(start, end));
+    } catch (error) {
+      if (!isOutOfMemory(error) || end - start === 1) throw error;
+      const middle = start + Math.ceil((end - start) / 2);
+      onSplit(middle - start);
+      await attempt(start, middle);
+      await attempt(middle, end);
+    }
+  };
+  for (let start = 0; start < count; start += limit)
+    await attempt(start, Math.min(count, start + limit));
+  return rows;
+}
 
 export interface PredictOptions {
   /** Also return each image's probability map (sigmoid of the union logits), e.g. for ODS/OIS. */
@@ -59,7 +103,8 @@ export async function predict(
     throw new Error(`${images.length} images but ${prompts.length} prompt lists`);
   }
   const results: ImagePrediction[] = [];
-  for (const [start, end] of sameSizeRuns(images, options.batchSize ?? DEFAULT_BATCH_SIZE)) {
+  const batchSize = options.batchSize ?? defaultBatchSize(model.device);
+  for (const [start, end] of sameSizeRuns(images, batchSize)) {
     const [set] = await predictBatch(
       model,
       images.slice(start, end),
@@ -73,7 +118,9 @@ export async function predict(
 
 /**
  * Encodes a batch of same-sized images once and decodes each prompt set from it:
- * `promptSets[s][i]` are image i's prompts in set s. Returns `[set][image]`.
+ * `promptSets[s][i]` are image i's prompts in set s. Returns `[set][image]`. A batch that does
+ * not fit in device memory is run in halves (an image's result does not depend on its batch), and
+ * later batches for the model are cut to the size that fitted.
  *
  * Within a set, prompts are decoded in groups of equal point count (a box counts 2), never padded
  * to a common length: a padding token would take part in the decoder's attention and change the
@@ -86,6 +133,27 @@ export async function predictBatch(
   images: readonly RgbImage[],
   promptSets: ReadonlyArray<readonly PromptSet[]>,
   options: Pick<PredictOptions, 'probabilities' | 'lowResLogits'> = {},
+): Promise<ImagePrediction[][]> {
+  return splitWhileOutOfMemory(
+    images.length,
+    fittingBatch.get(model) ?? images.length,
+    (start, end) =>
+      predictWhole(
+        model,
+        images.slice(start, end),
+        promptSets.map((prompts) => prompts.slice(start, end)),
+        options,
+      ),
+    (size) => fittingBatch.set(model, Math.min(size, fittingBatch.get(model) ?? size)),
+  );
+}
+
+/** {@link predictBatch} in one `predictMasks` call. */
+async function predictWhole(
+  model: SamModel,
+  images: readonly RgbImage[],
+  promptSets: ReadonlyArray<readonly PromptSet[]>,
+  options: Pick<PredictOptions, 'probabilities' | 'lowResLogits'>,
 ): Promise<ImagePrediction[][]> {
   const tensor = imagesTensor(images);
   const grouped = promptSets.map((prompts) => promptTensorGroups(prompts, images, model.imageSize));

@@ -12,7 +12,7 @@ import { readDataset, type Sample } from '../data/dataset.js';
 import { evaluate } from '../evaluate/evaluate.js';
 import { EXPORT_DEFAULTS, exportModel, type ModelConfig } from '../model/export.js';
 import { defaultDevice, loadModel, type Precision, type SamModel } from '../model/load.js';
-import { DEFAULT_BATCH_SIZE, imagesTensor, predictBatch } from '../predict.js';
+import { defaultBatchSize, imagesTensor, predictBatch } from '../predict.js';
 import { parsePromptConfigs, type PromptConfig } from '../prompts/config.js';
 import { buildPrompts } from '../prompts/prompts.js';
 import { synthesizeDataset } from '../synth/synthesize.js';
@@ -55,7 +55,7 @@ export async function runEvalBenchmark(
 ): Promise<EvalBenchmarkResult> {
   const device = options.device ?? defaultDevice();
   const config = options.config ?? (device === 'cpu' ? 'test' : 'small');
-  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const batchSize = options.batchSize ?? defaultBatchSize(device);
   const imageCount = options.images ?? 8 * batchSize;
   const repeats = options.repeats ?? 3;
   const dir = await mkdtemp(join(tmpdir(), 'crackseg-bench-'));

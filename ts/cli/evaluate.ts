@@ -22,7 +22,6 @@ import {
 } from '../evaluate/evaluate.js';
 import { MASK_METRICS } from '../metrics/definitions.js';
 import { defaultDevice, loadModel, type Precision } from '../model/load.js';
-import { DEFAULT_BATCH_SIZE } from '../predict.js';
 import {
   DEFAULT_EXPAND_RATIO,
   parsePromptConfigs,
@@ -57,7 +56,7 @@ export interface EvaluateFlags {
   pointConfigs?: number[];
   perComponent?: boolean;
   numVis: number | 'all';
-  batchSize: number;
+  batchSize?: number;
   seed: number;
   skipInference?: boolean;
   skipEvaluation?: boolean;
@@ -165,7 +164,11 @@ export function register(program: Command): void {
       numVisValue,
       DEFAULT_NUM_VIS,
     )
-    .option('--batch-size <n>', 'images per device batch', parsePositiveInteger, DEFAULT_BATCH_SIZE)
+    .option(
+      '--batch-size <n>',
+      'images per device batch (default: 4 on the CPU, 32 on CUDA, halved while it does not fit)',
+      parsePositiveInteger,
+    )
     .option('--seed <s>', 'seed of the random point prompts', parseInteger, DEFAULT_SEED)
     .option('--skip-inference', 're-score the predictions already in the output folder')
     .option('--skip-evaluation', 'only predict and save masks')
@@ -209,7 +212,7 @@ export function register(program: Command): void {
           outputDir,
           layout,
           numVis: flags.numVis,
-          batchSize: flags.batchSize,
+          ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           seed: flags.seed,
           skip: {
             inference: flags.skipInference ?? false,

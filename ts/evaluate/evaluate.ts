@@ -22,7 +22,7 @@ import {
 import { DEFAULT_TOLERANCE_RADIUS } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
 import {
-  DEFAULT_BATCH_SIZE,
+  defaultBatchSize,
   assertBatchSize,
   predictBatch,
   sameSizeBatches,
@@ -90,7 +90,7 @@ export interface EvaluateOptions {
    * each); `'all'` for every image; 0 for none.
    */
   numVis?: number | 'all';
-  /** Images per device batch (default {@link DEFAULT_BATCH_SIZE}). */
+  /** Images per device batch (default {@link defaultBatchSize} of the model's device). */
   batchSize?: number;
   skip?: SkipOptions;
   /**
@@ -152,7 +152,7 @@ interface ConfigRun {
 export async function evaluate(options: EvaluateOptions): Promise<EvaluationResult> {
   const started = performance.now();
   const skip = options.skip ?? {};
-  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const batchSize = options.batchSize ?? defaultBatchSize(options.model?.device ?? 'cpu');
   assertBatchSize(batchSize);
   const model = options.model;
   if (!skip.inference && !model) throw new Error('evaluate needs a model unless skip.inference');

@@ -7,7 +7,7 @@ import { readDataset, type Sample } from '../data/dataset.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import { evaluateImage } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
-import { DEFAULT_BATCH_SIZE, predict, sameSizeBatches } from '../predict.js';
+import { defaultBatchSize, predict, sameSizeBatches } from '../predict.js';
 import { groundTruthBoxes } from './box-prompt.js';
 
 /** Mean per-image metrics over the validation list. */
@@ -34,7 +34,7 @@ export interface ValidateOptions {
  * aborted it (a partial mean is no epoch's validation).
  */
 export async function validate(options: ValidateOptions): Promise<ValidationMetrics | null> {
-  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const batchSize = options.batchSize ?? defaultBatchSize(options.model.device);
   const accumulator = new MetricAccumulator();
   const score = async (batch: Sample[]) => {
     const prompts = batch.map((sample) => groundTruthBoxes(sample.mask));
