@@ -36,7 +36,8 @@ node --input-type=module -e \
   "import('./dist/runtime.js').then((m) => console.log(JSON.stringify(m.runtimeInfo())))" \
   >"$out/runtime.json"
 cat "$out/runtime.json"
-step test-gpu npx tap test/gpu.test.ts test/predict.test.ts test/trainer.test.ts
+step test-gpu npx tap test/gpu.test.ts test/train-loss.test.ts test/predict.test.ts \
+  test/trainer.test.ts
 bench bench-eval eval
 bench bench-eval-fp32 eval --precision fp32 --images 64
 bench bench-train train
