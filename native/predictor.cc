@@ -83,9 +83,9 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
   auto state = TorchModuleWrap::FromValue(info[0], "module");
   return Guarded(env, [&]() -> Napi::Value {
     torch::Tensor images = TensorFromJs(info[1], torch::kUInt8, 4, "images");
-    if (images.size(1) != 3 || images.size(0) < 1)
+    if (images.size(3) != 3 || images.size(0) < 1)
       throw Napi::TypeError::New(
-          env, "images must be uint8 [B, 3, H, W] with B >= 1, got " + c10::str(images.sizes()));
+          env, "images must be uint8 [B, H, W, 3] with B >= 1, got " + c10::str(images.sizes()));
     int64_t batchSize = images.size(0);
     Napi::Array sets = info[2].As<Napi::Array>();
     std::vector<PromptTensors> promptSets;
@@ -114,8 +114,8 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
               EncodeImages(state->module, Upload(images, state->device));
           Result results;
           for (const PromptTensors& prompts : promptSets)
-            results.push_back(Predict(*state, embeddings, prompts, images.size(0), images.size(2),
-                                      images.size(3), options));
+            results.push_back(Predict(*state, embeddings, prompts, images.size(0), images.size(1),
+                                      images.size(2), options));
           DownloadAll(results);
           return results;
         },

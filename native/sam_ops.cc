@@ -5,7 +5,8 @@
 namespace crackseg {
 
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images) {
-  c10::IValue encoded = module.get_method("encode_image")({images});
+  c10::IValue encoded =
+      module.get_method("encode_image")({images.permute({0, 3, 1, 2}).contiguous()});
   if (!encoded.isTuple() || encoded.toTupleRef().elements().size() != 3)
     throw std::runtime_error("encode_image must return (image_embed, high_res_0, high_res_1)");
   const auto& elements = encoded.toTupleRef().elements();

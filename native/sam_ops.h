@@ -10,8 +10,9 @@
 
 namespace crackseg {
 
-// encode_image(images uint8 [B,3,H,W] on the module's device) → (image_embed, high_res_0,
-// high_res_1), in the module's dtype.
+// encode_image of interleaved RGB images (uint8 [B,H,W,3] on the module's device, as decoded:
+// the layout is changed here, on the device) → (image_embed, high_res_0, high_res_1), in the
+// module's dtype.
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images);
 
 // decode(...) of one host prompt set, uploaded to `device`, single-mask → (low-res logits

@@ -108,7 +108,7 @@ struct QueuedStep {
 };
 
 struct Batch {
-  torch::Tensor images;  // uint8 [B, 3, H, W]
+  torch::Tensor images;  // uint8 [B, H, W, 3]
   torch::Tensor masks;   // uint8 [B, H, W], 0/1
   PromptTensors prompts;
   std::vector<std::string> cacheKeys;  // one per image, or empty
@@ -280,7 +280,7 @@ QueuedStep QueueStep(TrainingState& state, const Batch& batch) {
   TrainingModeScope training(model.module);
 
   int64_t batchSize = batch.images.size(0);
-  int64_t height = batch.images.size(2), width = batch.images.size(3);
+  int64_t height = batch.images.size(1), width = batch.images.size(2);
   torch::Tensor images = Upload(batch.images, model.device);
   // encode_image + decode (single mask, no mask input) is the module's forward.
   torch::Tensor lowRes = DecodePrompts(model.module, BatchEmbeddings(state, batch, images),
@@ -391,10 +391,10 @@ Batch BatchFromJs(const Napi::Value& value) {
   batch.images = TensorFromJs(object.Get("images"), torch::kUInt8, 4, "batch.images");
   batch.masks = TensorFromJs(object.Get("masks"), torch::kUInt8, 3, "batch.masks");
   int64_t batchSize = batch.images.size(0);
-  if (batch.images.size(1) != 3 || batchSize < 1)
-    throw Napi::TypeError::New(env, "batch.images must be [B, 3, H, W] with B >= 1");
-  if (batch.masks.size(0) != batchSize || batch.masks.size(1) != batch.images.size(2) ||
-      batch.masks.size(2) != batch.images.size(3))
+  if (batch.images.size(3) != 3 || batchSize < 1)
+    throw Napi::TypeError::New(env, "batch.images must be [B, H, W, 3] with B >= 1");
+  if (batch.masks.size(0) != batchSize || batch.masks.size(1) != batch.images.size(1) ||
+      batch.masks.size(2) != batch.images.size(2))
     throw Napi::TypeError::New(env, "batch.masks " + c10::str(batch.masks.sizes()) +
                                         " must be [B, H, W] of images " +
                                         c10::str(batch.images.sizes()));

@@ -68,7 +68,7 @@ function makeBatch(seed: number, batchSize: number, height: number, width: numbe
     imageIndex: { data: BigInt64Array.from(imageIndex), shape: [n], dtype: 'int64' },
   };
   return {
-    images: { data: images, shape: [batchSize, 3, height, width], dtype: 'uint8' },
+    images: { data: images, shape: [batchSize, height, width, 3], dtype: 'uint8' },
     masks: { data: masks, shape: [batchSize, height, width], dtype: 'uint8' },
     prompts,
   };

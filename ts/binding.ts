@@ -162,7 +162,7 @@ export interface TrainerOptions {
 
 /** A training micro-batch: B images with their ground truth, and box prompts for them. */
 export interface TrainBatch {
-  /** `[B, 3, H, W]` uint8 RGB. */
+  /** `[B, H, W, 3]` uint8 RGB, interleaved as decoded. */
   images: Tensor<'uint8'>;
   /** `[B, H, W]` 0/1 ground truth. */
   masks: Tensor<'uint8'>;
@@ -219,7 +219,8 @@ export interface Binding {
   /** Loads a TorchScript file onto `device` ('cpu', 'cuda' or 'cuda:N') off the JS thread. */
   loadModule(path: string, device: string): Promise<NativeTorchModule>;
   /**
-   * Encodes B same-sized images once and decodes every prompt set from those embeddings, on the
+   * Encodes B same-sized images (uint8 `[B, H, W, 3]`, interleaved RGB as decoded; the layout is
+   * changed on the device) once and decodes every prompt set from those embeddings, on the
    * module's device, off the JS thread. The module follows docs/model-interface.md.
    */
   predictMasks(

@@ -245,28 +245,25 @@ export function assertBatchSize(batchSize: number): void {
   }
 }
 
-/** Interleaved RGB images of one size → uint8 `[B, 3, H, W]`. */
+/**
+ * Interleaved RGB images of one size → uint8 `[B, H, W, 3]`, one copy per image: the addon
+ * changes the layout on the device, not on the JS thread.
+ */
 export function imagesTensor(images: readonly RgbImage[]) {
   const first = images[0];
   if (!first) throw new Error('predict needs at least one image');
   const { width, height } = first;
-  const plane = width * height;
-  const data = new Uint8Array(images.length * 3 * plane);
+  const size = width * height * 3;
+  const data = new Uint8Array(images.length * size);
   images.forEach((image, b) => {
     if (image.width !== width || image.height !== height) {
       throw new Error(
         `A batch needs images of one size: ${image.width}x${image.height} vs ${width}x${height}`,
       );
     }
-    const base = b * 3 * plane;
-    const pixels = image.data;
-    for (let i = 0; i < plane; i++) {
-      data[base + i] = pixels[i * 3]!;
-      data[base + plane + i] = pixels[i * 3 + 1]!;
-      data[base + 2 * plane + i] = pixels[i * 3 + 2]!;
-    }
+    data.set(image.data, b * size);
   });
-  return { data, shape: [images.length, 3, height, width], dtype: 'uint8' as const };
+  return { data, shape: [images.length, height, width, 3], dtype: 'uint8' as const };
 }
 
 /** One prompt set's outputs, one per group, → per image, each with its own buffers. */

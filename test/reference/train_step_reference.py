@@ -5,7 +5,7 @@ weights are taken; gradients are summed into the masters in fp32, AdamW updates 
 they are copied (rounded) into the model after each optimizer step.
 
 usage: train_step_reference.py MODEL.pt BATCHES.json OPTIONS.json OUT.json
-BATCHES.json: [{images: flat uint8, images_shape, masks: flat, masks_shape, coords, coords_shape,
+BATCHES.json: [{images: flat uint8 [B, H, W, 3], images_shape, masks: flat, masks_shape, coords, coords_shape,
 labels, labels_shape, image_index}] — micro-batches in order. Writes per-micro-batch losses, the
 (master) weights after the last step and, as float, the model's own copies of them.
 """
@@ -36,6 +36,7 @@ def soft_skeleton(x, iterations=5):
 
 def losses(model, batch, o):
     images = torch.tensor(batch["images"], dtype=torch.uint8).reshape(batch["images_shape"])
+    images = images.permute(0, 3, 1, 2).contiguous()  # encode_image takes [B, 3, H, W]
     masks = torch.tensor(batch["masks"], dtype=torch.float32).reshape(batch["masks_shape"])
     coords = torch.tensor(batch["coords"], dtype=torch.float32).reshape(batch["coords_shape"])
     labels = torch.tensor(batch["labels"], dtype=torch.int32).reshape(batch["labels_shape"])
