@@ -59,42 +59,37 @@ export function drawAugmentation(rng: Random, options: AugmentOptions): Augmenta
 }
 
 /**
- * For each output pixel (row-major over the output size), the index of its source pixel, so
- * image and mask go through the same mapping.
+ * Where output pixel (x, y) comes from, as a source pixel index: flips and quarter turns are
+ * affine, so the index is `offset + x·stepX + y·stepY`, and image and mask share the mapping.
  */
-function sourceIndices(width: number, height: number, aug: Augmentation) {
+function sourceMapping(width: number, height: number, aug: Augmentation) {
   const turned = aug.quarterTurns % 2 === 1;
   const [outWidth, outHeight] = turned ? [height, width] : [width, height];
-  const indices = new Uint32Array(width * height);
-  for (let y = 0; y < outHeight; y++) {
-    for (let x = 0; x < outWidth; x++) {
-      // Undo the clockwise turn: output (x, y) of a W×H → H×W turn came from (y, H-1-x).
-      let sx: number;
-      let sy: number;
-      switch (aug.quarterTurns) {
-        case 0:
-          [sx, sy] = [x, y];
-          break;
-        case 1:
-          [sx, sy] = [y, height - 1 - x];
-          break;
-        case 2:
-          [sx, sy] = [width - 1 - x, height - 1 - y];
-          break;
-        case 3:
-          [sx, sy] = [width - 1 - y, x];
-          break;
-      }
-      // Then undo the flips, which were applied first.
-      if (aug.flipHorizontal) sx = width - 1 - sx;
-      if (aug.flipVertical) sy = height - 1 - sy;
-      indices[y * outWidth + x] = sy * width + sx;
-    }
-  }
-  return { outWidth, outHeight, indices };
+  const sourceIndex = (x: number, y: number) => {
+    // Undo the clockwise turn: output (x, y) of a W×H → H×W turn came from (y, H-1-x).
+    let [sx, sy] = [x, y];
+    if (aug.quarterTurns === 1) [sx, sy] = [y, height - 1 - x];
+    else if (aug.quarterTurns === 2) [sx, sy] = [width - 1 - x, height - 1 - y];
+    else if (aug.quarterTurns === 3) [sx, sy] = [width - 1 - y, x];
+    // Then undo the flips, which were applied first.
+    if (aug.flipHorizontal) sx = width - 1 - sx;
+    if (aug.flipVertical) sy = height - 1 - sy;
+    return sy * width + sx;
+  };
+  const offset = sourceIndex(0, 0);
+  return {
+    outWidth,
+    outHeight,
+    offset,
+    stepX: sourceIndex(1, 0) - offset,
+    stepY: sourceIndex(0, 1) - offset,
+  };
 }
 
-/** Applies `aug` to an image and its mask (which must have the image's size). */
+/**
+ * Applies `aug` to an image and its mask (which must have the image's size); the identity
+ * returns them as they are.
+ */
 export function augmentSample(
   image: RgbImage,
   mask: BinaryMask,
@@ -103,15 +98,23 @@ export function augmentSample(
   const { width, height } = image;
   if (mask.width !== width || mask.height !== height)
     throw new Error(`mask is ${mask.width}x${mask.height} but the image is ${width}x${height}`);
-  const { outWidth, outHeight, indices } = sourceIndices(width, height, aug);
+  const unchanged = (Object.keys(IDENTITY_AUGMENTATION) as Array<keyof Augmentation>).every(
+    (key) => aug[key] === IDENTITY_AUGMENTATION[key],
+  );
+  if (unchanged) return { image, mask };
+  const { outWidth, outHeight, offset, stepX, stepY } = sourceMapping(width, height, aug);
   const pixels = new Uint8Array(image.data.length);
   const labels = new Uint8Array(mask.data.length);
-  for (let i = 0; i < indices.length; i++) {
-    const source = indices[i]!;
-    labels[i] = mask.data[source]!;
-    pixels[i * 3] = image.data[source * 3]!;
-    pixels[i * 3 + 1] = image.data[source * 3 + 1]!;
-    pixels[i * 3 + 2] = image.data[source * 3 + 2]!;
+  const [source, sourceLabels] = [image.data, mask.data];
+  let i = 0;
+  for (let y = 0; y < outHeight; y++) {
+    let from = offset + y * stepY;
+    for (let x = 0; x < outWidth; x++, i++, from += stepX) {
+      labels[i] = sourceLabels[from]!;
+      pixels[i * 3] = source[from * 3]!;
+      pixels[i * 3 + 1] = source[from * 3 + 1]!;
+      pixels[i * 3 + 2] = source[from * 3 + 2]!;
+    }
   }
   adjustBrightnessContrast(pixels, aug.brightnessShift, aug.contrastFactor);
   return {
@@ -124,7 +127,7 @@ export function augmentSample(
 function adjustBrightnessContrast(pixels: Uint8Array, shift: number, contrast: number): void {
   if (shift === 0 && contrast === 1) return;
   let sum = 0;
-  for (const value of pixels) sum += value;
+  for (let i = 0; i < pixels.length; i++) sum += pixels[i]!;
   const mean = pixels.length > 0 ? sum / pixels.length : 0;
   const lookup = new Uint8Array(256);
   for (let v = 0; v < 256; v++) {
