@@ -3,8 +3,8 @@
 # ../shared/gpu/README.md). Here: `npm ci && npm run build:ts && bash ../shared/gpu/pack.sh dist`;
 # there: `source .gpu/bootstrap.sh && bash scripts/gpu-check.sh`. It builds the addon against the
 # machine's CUDA libtorch, runs the CUDA tests, then the evaluation and training benchmarks with
-# their CUDA defaults (`small` at 1024 px, bf16), and writes logs and JSON into $OUT (or
-# ./gpu-results). Copy the figures into docs/benchmarks.md with the GPU and the date.
+# their CUDA defaults (`small` at 1024 px, bf16) and the host's batch preparation rate, and writes
+# logs and JSON into $OUT (or ./gpu-results). Copy the figures into docs/benchmarks.md with the GPU and the date.
 set -uo pipefail
 out=${OUT:-gpu-results}
 mkdir -p "$out"
@@ -42,4 +42,5 @@ bench bench-eval eval
 bench bench-eval-fp32 eval --precision fp32 --images 64
 bench bench-train train
 bench bench-train-fp32 train --precision fp32 --strategies B --no-cache
+bench bench-data data
 exit "$failed"

@@ -7,12 +7,14 @@
  *   npm run bench -- train [--config test] [--device cpu] [--precision fp32] [--size 256]
  *                          [--batch-size 4] [--warmup-steps 2] [--steps 5] [--strategies A,B,C]
  *                          [--no-cache]
+ *   npm run bench -- data [--size 640x360] [--images 64] [--batch-size 8]
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { MODEL_CONFIGS, type ModelConfig } from '../model/export.js';
 import type { Device } from '../torch-module.js';
-import { parsePositiveInteger, parsePrecision, PRECISION_HELP } from '../cli/options.js';
+import { parsePositiveInteger, parsePrecision, parseSize, PRECISION_HELP } from '../cli/options.js';
 import type { Precision } from '../model/load.js';
+import { runDataBenchmark } from './data.js';
 import { runEvalBenchmark } from './eval.js';
 import { runTrainBenchmark, TRAIN_BENCH_STRATEGIES } from './train.js';
 
@@ -103,6 +105,23 @@ program
       cache: boolean;
     }) => {
       console.log(JSON.stringify(await runTrainBenchmark(options), null, 2));
+    },
+  );
+
+program
+  .command('data')
+  .description('training batch preparation on the host (images/s), with and without augmentation')
+  .option('--size <WxH>', 'synthetic image size (default: 640x360, Crack500)', parseSize)
+  .option('--images <n>', 'training images (default: 64)', parsePositiveInteger)
+  .option('--batch-size <n>', 'images per micro-batch (default: 8)', parsePositiveInteger)
+  .action(
+    async (options: {
+      size?: { width: number; height: number };
+      images?: number;
+      batchSize?: number;
+    }) => {
+      const { size, ...rest } = options;
+      console.log(JSON.stringify(await runDataBenchmark({ ...size, ...rest }), null, 2));
     },
   );
 

@@ -41,7 +41,7 @@ export async function decodeMask(bytes: Uint8Array): Promise<BinaryMask> {
   // Copied so the 16-bit view is aligned whatever the Buffer's offset.
   const grey = wide ? new Uint16Array(new Uint8Array(data).buffer) : new Uint8Array(data);
   let max = 0;
-  for (const value of grey) if (value > max) max = value;
+  for (let i = 0; i < grey.length; i++) if (grey[i]! > max) max = grey[i]!;
   const threshold = max === 1 ? 0 : wide ? 32767 : 127;
   const mask = new Uint8Array(grey.length);
   for (let i = 0; i < grey.length; i++) mask[i] = (grey[i] ?? 0) > threshold ? 1 : 0;
