@@ -392,7 +392,8 @@ t.test('abort stops after the batch in progress with valid, complete files', asy
     ...base,
     prompts: parsePromptConfigs('bbox,points:1'),
     outputDir,
-    batchSize: 2,
+    // One image a batch: the abort (at the first progress) lands with two batches started.
+    batchSize: 1,
     numVis: 1,
     signal: controller.signal,
     onProgress: () => controller.abort(),

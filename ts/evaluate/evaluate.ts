@@ -105,7 +105,10 @@ export interface EvaluateOptions {
   /** Skeleton matching radius (default {@link DEFAULT_TOLERANCE_RADIUS}). */
   toleranceRadius?: number;
   onProgress?: (progress: EvaluationProgress) => void;
-  /** Stops after the batch in progress; everything finished is written and finalised. */
+  /**
+   * Stops taking batches; those started (on the device, being scored) are finished, and
+   * everything is written and finalised.
+   */
   signal?: AbortSignal;
 }
 
@@ -255,15 +258,16 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     const workers = options.workers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
     pool = new MetricsPool(skip.evaluation ? 0 : workers);
     const scoring = pool;
-    for await (const batch of sameSizeBatches(dataset, batchSize, (s) => s.image)) {
-      recordSkips();
-      if (options.signal?.aborted || failure) break;
+    // One batch is on the device while the previous one's results are handed to scoring, so
+    // the device does not wait for the JS thread between batches.
+    let previousResolved = performance.now();
+    const launch = (batch: Sample[]) => {
       const prompts = runs.map((run) =>
         batch.map((sample) => buildPrompts(sample.mask, run.config, { seed, key: sample.id })),
       );
-      const deviceStarted = performance.now();
+      const launched = performance.now();
       const predictions = skip.inference
-        ? await Promise.all(
+        ? Promise.all(
             runs.map((run) =>
               savedPredictions(run, batch, {
                 skipBad: options.skipBad ?? false,
@@ -272,16 +276,24 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
               }),
             ),
           )
-        : await predictBatch(
+        : predictBatch(
             model!,
             batch.map((sample) => sample.image),
             prompts,
             { probabilities: true },
           );
-      const batchMsPerImage = skip.inference
-        ? 0
-        : (performance.now() - deviceStarted) / batch.length;
-
+      // The device time of a batch: from when the device could start it to its results.
+      const timed = predictions.then((sets) => {
+        const resolved = performance.now();
+        const ms = resolved - Math.max(launched, previousResolved);
+        previousResolved = resolved;
+        return { sets, batchMsPerImage: skip.inference ? 0 : ms / batch.length };
+      });
+      timed.catch(() => undefined); // awaited in hand(); never unhandled meanwhile
+      return { batch, prompts, timed };
+    };
+    const hand = async ({ batch, prompts, timed }: ReturnType<typeof launch>) => {
+      const { sets: predictions, batchMsPerImage } = await timed;
       // An image counts as done when some config has its prediction; else as skipped.
       const missing = batch.filter((_, i) => predictions.every((set) => set[i] === null)).length;
       const written = Promise.all(
@@ -302,6 +314,22 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       pending.add(written);
       void written.finally(() => pending.delete(written));
       while (pending.size >= MAX_PENDING_BATCHES) await Promise.race(pending);
+    };
+    let onDevice: ReturnType<typeof launch> | null = null;
+    try {
+      for await (const batch of sameSizeBatches(dataset, batchSize, (s) => s.image)) {
+        recordSkips();
+        if (options.signal?.aborted || failure) break;
+        const next = launch(batch);
+        const previous = onDevice;
+        onDevice = next;
+        if (previous) await hand(previous);
+      }
+    } finally {
+      // The batch on the device is finished and written whatever ended the loop.
+      const last = onDevice;
+      onDevice = null;
+      if (last) await hand(last).catch((error: unknown) => void (failure ??= { error }));
     }
     recordSkips();
   } catch (error) {
