@@ -100,7 +100,7 @@ export interface EvaluateOptions {
   skipBad?: boolean;
   /** Seeds the random point prompts, per image (default {@link DEFAULT_SEED}). */
   seed?: number;
-  /** Worker threads scoring images (default: cores − 1, 1 to 4); 0 scores on the JS thread. */
+  /** Worker threads scoring images (default: cores − 2, at least 1); 0 scores on the JS thread. */
   workers?: number;
   /** Skeleton matching radius (default {@link DEFAULT_TOLERANCE_RADIUS}). */
   toleranceRadius?: number;
@@ -255,7 +255,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       skipBad: options.skipBad ?? false,
       concurrency: Math.max(4, 2 * batchSize),
     });
-    const workers = options.workers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
+    // Every core but one for the JS thread and one for decoding: at 1024² a config's scoring
+    // costs ~18 ms per image, the most CPU of a GPU run.
+    const workers = options.workers ?? Math.max(1, availableParallelism() - 2);
     pool = new MetricsPool(skip.evaluation ? 0 : workers);
     const scoring = pool;
     // One batch is on the device while the previous one's results are handed to scoring, so

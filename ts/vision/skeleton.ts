@@ -35,35 +35,47 @@ export function zhangSuenSkeleton(mask: BinaryMask): BinaryMask {
   // A one-pixel border of background spares every bounds check below.
   const stride = width + 2;
   const current = new Uint8Array(stride * (height + 2));
+  // Only foreground pixels can be removed: each sub-iteration visits those still set, so thin
+  // cracks cost their own size, not the image's, per sub-iteration.
+  let foreground = new Int32Array(width * height);
+  let count = 0;
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++)
-      current[(y + 1) * stride + x + 1] = mask.data[y * width + x] ? 1 : 0;
+    for (let x = 0; x < width; x++) {
+      if (!mask.data[y * width + x]) continue;
+      const i = (y + 1) * stride + x + 1;
+      current[i] = 1;
+      foreground[count++] = i;
+    }
   }
-  const next = current.slice();
+  foreground = foreground.subarray(0, count);
+  const removable = new Int32Array(count);
   const at = (i: number) => current[i] as number;
   let removed = true;
   while (removed) {
     removed = false;
     for (const pass of [1, 2]) {
-      for (let y = 1; y <= height; y++) {
-        for (let i = y * stride + 1, end = i + width; i < end; i++) {
-          if (!current[i]) continue;
-          const code =
-            at(i - stride - 1) |
-            (at(i - stride) << 1) |
-            (at(i - stride + 1) << 2) |
-            (at(i + 1) << 3) |
-            (at(i + stride + 1) << 4) |
-            (at(i + stride) << 5) |
-            (at(i + stride - 1) << 6) |
-            (at(i - 1) << 7);
-          if ((REMOVABLE[code] as number) & pass) {
-            next[i] = 0;
-            removed = true;
-          }
-        }
+      // Decided on the image as it stood, then applied at once (the parallel scheme).
+      let found = 0;
+      for (let k = 0; k < count; k++) {
+        const i = foreground[k]!;
+        const code =
+          at(i - stride - 1) |
+          (at(i - stride) << 1) |
+          (at(i - stride + 1) << 2) |
+          (at(i + 1) << 3) |
+          (at(i + stride + 1) << 4) |
+          (at(i + stride) << 5) |
+          (at(i + stride - 1) << 6) |
+          (at(i - 1) << 7);
+        if ((REMOVABLE[code] as number) & pass) removable[found++] = i;
       }
-      current.set(next);
+      if (found === 0) continue;
+      removed = true;
+      for (let k = 0; k < found; k++) current[removable[k]!] = 0;
+      let kept = 0;
+      for (let k = 0; k < count; k++)
+        if (current[foreground[k]!]) foreground[kept++] = foreground[k]!;
+      count = kept;
     }
   }
   const data = new Uint8Array(width * height);
