@@ -277,19 +277,28 @@ function combineGroups(
   return images.map(({ width, height }, b) => {
     const plane = width * height;
     const count = prompts[b]!.boxes.length + prompts[b]!.points.length;
-    const mask = new Uint8Array(plane);
-    const probabilities = options.probabilities ? new Float32Array(plane) : undefined;
+    let mask: Uint8Array | undefined;
+    let probabilities: Float32Array | undefined;
     const iouScores = new Array<number>(count).fill(Number.NaN);
     const logits: LowResLogits[] = new Array<LowResLogits>(count);
     groups.forEach((group, g) => {
       const output = outputs[g]!;
       const index = group.tensors.imageIndex.data;
       if (!index.includes(BigInt(b))) return;
-      const masks = output.masks.data.subarray(b * plane, (b + 1) * plane);
-      for (let i = 0; i < plane; i++) mask[i] = mask[i]! | masks[i]!;
-      if (probabilities && output.probabilities) {
-        const p = output.probabilities.data.subarray(b * plane, (b + 1) * plane);
-        for (let i = 0; i < plane; i++) if (p[i]! > probabilities[i]!) probabilities[i] = p[i]!;
+      const [from, to] = [b * plane, (b + 1) * plane];
+      // The first group is copied (one memcpy); later ones (other point counts) are merged in.
+      if (!mask) {
+        mask = output.masks.data.slice(from, to);
+      } else {
+        const masks = output.masks.data.subarray(from, to);
+        for (let i = 0; i < plane; i++) mask[i] = mask[i]! | masks[i]!;
+      }
+      if (options.probabilities && output.probabilities) {
+        const p = output.probabilities.data;
+        if (!probabilities) probabilities = p.slice(from, to);
+        else
+          for (let i = 0; i < plane; i++)
+            if (p[from + i]! > probabilities[i]!) probabilities[i] = p[from + i]!;
       }
       index.forEach((image, n) => {
         if (Number(image) !== b) return;
@@ -307,8 +316,12 @@ function combineGroups(
         }
       });
     });
-    const prediction: ImagePrediction = { mask: { width, height, data: mask }, iouScores };
-    if (probabilities) prediction.probabilities = { width, height, data: probabilities };
+    const prediction: ImagePrediction = {
+      mask: { width, height, data: mask ?? new Uint8Array(plane) },
+      iouScores,
+    };
+    if (options.probabilities)
+      prediction.probabilities = { width, height, data: probabilities ?? new Float32Array(plane) };
     if (options.lowResLogits) prediction.lowResLogits = logits;
     return prediction;
   });

@@ -100,7 +100,7 @@ export interface EvaluateOptions {
   skipBad?: boolean;
   /** Seeds the random point prompts, per image (default {@link DEFAULT_SEED}). */
   seed?: number;
-  /** Worker threads scoring images (default: cores − 2, at least 1); 0 scores on the JS thread. */
+  /** Worker threads scoring images (default: cores − 1, at least 1); 0 scores on the JS thread. */
   workers?: number;
   /** Skeleton matching radius (default {@link DEFAULT_TOLERANCE_RADIUS}). */
   toleranceRadius?: number;
@@ -255,9 +255,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       skipBad: options.skipBad ?? false,
       concurrency: Math.max(4, 2 * batchSize),
     });
-    // Every core but one for the JS thread and one for decoding: at 1024² a config's scoring
-    // costs ~18 ms per image, the most CPU of a GPU run.
-    const workers = options.workers ?? Math.max(1, availableParallelism() - 2);
+    // Every core but the JS thread's: scoring and PNG encoding are the most CPU of a GPU run.
+    const workers = options.workers ?? Math.max(1, availableParallelism() - 1);
     pool = new MetricsPool(skip.evaluation ? 0 : workers);
     const scoring = pool;
     // One batch is on the device while the previous one's results are handed to scoring, so
@@ -452,11 +451,12 @@ function writeBatch(
       groundTruth: sample.mask,
       probabilities: prediction.probabilities,
       toleranceRadius: context.toleranceRadius,
+      probabilityPng: SAVED_PROBABILITY_BITS,
     });
     // A rejection is handled by the chain, which awaits it in turn.
     scored.catch(() => undefined);
     run.chain = run.chain.then(async () => {
-      const { evaluation, prediction: mask, probabilities } = await scored;
+      const { evaluation, prediction: mask, probabilities, encoded } = await scored;
       await writer.add({
         imageId: sample.id,
         imagePath: sample.imagePath,
@@ -467,6 +467,7 @@ function writeBatch(
         groundTruth: sample.mask,
         image: sample.image,
         evaluation,
+        encoded,
         ...(probabilities ? { probabilities } : {}),
       });
     });

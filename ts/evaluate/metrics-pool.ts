@@ -1,11 +1,18 @@
 /**
- * A small pool of worker threads running `evaluateImage` (skeletons, tolerant matching, the
- * threshold sweep: the CPU-heavy part of scoring), so the JS thread stays free to feed the
- * device and write files. With 0 workers, images are scored on the calling thread.
+ * A pool of worker threads running `evaluateImage` (skeletons, tolerant matching, the threshold
+ * sweep: the CPU-heavy part of scoring) and preparing the prediction's PNG files, so the JS thread
+ * stays free to feed the device and write files. With 0 workers, images are scored on the calling
+ * thread.
  */
 import { Worker } from 'node:worker_threads';
 import type { BinaryMask, ProbabilityMap } from '../image.js';
 import { evaluateImage, type ImageEvaluation } from '../metrics/image.js';
+import {
+  encodeMaskPng,
+  encodeProbabilityPng,
+  type ProbabilityBitDepth,
+} from '../report/predictions.js';
+import type { EncodedPredictions } from '../report/writer.js';
 
 /** What a worker receives. */
 export interface ScoreRequest {
@@ -14,29 +21,46 @@ export interface ScoreRequest {
   groundTruth: BinaryMask;
   probabilities: ProbabilityMap | undefined;
   toleranceRadius: number;
+  /** Also encode the probability map as a PNG of this depth (false: not saved). */
+  probabilityPng: ProbabilityBitDepth | false;
 }
 
-/** What a worker answers: the evaluation and the (transferred back) inputs, or an error. */
-export type ScoreReply =
-  | {
-      id: number;
-      evaluation: ImageEvaluation;
-      prediction: BinaryMask;
-      probabilities: ProbabilityMap | undefined;
-    }
-  | { id: number; error: string };
+/** What a worker answers: the scored image, or an error. */
+export type ScoreReply = ({ id: number } & Scored) | { id: number; error: string };
 
 /**
- * A scored image, with the prediction and probability map handed back: the ones given to
- * {@link MetricsPool.score} were transferred away and must not be used any more.
+ * A scored image, with the prediction and probability map handed back (the ones given to
+ * {@link MetricsPool.score} were transferred away and must not be used any more) and the
+ * prediction's PNG files.
  */
 export interface Scored {
   evaluation: ImageEvaluation;
   prediction: BinaryMask;
   probabilities: ProbabilityMap | undefined;
+  encoded: EncodedPredictions;
 }
 
 type Input = Omit<ScoreRequest, 'id'>;
+
+/** Scores one image and encodes its PNGs: what a worker does, and the pool without workers. */
+export async function scoreImage(input: Input): Promise<Scored> {
+  const { prediction, groundTruth, probabilities, toleranceRadius, probabilityPng } = input;
+  const evaluation = evaluateImage(prediction, groundTruth, {
+    toleranceRadius,
+    ...(probabilities ? { probabilities } : {}),
+  });
+  // Copied out of sharp's Buffers, so that they own their memory and can be transferred.
+  const [mask, probabilityBytes] = await Promise.all([
+    encodeMaskPng(prediction).then((png) => new Uint8Array(png)),
+    probabilityPng && probabilities
+      ? encodeProbabilityPng(probabilities, probabilityPng).then((png) => new Uint8Array(png))
+      : undefined,
+  ]);
+  const encoded: EncodedPredictions = probabilityBytes
+    ? { mask, probabilities: probabilityBytes }
+    : { mask };
+  return { evaluation, prediction, probabilities, encoded };
+}
 
 // Under the test runner this module is TypeScript, and so is its worker.
 const workerUrl = new URL(
@@ -68,16 +92,7 @@ export class MetricsPool {
    */
   score(input: Input): Promise<Scored> {
     if (this.closed) return Promise.reject(new Error('metrics pool is closed'));
-    if (this.workers === 0) {
-      return Promise.resolve().then(() => ({
-        prediction: input.prediction,
-        probabilities: input.probabilities,
-        evaluation: evaluateImage(input.prediction, input.groundTruth, {
-          toleranceRadius: input.toleranceRadius,
-          ...(input.probabilities ? { probabilities: input.probabilities } : {}),
-        }),
-      }));
-    }
+    if (this.workers === 0) return scoreImage(input);
     const id = this.nextId++;
     return new Promise<Scored>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -129,11 +144,17 @@ export class MetricsPool {
   }
 }
 
-/** The buffers of a prediction and its probability map, to transfer. */
-export function transferables(masks: Pick<Scored, 'prediction' | 'probabilities'>): ArrayBuffer[] {
-  return [masks.prediction, masks.probabilities].flatMap((m) =>
-    m ? [m.data.buffer as ArrayBuffer] : [],
-  );
+/** The buffers of a prediction, its probability map and their PNGs, to transfer. */
+export function transferables(
+  scored: Pick<Scored, 'prediction' | 'probabilities'> & Partial<Pick<Scored, 'encoded'>>,
+): ArrayBuffer[] {
+  const arrays = [
+    scored.prediction.data,
+    scored.probabilities?.data,
+    scored.encoded?.mask,
+    scored.encoded?.probabilities,
+  ];
+  return arrays.flatMap((a) => (a ? [a.buffer as ArrayBuffer] : []));
 }
 
 /** The prediction and probability map with buffers of their own (copied if views). */

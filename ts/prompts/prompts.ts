@@ -149,6 +149,15 @@ function sampleBackground(mask: BinaryMask, count: number, rng: Random): number[
   return picked;
 }
 
+/** Each mask's components, while the mask lives: the prompt configs of a run share them. */
+const componentsCache = new WeakMap<BinaryMask, ReturnType<typeof connectedComponents>>();
+
+function componentsOf(mask: BinaryMask) {
+  let components = componentsCache.get(mask);
+  if (!components) componentsCache.set(mask, (components = connectedComponents(mask)));
+  return components;
+}
+
 /** The prompts for `mask` under `config`; deterministic for (seed, key). */
 export function buildPrompts(
   mask: BinaryMask,
@@ -156,7 +165,7 @@ export function buildPrompts(
   options: PromptOptions,
 ): PromptSet {
   const { width, height } = mask;
-  const components = connectedComponents(mask);
+  const components = componentsOf(mask);
   const kept = componentsAtLeast(components, options.minArea ?? DEFAULT_MIN_AREA);
   if (config.kind === 'bbox') {
     return {
@@ -170,17 +179,20 @@ export function buildPrompts(
   const groupOf = new Int32Array(components.stats.length + 1).fill(-1);
   kept.forEach((s, rank) => (groupOf[s.label] = config.perComponent ? rank : 0));
   const groupCount = config.perComponent ? kept.length : 1;
-  const group = (i: number) => groupOf[components.labels[i]!]!;
+  const labels = components.labels;
+  const group = (i: number) => groupOf[labels[i]!]!;
   // Each group's pixels in raster order, or, for skeleton placement, its skeleton pixels.
   const skeleton = config.placement === 'skeleton' ? zhangSuenSkeleton(mask).data : undefined;
-  const collect = (select: (i: number) => boolean): Int32Array[] => {
+  const collect = (within?: Uint8Array): Int32Array[] => {
     const lists: number[][] = Array.from({ length: groupCount }, () => []);
-    for (let i = 0; i < mask.data.length; i++)
-      if (select(i) && group(i) >= 0) lists[group(i)]!.push(i);
+    for (let i = 0; i < labels.length; i++) {
+      const g = groupOf[labels[i]!]!; // labels are 0 (group -1) off the foreground
+      if (g >= 0 && (!within || within[i])) lists[g]!.push(i);
+    }
     return lists.map((l) => Int32Array.from(l));
   };
-  const pixels = collect((i) => mask.data[i] !== 0);
-  const skeletonPixels = skeleton ? collect((i) => skeleton[i] !== 0) : undefined;
+  const pixels = collect();
+  const skeletonPixels = skeleton ? collect(skeleton) : undefined;
 
   const rng = createRandom(deriveSeed(options.seed, options.key ?? ''));
   const toPoint = (i: number): Point => [i % width, Math.floor(i / width)];

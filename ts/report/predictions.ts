@@ -98,6 +98,14 @@ export async function writeProbabilityPng(
   map: ProbabilityMap,
   bitDepth: ProbabilityBitDepth = 16,
 ): Promise<void> {
+  await writeFileAtomic(path, await encodeProbabilityPng(map, bitDepth));
+}
+
+/** A probability map as an 8- or 16-bit greyscale PNG (p clamped to [0, 1], scaled, rounded). */
+export async function encodeProbabilityPng(
+  map: ProbabilityMap,
+  bitDepth: ProbabilityBitDepth = 16,
+): Promise<Buffer> {
   const scale = bitDepth === 16 ? 65535 : 255;
   const pixels =
     bitDepth === 16 ? new Uint16Array(map.data.length) : new Uint8Array(map.data.length);
@@ -107,11 +115,10 @@ export async function writeProbabilityPng(
     pixels[i] = Math.round((p >= 1 ? 1 : p > 0 ? p : 0) * scale);
   }
   // sharp takes the sample depth from the typed array: Uint16Array → 16-bit.
-  const png = await sharp(pixels, { raw: { width: map.width, height: map.height, channels: 1 } })
+  return sharp(pixels, { raw: { width: map.width, height: map.height, channels: 1 } })
     .toColourspace(bitDepth === 16 ? 'grey16' : 'b-w')
     .png()
     .toBuffer();
-  await writeFileAtomic(path, png);
 }
 
 /** Reads a probability map PNG written by {@link writeProbabilityPng} (8- or 16-bit). */

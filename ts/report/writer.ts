@@ -70,6 +70,14 @@ export interface ImageResult {
   probabilities?: ProbabilityMap;
   /** Already computed (e.g. in a worker thread); computed here when absent. */
   evaluation?: ImageEvaluation;
+  /** The prediction (and probability) PNGs, already encoded (e.g. in a worker thread). */
+  encoded?: EncodedPredictions;
+}
+
+/** A prediction's PNG files as {@link encodeMaskPng} and {@link encodeProbabilityPng} make them. */
+export interface EncodedPredictions {
+  mask: Uint8Array;
+  probabilities?: Uint8Array;
 }
 
 export interface ReportWriterOptions {
@@ -185,16 +193,17 @@ export class ReportWriter {
       });
     const title = figureTitle(result.imageId, this.promptConfig, result.promptCount);
 
+    const { encoded } = result;
+    const maskPath = predictionPath(this.configDir, result.imageId);
     const files: Array<Promise<void>> = [
-      writeMaskPng(predictionPath(this.configDir, result.imageId), result.prediction),
+      encoded ? writeFileAtomic(maskPath, encoded.mask) : writeMaskPng(maskPath, result.prediction),
     ];
     if (this.options.saveProbabilities && result.probabilities) {
+      const path = probabilityPath(this.configDir, result.imageId);
       files.push(
-        writeProbabilityPng(
-          probabilityPath(this.configDir, result.imageId),
-          result.probabilities,
-          this.options.saveProbabilities,
-        ),
+        encoded?.probabilities
+          ? writeFileAtomic(path, encoded.probabilities)
+          : writeProbabilityPng(path, result.probabilities, this.options.saveProbabilities),
       );
     }
     if (this.options.visualizations === 'all') {
