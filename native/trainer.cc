@@ -426,6 +426,26 @@ std::unique_ptr<torch::optim::AdamW> MakeOptimizer(const TrainingState& state) {
                                                    .weight_decay(o.weightDecay));
 }
 
+// Runs `work` on the libuv pool in the trainer's call order, holding its state (refused once
+// disposed); `finish` makes the JS value.
+template <typename Result>
+Napi::Value InTurn(Napi::Env env, const std::shared_ptr<TrainingState>& state,
+                   std::function<Result(TrainingState&)> work,
+                   typename AsyncJob<Result>::Finish finish) {
+  int64_t ticket = state->ticketsIssued++;
+  return AsyncJob<Result>::Start(
+      env,
+      [state, ticket, work = std::move(work)]() {
+        Turn turn(*state, ticket);
+        std::lock_guard<std::mutex> lock(state->mutex);
+        if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
+        return work(*state);
+      },
+      std::move(finish));
+}
+
+Napi::Value Undefined(Napi::Env env, bool&) { return env.Undefined(); }
+
 }  // namespace
 
 void TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
@@ -529,20 +549,15 @@ Napi::Value TrainerWrap::CachedImages(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TrainerWrap::Weights(const Napi::CallbackInfo& info) {
-  auto state = State(info.Env());
-  int64_t ticket = state->ticketsIssued++;
   using Named = std::vector<std::pair<std::string, torch::Tensor>>;
-  return AsyncJob<Named>::Start(
-      info.Env(),
-      [state, ticket]() {
-        Turn turn(*state, ticket);
-        std::lock_guard<std::mutex> lock(state->mutex);
-        if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
+  return InTurn<Named>(
+      info.Env(), State(info.Env()),
+      [](TrainingState& state) {
         std::vector<torch::Tensor> masters;
-        for (const auto& master : state->masters) masters.push_back(master.detach().clone());
+        for (const auto& master : state.masters) masters.push_back(master.detach().clone());
         std::vector<torch::Tensor> host = Download(masters);
         Named named;
-        for (size_t i = 0; i < host.size(); ++i) named.emplace_back(state->names[i], host[i]);
+        for (size_t i = 0; i < host.size(); ++i) named.emplace_back(state.names[i], host[i]);
         return named;
       },
       [](Napi::Env env, Named& named) -> Napi::Value {
@@ -554,39 +569,29 @@ Napi::Value TrainerWrap::Weights(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
   std::string path = StringArg(info, 0, "path");
-  auto state = State(info.Env());
-  int64_t ticket = state->ticketsIssued++;
-  return AsyncJob<bool>::Start(
-      info.Env(),
-      [state, path, ticket]() {
-        Turn turn(*state, ticket);
-        std::lock_guard<std::mutex> lock(state->mutex);
-        if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
+  return InTurn<bool>(
+      info.Env(), State(info.Env()),
+      [path](TrainingState& state) {
         torch::serialize::OutputArchive archive;
-        state->optimizer->save(archive);
-        archive.write("micro_steps", torch::tensor(state->microSteps));
-        archive.write("optimizer_steps", torch::tensor(state->optimizerSteps.load()));
+        state.optimizer->save(archive);
+        archive.write("micro_steps", torch::tensor(state.microSteps));
+        archive.write("optimizer_steps", torch::tensor(state.optimizerSteps.load()));
         std::string temp = path + ".tmp";  // then renamed: a crash never leaves half a file
         archive.save_to(temp);
         if (std::rename(temp.c_str(), path.c_str()) != 0)
           throw std::runtime_error("cannot write '" + path + "'");
         return true;
       },
-      [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+      Undefined);
 }
 
 Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
   std::string path = StringArg(info, 0, "path");
-  auto state = State(info.Env());
-  int64_t ticket = state->ticketsIssued++;
-  return AsyncJob<bool>::Start(
-      info.Env(),
-      [state, path, ticket]() {
-        Turn turn(*state, ticket);
-        std::lock_guard<std::mutex> lock(state->mutex);
-        if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
+  return InTurn<bool>(
+      info.Env(), State(info.Env()),
+      [path](TrainingState& state) {
         // Everything is read into fresh objects first: a bad file leaves the trainer as it was.
-        auto optimizer = MakeOptimizer(*state);
+        auto optimizer = MakeOptimizer(state);
         torch::Tensor micro, steps;
         try {
           torch::serialize::InputArchive archive;
@@ -598,12 +603,12 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
           throw std::runtime_error("cannot load trainer state '" + path +
                                    "': " + e.what_without_backtrace());
         }
-        state->optimizer = std::move(optimizer);
-        state->microSteps = micro.item<int64_t>();
-        state->optimizerSteps = steps.item<int64_t>();
+        state.optimizer = std::move(optimizer);
+        state.microSteps = micro.item<int64_t>();
+        state.optimizerSteps = steps.item<int64_t>();
         return true;
       },
-      [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+      Undefined);
 }
 
 Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo& info) {
