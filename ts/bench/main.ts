@@ -25,21 +25,32 @@ function modelConfig(value: string): ModelConfig {
   return value as ModelConfig;
 }
 
+/** The options of the benchmarks that export and run a model: which model, where, how, how big. */
+function modelOptions(command: Command): Command {
+  return command
+    .option('--config <name>', 'model config (default: small on CUDA, test on CPU)', modelConfig)
+    .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
+    .option('--precision <p>', PRECISION_HELP, parsePrecision)
+    .option(
+      '--size <px>',
+      'synthetic image side (default: the model input size)',
+      parsePositiveInteger,
+    );
+}
+
 const program = new Command('bench').description('crackseg benchmarks; each prints JSON');
 
-program
-  .command('eval')
-  .description('evaluation throughput: end to end, model only, encoder only (images/s)')
-  .option('--config <name>', 'model config (default: small on CUDA, test on CPU)', modelConfig)
-  .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
-  .option('--precision <p>', PRECISION_HELP, parsePrecision)
+modelOptions(
+  program
+    .command('eval')
+    .description('evaluation throughput: end to end, model only, encoder only (images/s)'),
+)
+  .option('--images <n>', 'synthetic images (default: 8 batches)', parsePositiveInteger)
   .option(
-    '--size <px>',
-    'synthetic image side (default: the model input size)',
+    '--batch-size <n>',
+    'images per device batch (default: 4 on the CPU, 32 on CUDA)',
     parsePositiveInteger,
   )
-  .option('--images <n>', 'synthetic images (default: 8 batches)', parsePositiveInteger)
-  .option('--batch-size <n>', 'images per device batch', parsePositiveInteger)
   .option('--repeats <n>', 'timed repetitions of model-only passes', parsePositiveInteger)
   .action(
     async (options: {
@@ -65,20 +76,14 @@ function strategies(value: string): BenchStrategy[] {
   return list as BenchStrategy[];
 }
 
-program
-  .command('train')
-  .description(
-    'training throughput (images/s, steady state) and peak memory per LoRA strategy, and the ' +
-      'strategy-A embedding cache on vs off',
-  )
-  .option('--config <name>', 'model config (default: small on CUDA, test on CPU)', modelConfig)
-  .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
-  .option('--precision <p>', PRECISION_HELP, parsePrecision)
-  .option(
-    '--size <px>',
-    'synthetic image side (default: the model input size)',
-    parsePositiveInteger,
-  )
+modelOptions(
+  program
+    .command('train')
+    .description(
+      'training throughput (images/s, steady state) and peak memory per LoRA strategy, and the ' +
+        'strategy-A embedding cache on vs off',
+    ),
+)
   .option(
     '--batch-size <n>',
     'images per step (default: 8 on CUDA, 4 on CPU)',
