@@ -6,6 +6,9 @@ import { exportModel } from '../ts/model/export.js';
 import { loadModel } from '../ts/model/load.js';
 import { synthesizeDataset } from '../ts/synth/synthesize.js';
 import { readSafetensors } from '../ts/train/safetensors.js';
+import { evaluate } from '../ts/evaluate/evaluate.js';
+import { TRAINING_BOX_PROMPT } from '../ts/train/box-prompt.js';
+import { validate } from '../ts/train/validate.js';
 import { train, TRAINING_FILES, type TrainOptions, type TrainProgress } from '../ts/train/train.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-train-'));
@@ -150,6 +153,38 @@ t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
     [...trainedModel.module.getParameter(name).data],
     [...untrained.module.getParameter(name).data],
   );
+});
+
+t.test("validation's means are evaluation's bbox means", async (t) => {
+  const loaded = await loadModel({ path: model.out, device: 'cpu' });
+  t.teardown(() => loaded.module.dispose());
+  const batches: number[] = [];
+  // 3 images in batches of 2: one batch is scored while the next is on the device.
+  const val = await validate({
+    model: loaded,
+    dataRoot,
+    listFile: 'val.txt',
+    batchSize: 2,
+    onBatch: (done) => batches.push(done),
+  });
+  t.same(batches, [2, 3]);
+  const evaluation = await evaluate({
+    model: loaded,
+    dataRoot,
+    listFile: 'val.txt',
+    prompts: [TRAINING_BOX_PROMPT],
+    outputDir: out('val-evaluation'),
+    numVis: 0,
+    batchSize: 2,
+  });
+  const { metrics } = evaluation.configs[0]!.summary!;
+  t.ok(metrics.iou.min! < metrics.iou.max!, 'the images score differently');
+  t.same(val, {
+    iou: metrics.iou.mean,
+    dice: metrics.dice.mean,
+    f1: metrics.f1.mean,
+    images: 3,
+  });
 });
 
 t.test('abort saves last and resolves; resume continues to the same weights', async (t) => {

@@ -47,36 +47,51 @@ export function fMeasure(precision: number, recall: number): number {
   return sum === 0 ? 0 : (2 * precision * recall) / sum;
 }
 
+/** The mask metrics that need only the pixel confusion (no skeletons). */
+export type PixelMetricKey = Exclude<MaskMetricKey, 'skeletonIou' | 'clDice'>;
+
+/** True when neither prediction nor ground truth has a crack pixel (see {@link ratio}). */
+function bothEmpty({ truePositives: tp, falsePositives: fp, falseNegatives: fn }: ConfusionCounts) {
+  return tp + fp === 0 && tp + fn === 0;
+}
+
+/** The pixel metrics from confusion counts (of one image, or summed over images). */
+export function pixelMetricsFromCounts(confusion: ConfusionCounts): Record<PixelMetricKey, number> {
+  const { truePositives: tp, falsePositives: fp, falseNegatives: fn } = confusion;
+  const empty = bothEmpty(confusion);
+  const precision = ratio(tp, tp + fp, empty);
+  const recall = ratio(tp, tp + fn, empty);
+  return {
+    iou: ratio(tp, tp + fp + fn, empty),
+    dice: ratio(2 * tp, 2 * tp + fp + fn, empty),
+    precision,
+    recall,
+    f1: fMeasure(precision, recall),
+  };
+}
+
 /** Every mask metric from confusion and skeleton counts (of one image, or summed over images). */
 export function maskMetricsFromCounts(
   confusion: ConfusionCounts,
   skeleton: SkeletonCounts,
 ): Record<MaskMetricKey, number> {
-  const { truePositives: tp, falsePositives: fp, falseNegatives: fn } = confusion;
-  const bothEmpty = tp + fp === 0 && tp + fn === 0;
-  const precision = ratio(tp, tp + fp, bothEmpty);
-  const recall = ratio(tp, tp + fn, bothEmpty);
-
+  const empty = bothEmpty(confusion);
   const matched = skeleton.predictionSkeletonMatched + skeleton.groundTruthSkeletonMatched;
   const skeletonTotal = skeleton.predictionSkeletonPixels + skeleton.groundTruthSkeletonPixels;
   const topologyPrecision = ratio(
     skeleton.predictionSkeletonInGroundTruth,
     skeleton.predictionSkeletonPixels,
-    bothEmpty,
+    empty,
   );
   const topologySensitivity = ratio(
     skeleton.groundTruthSkeletonInPrediction,
     skeleton.groundTruthSkeletonPixels,
-    bothEmpty,
+    empty,
   );
   return {
-    iou: ratio(tp, tp + fp + fn, bothEmpty),
-    dice: ratio(2 * tp, 2 * tp + fp + fn, bothEmpty),
-    precision,
-    recall,
-    f1: fMeasure(precision, recall),
+    ...pixelMetricsFromCounts(confusion),
     // Matched pixels counted from both sides: at radius 0 this is exactly the IoU of the skeletons.
-    skeletonIou: ratio(matched, 2 * skeletonTotal - matched, bothEmpty),
+    skeletonIou: ratio(matched, 2 * skeletonTotal - matched, empty),
     clDice: fMeasure(topologyPrecision, topologySensitivity),
   };
 }

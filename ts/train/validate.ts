@@ -1,13 +1,15 @@
 /**
  * Validation during training: the evaluation's own pieces (box prompts from the ground truth as
- * `bbox` evaluation draws them, `predict`, `evaluateImage`, the metric accumulator), without the
- * report files, so an epoch's validation IoU equals what `crackseg evaluate` reports.
+ * `bbox` evaluation draws them, `predict`, the confusion counts and pixel-metric formulas, the
+ * per-image mean), without the report files and without the skeleton metrics validation does not
+ * report, so an epoch's validation IoU, Dice and F1 equal the means `crackseg evaluate` reports.
  */
-import { readDataset, type Sample } from '../data/dataset.js';
-import { MetricAccumulator } from '../metrics/accumulator.js';
-import { evaluateImage } from '../metrics/image.js';
+import { DEFAULT_CONCURRENCY, readDataset, type Sample } from '../data/dataset.js';
+import { distribution } from '../metrics/accumulator.js';
+import { pixelMetricsFromCounts } from '../metrics/formulas.js';
+import { confusionCounts } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
-import { defaultBatchSize, predict, sameSizeBatches } from '../predict.js';
+import { defaultBatchSize, predict, sameSizeBatches, type ImagePrediction } from '../predict.js';
 import { groundTruthBoxes } from './box-prompt.js';
 
 /** Mean per-image metrics over the validation list. */
@@ -29,34 +31,61 @@ export interface ValidateOptions {
   signal?: AbortSignal;
 }
 
+/** A batch handed to the device, with its predictions to come. */
+interface Launched {
+  batch: Sample[];
+  predictions: Promise<ImagePrediction[]>;
+}
+
 /**
  * Predicts every validation image with its ground-truth boxes and scores it. Null when `signal`
  * aborted it (a partial mean is no epoch's validation).
  */
 export async function validate(options: ValidateOptions): Promise<ValidationMetrics | null> {
   const batchSize = options.batchSize ?? defaultBatchSize(options.model.device);
-  const accumulator = new MetricAccumulator();
-  const score = async (batch: Sample[]) => {
-    const prompts = batch.map((sample) => groundTruthBoxes(sample.mask));
-    const predictions = await predict(
+  const values = { iou: [] as number[], dice: [] as number[], f1: [] as number[] };
+  const launch = (batch: Sample[]): Launched => {
+    const predictions = predict(
       options.model,
-      batch.map((s) => s.image),
-      prompts,
+      batch.map((sample) => sample.image),
+      batch.map((sample) => groundTruthBoxes(sample.mask)),
       { batchSize },
     );
-    predictions.forEach((prediction, i) =>
-      accumulator.add(evaluateImage(prediction.mask, batch[i]!.mask)),
-    );
-    options.onBatch?.(accumulator.count);
+    predictions.catch(() => undefined); // awaited in score(); never unhandled meanwhile
+    return { batch, predictions };
   };
-  const samples = readDataset({ root: options.dataRoot, listFile: options.listFile });
-  // Batches of same-sized images, as evaluation forms them.
-  for await (const batch of sameSizeBatches(samples, batchSize, (sample) => sample.image)) {
-    if (options.signal?.aborted) return null;
-    await score(batch);
+  const score = async ({ batch, predictions }: Launched) => {
+    (await predictions).forEach((prediction, i) => {
+      const metrics = pixelMetricsFromCounts(confusionCounts(prediction.mask, batch[i]!.mask));
+      values.iou.push(metrics.iou);
+      values.dice.push(metrics.dice);
+      values.f1.push(metrics.f1);
+    });
+    options.onBatch?.(values.iou.length);
+  };
+  // Decoded ahead as evaluation does: a batch being predicted while the next is read.
+  const samples = readDataset({
+    root: options.dataRoot,
+    listFile: options.listFile,
+    concurrency: Math.max(DEFAULT_CONCURRENCY, 2 * batchSize),
+  });
+  // One batch on the device while the previous one is scored; the device never waits for it.
+  let onDevice: Launched | null = null;
+  try {
+    for await (const batch of sameSizeBatches(samples, batchSize, (sample) => sample.image)) {
+      if (options.signal?.aborted) break;
+      const previous = onDevice;
+      onDevice = launch(batch);
+      if (previous) await score(previous);
+    }
+    if (onDevice && !options.signal?.aborted) await score(onDevice);
+  } finally {
+    // Training goes on with this model only once nothing of validation runs on it.
+    await onDevice?.predictions.catch(() => undefined);
   }
   if (options.signal?.aborted) return null;
-  const { images, metrics } = accumulator.result();
+  const images = values.iou.length;
   if (images === 0) throw new Error(`validation list '${options.listFile}' has no images`);
-  return { iou: metrics.iou.mean!, dice: metrics.dice.mean!, f1: metrics.f1.mean!, images };
+  const mean = (of: number[]) => distribution(of).mean!;
+  return { iou: mean(values.iou), dice: mean(values.dice), f1: mean(values.f1), images };
 }
