@@ -28,6 +28,27 @@ function strokeMask(width: number, height: number, seed: number): BinaryMask {
   return { width, height, data };
 }
 
+/**
+ * Solid blobs (an ellipse and a rectangle, clipped by the image's edges), the shapes a model with
+ * random weights predicts: many layers peeled off before the skeleton remains.
+ */
+function blobMask(width: number, height: number, seed: number): BinaryMask {
+  const rng = createRandom(seed);
+  const data = new Uint8Array(width * height);
+  const [cx, cy] = [rng.uniform(0, width), rng.uniform(0, height)];
+  const [rx, ry] = [rng.uniform(8, width / 2), rng.uniform(8, height / 2)];
+  const [x0, y0] = [Math.floor(rng.uniform(-10, width)), Math.floor(rng.uniform(-10, height))];
+  const [x1, y1] = [x0 + Math.floor(rng.uniform(5, 40)), y0 + Math.floor(rng.uniform(5, 40))];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const inEllipse = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
+      const inRectangle = x >= x0 && x < x1 && y >= y0 && y < y1;
+      if (inEllipse || inRectangle) data[y * width + x] = 1;
+    }
+  }
+  return { width, height, data };
+}
+
 // The first sub-iteration peels south-east first, so the line ends one row up on the right.
 t.test('a 3-pixel-thick bar thins to a one-pixel line', async (t) => {
   const width = 9;
@@ -56,6 +77,7 @@ t.test('equals skimage.morphology.skeletonize on generated masks', async (t) => 
   const masks: BinaryMask[] = [];
   for (let k = 0; k < 25; k++) masks.push(strokeMask(96, 72, 10 + k));
   for (let k = 0; k < 10; k++) masks.push(randomMask(40 + k, 30, rng.uniform(0.3, 0.8), rng.next));
+  for (let k = 0; k < 10; k++) masks.push(blobMask(120, 90, 100 + k));
   const reference = await runReference<string[]>('skimage_skeleton.py', masks);
   masks.forEach((mask, m) => {
     const expected = Buffer.from(reference[m]!, 'base64');

@@ -34,53 +34,112 @@ export function zhangSuenSkeleton(mask: BinaryMask): BinaryMask {
   const { width, height } = mask;
   // A one-pixel border of background spares every bounds check below.
   const stride = width + 2;
-  const current = new Uint8Array(stride * (height + 2));
-  // Only foreground pixels can be removed: each sub-iteration visits those still set, so thin
-  // cracks cost their own size, not the image's, per sub-iteration.
-  let foreground = new Int32Array(width * height);
-  let count = 0;
+  const image = new Uint8Array(stride * (height + 2));
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (!mask.data[y * width + x]) continue;
-      const i = (y + 1) * stride + x + 1;
-      current[i] = 1;
-      foreground[count++] = i;
+    for (let x = 0; x < width; x++)
+      if (mask.data[y * width + x]) image[(y + 1) * stride + x + 1] = 1;
+  }
+  // Work lists, one per sub-iteration: the pixels whose neighbourhood changed since that
+  // sub-iteration last found them not removable. Removability depends only on the neighbourhood,
+  // so the others need no second look: a solid blob costs its area once, not once per layer, and
+  // the finished parts of a skeleton are not visited again while the rest thins.
+  const work = new WorkLists(image.length);
+  for (let y = 1; y <= height; y++) {
+    for (let i = y * stride + 1; i <= y * stride + width; i++) {
+      // Only a pixel with a background neighbour can be removable (REMOVABLE[255] is 0).
+      if (image[i] && neighbourhood(image, i, stride) !== 255) work.add(i);
     }
   }
-  foreground = foreground.subarray(0, count);
-  const removable = new Int32Array(count);
-  const at = (i: number) => current[i] as number;
-  let removed = true;
-  while (removed) {
-    removed = false;
-    for (const pass of [1, 2]) {
+  const around = [-stride - 1, -stride, -stride + 1, -1, 1, stride - 1, stride, stride + 1];
+  let removable = new Int32Array(0);
+  let removedInIteration = true;
+  while (removedInIteration) {
+    removedInIteration = false;
+    for (const pass of [1, 2] as const) {
+      const list = work.take(pass);
+      if (removable.length < list.length) removable = new Int32Array(list.length);
       // Decided on the image as it stood, then applied at once (the parallel scheme).
       let found = 0;
-      for (let k = 0; k < count; k++) {
-        const i = foreground[k]!;
-        const code =
-          at(i - stride - 1) |
-          (at(i - stride) << 1) |
-          (at(i - stride + 1) << 2) |
-          (at(i + 1) << 3) |
-          (at(i + stride + 1) << 4) |
-          (at(i + stride) << 5) |
-          (at(i + stride - 1) << 6) |
-          (at(i - 1) << 7);
-        if ((REMOVABLE[code] as number) & pass) removable[found++] = i;
+      for (let k = 0; k < list.length; k++) {
+        const i = list[k]!;
+        if (image[i] && (REMOVABLE[neighbourhood(image, i, stride)] as number) & pass) {
+          removable[found++] = i;
+        }
       }
       if (found === 0) continue;
-      removed = true;
-      for (let k = 0; k < found; k++) current[removable[k]!] = 0;
-      let kept = 0;
-      for (let k = 0; k < count; k++)
-        if (current[foreground[k]!]) foreground[kept++] = foreground[k]!;
-      count = kept;
+      removedInIteration = true;
+      for (let k = 0; k < found; k++) image[removable[k]!] = 0;
+      for (let k = 0; k < found; k++) {
+        const i = removable[k]!;
+        for (let n = 0; n < 8; n++) {
+          const j = i + around[n]!;
+          if (image[j]) work.add(j);
+        }
+      }
     }
   }
   const data = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
-    data.set(current.subarray((y + 1) * stride + 1, (y + 1) * stride + 1 + width), y * width);
+    data.set(image.subarray((y + 1) * stride + 1, (y + 1) * stride + 1 + width), y * width);
   }
   return { width, height, data };
+}
+
+/** The 8 neighbours of pixel `i` packed as REMOVABLE's index. */
+function neighbourhood(image: Uint8Array, i: number, stride: number): number {
+  return (
+    (image[i - stride - 1] as number) |
+    ((image[i - stride] as number) << 1) |
+    ((image[i - stride + 1] as number) << 2) |
+    ((image[i + 1] as number) << 3) |
+    ((image[i + stride + 1] as number) << 4) |
+    ((image[i + stride] as number) << 5) |
+    ((image[i + stride - 1] as number) << 6) |
+    ((image[i - 1] as number) << 7)
+  );
+}
+
+/**
+ * The two sub-iterations' work lists: pixel indices, each at most once per list, with membership
+ * as one bit per list in a byte per pixel (one look-up adds a pixel to both).
+ */
+class WorkLists {
+  private readonly lists = [new Int32Array(1024), new Int32Array(1024)];
+  private readonly lengths = [0, 0];
+  private readonly member: Uint8Array;
+
+  constructor(pixels: number) {
+    this.member = new Uint8Array(pixels);
+  }
+
+  /** Puts pixel `i` on both lists (where it is not yet). */
+  add(i: number): void {
+    const bits = this.member[i]!;
+    if (bits === 3) return;
+    this.member[i] = 3;
+    if (!(bits & 1)) this.push(0, i);
+    if (!(bits & 2)) this.push(1, i);
+  }
+
+  /** Empties sub-iteration `pass`'s list and returns what it held. */
+  take(pass: 1 | 2): Int32Array {
+    const list = pass - 1;
+    const items = this.lists[list]!.subarray(0, this.lengths[list]);
+    const clear = ~pass;
+    for (let k = 0; k < items.length; k++) this.member[items[k]!]! &= clear;
+    this.lengths[list] = 0;
+    // The next pushes go to a fresh array, so the items returned stay as they are.
+    this.lists[list] = new Int32Array(Math.max(1024, items.length));
+    return items;
+  }
+
+  private push(list: number, i: number): void {
+    let items = this.lists[list]!;
+    if (this.lengths[list] === items.length) {
+      items = new Int32Array(2 * items.length);
+      items.set(this.lists[list]!);
+      this.lists[list] = items;
+    }
+    items[this.lengths[list]!++] = i;
+  }
 }
