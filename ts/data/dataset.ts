@@ -12,7 +12,7 @@ import { parseListFile, type ListEntry } from './listFile.js';
 /** How many samples are decoded ahead of the consumer unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 4;
 
-export interface DatasetOptions {
+export interface DatasetOptions<S extends Sample = Sample> {
   /** The data root; the list file's paths are relative to it. */
   root: string;
   /** The list file, e.g. `test.txt`; resolved against `root` when relative. Errors name it as given. */
@@ -23,6 +23,11 @@ export interface DatasetOptions {
   skipBad?: boolean;
   /** Reads a file's bytes; default `fs.readFile`. Lets tests observe or fake the file system. */
   readFile?: (path: string) => Promise<Uint8Array>;
+  /**
+   * Makes a list entry's sample (default {@link loadSample} with `readFile`), e.g. in worker
+   * threads; it rejects a bad file with its {@link DatasetError}.
+   */
+  load?: (entry: ListEntry, index: number) => Promise<S>;
 }
 
 /** One decoded sample. */
@@ -73,7 +78,7 @@ export interface SkippedEntry {
 }
 
 /** An async iterable of samples in list order; `skipped` fills in as iteration proceeds. */
-export interface Dataset extends AsyncIterable<Sample> {
+export interface Dataset<S extends Sample = Sample> extends AsyncIterable<S> {
   readonly skipped: SkippedEntry[];
 }
 
@@ -178,8 +183,13 @@ export async function loadSample(
  * anything is yielded and a bad file fails when its turn comes, with a {@link DatasetError}; with
  * it, both are recorded in `skipped`. A missing list file always throws.
  */
-export function readDataset(options: DatasetOptions): Dataset {
+export function readDataset<S extends Sample = Sample>(options: DatasetOptions<S>): Dataset<S> {
   const { root, listFile, skipBad = false, readFile = fsReadFile } = options;
+  const load =
+    options.load ??
+    // Without `load` the samples are plain ones: S is Sample.
+    ((entry: ListEntry, index: number) =>
+      loadSample(entry, index, { root, listFile, readFile }) as Promise<S>);
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
@@ -190,20 +200,20 @@ export function readDataset(options: DatasetOptions): Dataset {
     skipped.push(err.toSkipped());
   };
 
-  async function* samples(): AsyncGenerator<Sample> {
+  async function* samples(): AsyncGenerator<S> {
     const { entries, problems } = await readList(root, listFile, readFile);
     for (const p of problems) {
       skipOrThrow(new DatasetError(listFile, p.line, p.text, p.reason, p.kind));
     }
     // Each slot settles to a sample or its error, so a failure further ahead is never unhandled.
-    type Settled = { sample: Sample } | { error: unknown };
+    type Settled = { sample: S } | { error: unknown };
     const window: Promise<Settled>[] = [];
     let next = 0;
     const refill = () => {
       while (window.length < concurrency && next < entries.length) {
         const index = next++;
         window.push(
-          loadSample(entries[index] as ListEntry, index, { root, listFile, readFile }).then(
+          load(entries[index] as ListEntry, index).then(
             (sample) => ({ sample }),
             (error: unknown) => ({ error }),
           ),

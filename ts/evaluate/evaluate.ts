@@ -2,7 +2,8 @@
  * Evaluation of a model on a list file, for one or more prompt configs at once.
  *
  * Three stages overlap, joined by bounded queues:
- *   1. decoding: the dataset iterator reads and decodes images ahead (sharp, libuv pool);
+ *   1. loading: the dataset iterator has samples read, decoded (sharp, libuv pool) and prompted
+ *      ahead, in worker threads ({@link SamplePool});
  *   2. device: each batch of same-sized images is encoded once and every prompt config decoded
  *      from the same embeddings (`predictMasks`, a libuv job);
  *   3. scoring and writing: metrics in worker threads ({@link MetricsPool}), then each config's
@@ -16,6 +17,7 @@ import {
   DatasetError,
   readDataset,
   readList,
+  type Dataset,
   type Sample,
   type SkippedEntry,
 } from '../data/dataset.js';
@@ -29,7 +31,7 @@ import {
   type ImagePrediction,
 } from '../predict.js';
 import { promptConfigName, type PromptConfig } from '../prompts/config.js';
-import { buildPrompts, type PromptSet } from '../prompts/prompts.js';
+import type { PromptSet } from '../prompts/prompts.js';
 import { MAX_HTML_EXAMPLES, writeHtmlReport } from '../report/html.js';
 import {
   PREDICTIONS_DIR,
@@ -43,6 +45,7 @@ import type { EvaluationSummary } from '../report/summary.js';
 import { ReportWriter } from '../report/writer.js';
 import { MetricsPool } from './metrics-pool.js';
 import { ProgressMeter, type EvaluationProgress } from './progress.js';
+import { defaultLoadWorkers, SamplePool, type PreparedSample } from './sample-pool.js';
 import { SavedPredictionError, readSavedPrediction } from './saved.js';
 
 export type { EvaluationProgress };
@@ -102,6 +105,8 @@ export interface EvaluateOptions {
   seed?: number;
   /** Worker threads scoring images (default: cores − 1, at least 1); 0 scores on the JS thread. */
   workers?: number;
+  /** Worker threads reading, decoding and prompting samples ({@link defaultLoadWorkers}); 0: the JS thread. */
+  loadWorkers?: number;
   /** Skeleton matching radius (default {@link DEFAULT_TOLERANCE_RADIUS}). */
   toleranceRadius?: number;
   onProgress?: (progress: EvaluationProgress) => void;
@@ -235,7 +240,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const skipped: SkippedEntry[] = [];
   const pending = new Set<Promise<void>>();
   let pool: MetricsPool | undefined;
-  let dataset: ReturnType<typeof readDataset> | undefined;
+  let samplePool: SamplePool | undefined;
+  let dataset: Dataset<PreparedSample> | undefined;
   let recordedSkips = 0;
   const recordSkips = () => {
     if (!dataset) return;
@@ -249,11 +255,19 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
   try {
     if (failure) throw failure.error;
+    const loading = new SamplePool(options.loadWorkers ?? defaultLoadWorkers(), {
+      root: options.dataRoot,
+      listFile: options.listFile,
+      prompts: runs.map((run) => run.config),
+      seed,
+    });
+    samplePool = loading;
     dataset = readDataset({
       root: options.dataRoot,
       listFile: options.listFile,
       skipBad: options.skipBad ?? false,
       concurrency: Math.max(4, 2 * batchSize),
+      load: (entry, index) => loading.prepare(entry, index),
     });
     // Every core but the JS thread's: scoring and PNG encoding are the most CPU of a GPU run.
     const workers = options.workers ?? Math.max(1, availableParallelism() - 1);
@@ -262,10 +276,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     // One batch is on the device while the previous one's results are handed to scoring, so
     // the device does not wait for the JS thread between batches.
     let previousResolved = performance.now();
-    const launch = (batch: Sample[]) => {
-      const prompts = runs.map((run) =>
-        batch.map((sample) => buildPrompts(sample.mask, run.config, { seed, key: sample.id })),
-      );
+    const launch = (batch: PreparedSample[]) => {
+      const prompts = runs.map((_, c) => batch.map((sample) => sample.prompts[c]!));
       const launched = performance.now();
       const predictions = skip.inference
         ? Promise.all(
@@ -340,7 +352,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
   // Whatever stopped the run, what was started is finished and every report finalised.
   await Promise.all(pending);
-  await pool?.close();
+  await Promise.all([pool?.close(), samplePool?.close()]);
   const aborted = !failure && (options.signal?.aborted ?? false);
   // Finalising (histograms, figures, report.html) comes after and is not in these timings.
   const pipelineSeconds = (performance.now() - started) / 1000;

@@ -1,16 +1,18 @@
 /**
- * Validation during training: the evaluation's own pieces (box prompts from the ground truth as
- * `bbox` evaluation draws them, `predict`, the confusion counts and pixel-metric formulas, the
- * per-image mean), without the report files and without the skeleton metrics validation does not
- * report, so an epoch's validation IoU, Dice and F1 equal the means `crackseg evaluate` reports.
+ * Validation during training: the evaluation's own pieces (samples prepared with box prompts from
+ * the ground truth as `bbox` evaluation draws them, `predict`, the confusion counts and
+ * pixel-metric formulas, the per-image mean), without the report files and without the skeleton
+ * metrics validation does not report, so an epoch's validation IoU, Dice and F1 equal the means
+ * `crackseg evaluate` reports.
  */
-import { DEFAULT_CONCURRENCY, readDataset, type Sample } from '../data/dataset.js';
+import { DEFAULT_CONCURRENCY, readDataset } from '../data/dataset.js';
+import { defaultLoadWorkers, SamplePool, type PreparedSample } from '../evaluate/sample-pool.js';
 import { distribution } from '../metrics/accumulator.js';
 import { pixelMetricsFromCounts } from '../metrics/formulas.js';
 import { confusionCounts } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
 import { defaultBatchSize, predict, sameSizeBatches, type ImagePrediction } from '../predict.js';
-import { groundTruthBoxes } from './box-prompt.js';
+import { TRAINING_BOX_PROMPT } from './box-prompt.js';
 
 /** Mean per-image metrics over the validation list. */
 export interface ValidationMetrics {
@@ -33,7 +35,7 @@ export interface ValidateOptions {
 
 /** A batch handed to the device, with its predictions to come. */
 interface Launched {
-  batch: Sample[];
+  batch: PreparedSample[];
   predictions: Promise<ImagePrediction[]>;
 }
 
@@ -44,11 +46,11 @@ interface Launched {
 export async function validate(options: ValidateOptions): Promise<ValidationMetrics | null> {
   const batchSize = options.batchSize ?? defaultBatchSize(options.model.device);
   const values = { iou: [] as number[], dice: [] as number[], f1: [] as number[] };
-  const launch = (batch: Sample[]): Launched => {
+  const launch = (batch: PreparedSample[]): Launched => {
     const predictions = predict(
       options.model,
       batch.map((sample) => sample.image),
-      batch.map((sample) => groundTruthBoxes(sample.mask)),
+      batch.map((sample) => sample.prompts[0]!),
       { batchSize },
     );
     predictions.catch(() => undefined); // awaited in score(); never unhandled meanwhile
@@ -63,11 +65,19 @@ export async function validate(options: ValidateOptions): Promise<ValidationMetr
     });
     options.onBatch?.(values.iou.length);
   };
-  // Decoded ahead as evaluation does: a batch being predicted while the next is read.
+  // Prepared ahead as evaluation prepares them (worker threads read, decode and draw the boxes):
+  // a batch is predicted while the next is read.
+  const loading = new SamplePool(defaultLoadWorkers(), {
+    root: options.dataRoot,
+    listFile: options.listFile,
+    prompts: [TRAINING_BOX_PROMPT],
+    seed: 0,
+  });
   const samples = readDataset({
     root: options.dataRoot,
     listFile: options.listFile,
     concurrency: Math.max(DEFAULT_CONCURRENCY, 2 * batchSize),
+    load: (entry, index) => loading.prepare(entry, index),
   });
   // One batch on the device while the previous one is scored; the device never waits for it.
   let onDevice: Launched | null = null;
@@ -82,6 +92,7 @@ export async function validate(options: ValidateOptions): Promise<ValidationMetr
   } finally {
     // Training goes on with this model only once nothing of validation runs on it.
     await onDevice?.predictions.catch(() => undefined);
+    await loading.close();
   }
   if (options.signal?.aborted) return null;
   const images = values.iou.length;
