@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <utility>
+#include <vector>
 
 #include "errors.h"
 
@@ -18,8 +19,11 @@ class AsyncJob : public Napi::AsyncWorker {
   using Work = std::function<Result()>;
   using Finish = std::function<Napi::Value(Napi::Env, Result&)>;
 
-  static Napi::Promise Start(Napi::Env env, Work work, Finish finish) {
+  // `keepAlive`: JS values whose memory `work` reads in place; referenced until the job is done.
+  static Napi::Promise Start(Napi::Env env, Work work, Finish finish,
+                             const std::vector<Napi::Value>& keepAlive = {}) {
     auto* job = new AsyncJob(env, std::move(work), std::move(finish));
+    for (const Napi::Value& value : keepAlive) job->keepAlive_.push_back(Napi::Persistent(value));
     Napi::Promise promise = job->deferred_.Promise();
     job->Queue();  // the worker deletes itself after OnOK/OnError
     return promise;
@@ -57,6 +61,8 @@ class AsyncJob : public Napi::AsyncWorker {
   Work work_;
   Finish finish_;
   Result result_{};
+  // Released with the job, on the JS thread.
+  std::vector<Napi::Reference<Napi::Value>> keepAlive_;
 };
 
 }  // namespace crackseg

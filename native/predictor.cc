@@ -82,7 +82,9 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "predictMasks(module, images, promptSets, options?)");
   auto state = TorchModuleWrap::FromValue(info[0], "module");
   return Guarded(env, [&]() -> Napi::Value {
-    torch::Tensor images = TensorFromJs(info[1], torch::kUInt8, 4, "images");
+    // Read in place by the job (uploaded from there, or on the CPU encoded from there), so the
+    // JS thread copies nothing; the array is referenced until the job is done.
+    torch::Tensor images = TensorViewOfJs(info[1], torch::kUInt8, 4, "images");
     if (images.size(3) != 3 || images.size(0) < 1)
       throw Napi::TypeError::New(
           env, "images must be uint8 [B, H, W, 3] with B >= 1, got " + c10::str(images.sizes()));
@@ -123,16 +125,17 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
           Napi::Array array = Napi::Array::New(env, results.size());
           for (size_t i = 0; i < results.size(); ++i) {
             Napi::Object set = Napi::Object::New(env);
-            set.Set("masks", TensorToJs(env, results[i].masks));
+            set.Set("masks", TensorRowsToJs(env, results[i].masks));
             set.Set("iou", TensorToJs(env, results[i].iou));
             if (options.probabilities)
-              set.Set("probabilities", TensorToJs(env, results[i].probabilities));
+              set.Set("probabilities", TensorRowsToJs(env, results[i].probabilities));
             if (options.lowResLogits)
               set.Set("lowResLogits", TensorToJs(env, results[i].lowResLogits));
             array.Set(i, set);
           }
           return array;
-        });
+        },
+        {info[1].As<Napi::Object>().Get("data")});
   });
 }
 

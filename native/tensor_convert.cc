@@ -105,7 +105,15 @@ std::string DtypeName(c10::ScalarType type) {
   return info->name;
 }
 
-torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what) {
+namespace {
+
+// A checked JS tensor's data seen in place: `data` as stored (bool as its uint8 bytes).
+struct JsTensorView {
+  torch::Tensor data;
+  c10::ScalarType dtype;
+};
+
+JsTensorView ViewOfJs(const Napi::Value& value, const std::string& what) {
   Napi::Env env = value.Env();
   if (!value.IsObject() || value.IsArray())
     Fail(env, what, "expected a tensor {data, shape, dtype}, got " + JsTypeName(value));
@@ -140,15 +148,25 @@ torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what) {
          "data has " + std::to_string(data.ElementLength()) + " elements but shape needs " +
              std::to_string(count));
 
-  torch::Tensor tensor = torch::empty(shape, torch::dtype(dtype->scalar));
-  const uint8_t* bytes = static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
-  if (dtype->scalar == c10::ScalarType::Bool) {
-    bool* out = tensor.data_ptr<bool>();
-    for (int64_t i = 0; i < count; ++i) out[i] = bytes[i] != 0;
-  } else if (count > 0) {
-    std::memcpy(tensor.data_ptr(), bytes, data.ByteLength());
-  }
-  return tensor;
+  // JS booleans arrive as bytes.
+  c10::ScalarType stored = dtype->scalar == c10::ScalarType::Bool ? torch::kUInt8 : dtype->scalar;
+  if (count == 0) return {torch::empty(shape, torch::dtype(stored)), dtype->scalar};
+  auto* bytes = static_cast<uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
+  return {torch::from_blob(bytes, shape, torch::dtype(stored)), dtype->scalar};
+}
+
+void CheckRank(const torch::Tensor& tensor, int64_t rank, const std::string& what, Napi::Env env) {
+  if (tensor.dim() != rank)
+    Fail(
+        env, what,
+        "must have " + std::to_string(rank) + " dimensions, got shape " + c10::str(tensor.sizes()));
+}
+
+}  // namespace
+
+torch::Tensor TensorFromJs(const Napi::Value& value, const std::string& what) {
+  JsTensorView view = ViewOfJs(value, what);
+  return view.dtype == c10::ScalarType::Bool ? view.data.ne(0) : view.data.clone();
 }
 
 torch::Tensor TensorFromJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
@@ -157,11 +175,17 @@ torch::Tensor TensorFromJs(const Napi::Value& value, c10::ScalarType dtype, int6
   if (tensor.scalar_type() != dtype)
     Fail(value.Env(), what,
          "must be " + DtypeName(dtype) + ", got " + DtypeName(tensor.scalar_type()));
-  if (tensor.dim() != rank)
-    Fail(
-        value.Env(), what,
-        "must have " + std::to_string(rank) + " dimensions, got shape " + c10::str(tensor.sizes()));
+  CheckRank(tensor, rank, what, value.Env());
   return tensor;
+}
+
+torch::Tensor TensorViewOfJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
+                             const std::string& what) {
+  JsTensorView view = ViewOfJs(value, what);
+  if (view.dtype != dtype)
+    Fail(value.Env(), what, "must be " + DtypeName(dtype) + ", got " + DtypeName(view.dtype));
+  CheckRank(view.data, rank, what, value.Env());
+  return view.data;
 }
 
 PromptTensors PromptsFromJs(const Napi::Value& value, int64_t batchSize, const std::string& what) {
@@ -345,6 +369,13 @@ Napi::Object TensorToJs(Napi::Env env, const torch::Tensor& tensor) {
   result.Set("shape", shape);
   result.Set("dtype", dtype->name);
   return result;
+}
+
+Napi::Array TensorRowsToJs(Napi::Env env, const torch::Tensor& tensor) {
+  std::vector<torch::Tensor> rows = tensor.unbind(0);
+  Napi::Array array = Napi::Array::New(env, rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) array.Set(i, TensorToJs(env, rows[i]));
+  return array;
 }
 
 Napi::Value IValueToJs(Napi::Env env, const c10::IValue& value) {

@@ -53,6 +53,10 @@ Napi::Value IValueToJs(Napi::Env env, const c10::IValue& value);
 // A host tensor → a JS tensor {data, shape, dtype}.
 Napi::Object TensorToJs(Napi::Env env, const torch::Tensor& tensor);
 
+// A host tensor's slices along dimension 0 → JS tensors, each with its own ArrayBuffer (so that
+// one can be transferred to a worker without the others).
+Napi::Array TensorRowsToJs(Napi::Env env, const torch::Tensor& tensor);
+
 // The floating dtype named "float32", "float64", "bfloat16" or "float16"; throws otherwise.
 c10::ScalarType FloatingDtype(const std::string& name);
 
@@ -72,6 +76,11 @@ PromptTensors PromptsFromJs(const Napi::Value& value, int64_t batchSize, const s
 // A JS tensor that must have `dtype` and `rank` dimensions.
 torch::Tensor TensorFromJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
                            const std::string& what);
+
+// A JS tensor's data in place, no copy, checked as TensorFromJs checks it: valid only while the JS
+// array is referenced and unchanged (an AsyncJob's keepAlive).
+torch::Tensor TensorViewOfJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
+                             const std::string& what);
 
 // Parses "cpu", "cuda" or "cuda:N" and checks that this libtorch has that device.
 c10::Device ParseDevice(const std::string& name);

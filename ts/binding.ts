@@ -110,13 +110,16 @@ export interface PredictOptions {
 /** The predictions of one prompt set for a batch of B images of H×W pixels. */
 export interface PredictionSet {
   /**
-   * `[B, H, W]` 0/1: per image, the union over its prompts of (logits > 0), the logits upsampled
+   * Per image, `[H, W]` 0/1: the union over its prompts of (logits > 0), the logits upsampled
    * bilinearly from the decoder's output to the image size (the official predictor's
-   * post-processing). All zero for an image without prompts.
+   * post-processing). All zero for an image without prompts. Each has its own ArrayBuffer.
    */
-  masks: Tensor<'uint8'>;
-  /** `[B, H, W]`: sigmoid of the per-pixel maximum logit over the image's prompts (0 without). */
-  probabilities?: Tensor<'float32'>;
+  masks: Array<Tensor<'uint8'>>;
+  /**
+   * Per image, `[H, W]`: sigmoid of the per-pixel maximum logit over the image's prompts (0
+   * without). Each has its own ArrayBuffer.
+   */
+  probabilities?: Array<Tensor<'float32'>>;
   /** `[N, 1]`: the decoder's IoU prediction per prompt. */
   iou: Tensor<'float32'>;
   /** `[N, 1, S/4, S/4]`. */
@@ -221,7 +224,8 @@ export interface Binding {
   /**
    * Encodes B same-sized images (uint8 `[B, H, W, 3]`, interleaved RGB as decoded; the layout is
    * changed on the device) once and decodes every prompt set from those embeddings, on the
-   * module's device, off the JS thread. The module follows docs/model-interface.md.
+   * module's device, off the JS thread. The module follows docs/model-interface.md. `images` is
+   * read in place, not copied: its data must not change until the promise settles.
    */
   predictMasks(
     module: NativeTorchModule,

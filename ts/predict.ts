@@ -285,20 +285,16 @@ function combineGroups(
       const output = outputs[g]!;
       const index = group.tensors.imageIndex.data;
       if (!index.includes(BigInt(b))) return;
-      const [from, to] = [b * plane, (b + 1) * plane];
-      // The first group is copied (one memcpy); later ones (other point counts) are merged in.
-      if (!mask) {
-        mask = output.masks.data.slice(from, to);
-      } else {
-        const masks = output.masks.data.subarray(from, to);
-        for (let i = 0; i < plane; i++) mask[i] = mask[i]! | masks[i]!;
-      }
-      if (options.probabilities && output.probabilities) {
-        const p = output.probabilities.data;
-        if (!probabilities) probabilities = p.slice(from, to);
+      // The first group's arrays are taken as they are (each image's has its own buffer); later
+      // ones (other point counts) are merged into them.
+      const masks = output.masks[b]!.data;
+      if (!mask) mask = masks;
+      else for (let i = 0; i < plane; i++) mask[i] = mask[i]! | masks[i]!;
+      const p = output.probabilities?.[b]?.data;
+      if (options.probabilities && p) {
+        if (!probabilities) probabilities = p;
         else
-          for (let i = 0; i < plane; i++)
-            if (p[from + i]! > probabilities[i]!) probabilities[i] = p[from + i]!;
+          for (let i = 0; i < plane; i++) if (p[i]! > probabilities[i]!) probabilities[i] = p[i]!;
       }
       index.forEach((image, n) => {
         if (Number(image) !== b) return;
