@@ -74,6 +74,17 @@ void DownloadAll(std::vector<PredictionSet>& sets) {
   for (size_t i = 0; i < fields.size(); ++i) *fields[i] = std::move(host[i]);
 }
 
+// Same-sized images as one uint8 [B, H, W, 3] host tensor, pinned when bound for CUDA (so the
+// upload copies it no further).
+torch::Tensor Batched(const std::vector<torch::Tensor>& images, const c10::Device& device) {
+  std::vector<int64_t> shape{static_cast<int64_t>(images.size())};
+  for (int64_t size : images.front().sizes()) shape.push_back(size);
+  torch::Tensor batch = torch::empty(
+      shape, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(device.is_cuda()));
+  for (size_t b = 0; b < images.size(); ++b) batch[static_cast<int64_t>(b)].copy_(images[b]);
+  return batch;
+}
+
 }  // namespace
 
 Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
@@ -82,13 +93,26 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "predictMasks(module, images, promptSets, options?)");
   auto state = TorchModuleWrap::FromValue(info[0], "module");
   return Guarded(env, [&]() -> Napi::Value {
-    // Read in place by the job (uploaded from there, or on the CPU encoded from there), so the
-    // JS thread copies nothing; the array is referenced until the job is done.
-    torch::Tensor images = TensorViewOfJs(info[1], torch::kUInt8, 4, "images");
-    if (images.size(3) != 3 || images.size(0) < 1)
-      throw Napi::TypeError::New(
-          env, "images must be uint8 [B, H, W, 3] with B >= 1, got " + c10::str(images.sizes()));
-    int64_t batchSize = images.size(0);
+    // Read in place by the job, which gathers them into one batch (pinned for CUDA) off the JS
+    // thread; the arrays are referenced until the job is done.
+    if (!info[1].IsArray() || info[1].As<Napi::Array>().Length() < 1)
+      throw Napi::TypeError::New(env, "images must be a non-empty array of uint8 [H, W, 3]");
+    Napi::Array list = info[1].As<Napi::Array>();
+    std::vector<torch::Tensor> views;
+    std::vector<Napi::Value> keepAlive;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      std::string what = "images[" + std::to_string(i) + "]";
+      torch::Tensor view = TensorViewOfJs(list.Get(i), torch::kUInt8, 3, what);
+      if (view.size(2) != 3 || (!views.empty() && view.sizes() != views.front().sizes()))
+        throw Napi::TypeError::New(
+            env, what + ": must be uint8 [H, W, 3] of the first image's size, got " +
+                     c10::str(view.sizes()));
+      views.push_back(view);
+      keepAlive.push_back(list.Get(i).As<Napi::Object>().Get("data"));
+    }
+    int64_t batchSize = static_cast<int64_t>(views.size());
+    int64_t height = views.front().size(0);
+    int64_t width = views.front().size(1);
     Napi::Array sets = info[2].As<Napi::Array>();
     std::vector<PromptTensors> promptSets;
     for (uint32_t i = 0; i < sets.Length(); ++i)
@@ -106,18 +130,18 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
     using Result = std::vector<PredictionSet>;
     return AsyncJob<Result>::Start(
         env,
-        [state, images, promptSets, options]() -> Result {
+        [state, views, promptSets, options, batchSize, height, width]() -> Result {
           std::shared_lock<std::shared_mutex> reading(state->access);
           // NoGrad, not InferenceMode: the TorchScript executor may have specialised these methods
           // for training (differentiable graphs), which refuse inference tensors.
           torch::NoGradGuard noGrad;
           // Everything is queued on the device first; the host waits once, for the download.
           std::vector<c10::IValue> embeddings =
-              EncodeImages(state->module, Upload(images, state->device));
+              EncodeImages(state->module, Upload(Batched(views, state->device), state->device));
           Result results;
           for (const PromptTensors& prompts : promptSets)
-            results.push_back(Predict(*state, embeddings, prompts, images.size(0), images.size(1),
-                                      images.size(2), options));
+            results.push_back(
+                Predict(*state, embeddings, prompts, batchSize, height, width, options));
           DownloadAll(results);
           return results;
         },
@@ -135,7 +159,7 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
           }
           return array;
         },
-        {info[1].As<Napi::Object>().Get("data")});
+        keepAlive);
   });
 }
 

@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { binding, type Tensor } from '../ts/binding.js';
 import type { RgbImage } from '../ts/image.js';
 import { exportModel } from '../ts/model/export.js';
 import { loadModel, type SamModel } from '../ts/model/load.js';
@@ -329,4 +330,30 @@ t.test('bf16 weights: masks equal the Python reference cast to bf16, close to fp
     loadModel({ path: modelPath, device: 'cpu', precision: 'fp16' as never }),
     /precision must be 'fp32' or 'bf16'/,
   );
+});
+
+t.test('predictMasks names the image at fault', async (t) => {
+  const model: SamModel = await loadModel({ path: modelPath, device: 'cpu' });
+  t.teardown(() => model.module.dispose());
+  const native = model.module.native;
+  const tensor = ({ width, height, data }: RgbImage): Tensor<'uint8'> => ({
+    data,
+    shape: [height, width, 3],
+    dtype: 'uint8',
+  });
+  t.throws(() => binding().predictMasks(native, [], []), /non-empty array of uint8 \[H, W, 3\]/);
+  t.throws(
+    () => binding().predictMasks(native, [tensor(images[0]!), tensor(images[3]!)], []),
+    /images\[1\]: must be uint8 \[H, W, 3\] of the first image's size, got \[96, 64, 3\]/,
+  );
+  const grey = { data: new Uint8Array(4 * 4), shape: [4, 4], dtype: 'uint8' as const };
+  t.throws(() => binding().predictMasks(native, [grey], []), /images\[0\]: must have 3 dimensions/);
+  // Read in place: the result is the same as predict()'s, which hands its images over this way.
+  const [byPredict] = await predict(model, [images[0]!], [prompts[0]!]);
+  const sets = await binding().predictMasks(
+    native,
+    [tensor(images[0]!)],
+    [promptTensorGroups([prompts[0]!], [images[0]!], model.imageSize)[0]!.tensors],
+  );
+  t.same(sets[0]!.masks[0]!.data, byPredict!.mask.data);
 });

@@ -74,6 +74,17 @@ function makeBatch(seed: number, batchSize: number, height: number, width: numbe
   };
 }
 
+/** A batch's images as the per-image `[H, W, 3]` tensors `predictMasks` takes. */
+function perImage(images: Tensor<'uint8'>): Array<Tensor<'uint8'>> {
+  const [count, height, width] = images.shape as [number, number, number];
+  const size = height * width * 3;
+  return Array.from({ length: count }, (_, b) => ({
+    data: images.data.subarray(b * size, (b + 1) * size),
+    shape: [height, width, 3],
+    dtype: 'uint8',
+  }));
+}
+
 function flat(tensor: Tensor): number[] {
   return Array.from(tensor.data as ArrayLike<number | bigint>, Number);
 }
@@ -390,7 +401,7 @@ t.test('misuse is a clear error, never a crash', async (t) => {
   t.throws(() => binding().createTrainer({} as never, options), /module must be a TorchModule/);
   const batch = makeBatch(1, 1, 24, 32);
   t.throws(
-    () => binding().predictMasks(trainer as never, batch.images, [batch.prompts]),
+    () => binding().predictMasks(trainer as never, perImage(batch.images), [batch.prompts]),
     /module must be a TorchModule/,
   );
   const wide = { ...batch.masks, data: batch.masks.data.map((v) => v * 255) };
@@ -398,7 +409,10 @@ t.test('misuse is a clear error, never a crash', async (t) => {
 
   module.dispose();
   t.throws(() => trainer.step(batch), /TorchModule was disposed/);
-  t.throws(() => binding().predictMasks(module.native, batch.images, [batch.prompts]), /disposed/);
+  t.throws(
+    () => binding().predictMasks(module.native, perImage(batch.images), [batch.prompts]),
+    /disposed/,
+  );
   trainer.dispose();
   t.throws(() => trainer.step(batch), /trainer was disposed/);
   t.throws(() => trainer.optimizerSteps, /trainer was disposed/);
@@ -418,7 +432,9 @@ t.test(
     });
     const batch = makeBatch(9, 2, 40, 56);
     const predict = () =>
-      binding().predictMasks(module.native, batch.images, [batch.prompts], { lowResLogits: true });
+      binding().predictMasks(module.native, perImage(batch.images), [batch.prompts], {
+        lowResLogits: true,
+      });
     const [baseline] = await predict();
     const runs = [];
     for (let i = 0; i < 3; i++) runs.push(trainer.step(batch), predict());
@@ -474,7 +490,7 @@ t.test(
     for (let round = 0; round < 3; round++) {
       t.ok((await trainer.step(batch)).stepped, `round ${round}: step`);
       for (let i = 0; i < 3; i++)
-        await binding().predictMasks(module.native, batch.images, [batch.prompts]);
+        await binding().predictMasks(module.native, perImage(batch.images), [batch.prompts]);
       t.pass(`round ${round}: predictions after a step`);
     }
     trainer.dispose();

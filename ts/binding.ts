@@ -222,14 +222,15 @@ export interface Binding {
   /** Loads a TorchScript file onto `device` ('cpu', 'cuda' or 'cuda:N') off the JS thread. */
   loadModule(path: string, device: string): Promise<NativeTorchModule>;
   /**
-   * Encodes B same-sized images (uint8 `[B, H, W, 3]`, interleaved RGB as decoded; the layout is
-   * changed on the device) once and decodes every prompt set from those embeddings, on the
-   * module's device, off the JS thread. The module follows docs/model-interface.md. `images` is
-   * read in place, not copied: its data must not change until the promise settles.
+   * Encodes B same-sized images (each uint8 `[H, W, 3]`, interleaved RGB as decoded; batched and
+   * laid out for the model off the JS thread) once and decodes every prompt set from those
+   * embeddings, on the module's device, off the JS thread. The module follows
+   * docs/model-interface.md. The images are read in place, not copied: their data must not change
+   * until the promise settles.
    */
   predictMasks(
     module: NativeTorchModule,
-    images: Tensor<'uint8'>,
+    images: Array<Tensor<'uint8'>>,
     promptSets: PromptTensors[],
     options?: PredictOptions,
   ): Promise<PredictionSet[]>;

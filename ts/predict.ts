@@ -3,7 +3,7 @@
  * Each batch of same-sized images is encoded once and every prompt set is decoded from the same
  * embeddings by the addon's `predictMasks`, off the JS thread.
  */
-import { binding, type PredictionSet } from './binding.js';
+import { binding, type PredictionSet, type Tensor } from './binding.js';
 import type { BinaryMask, ProbabilityMap, RgbImage } from './image.js';
 import type { SamModel } from './model/load.js';
 import {
@@ -155,7 +155,7 @@ async function predictWhole(
   promptSets: ReadonlyArray<readonly PromptSet[]>,
   options: Pick<PredictOptions, 'probabilities' | 'lowResLogits'>,
 ): Promise<ImagePrediction[][]> {
-  const tensor = imagesTensor(images);
+  const tensors = imageTensors(images);
   const grouped = promptSets.map((prompts) => promptTensorGroups(prompts, images, model.imageSize));
   const all = grouped.flat();
   const outputs =
@@ -163,7 +163,7 @@ async function predictWhole(
       ? []
       : await binding().predictMasks(
           model.module.native,
-          tensor,
+          tensors,
           all.map((g) => g.tensors),
           {
             probabilities: options.probabilities ?? false,
@@ -246,24 +246,21 @@ export function assertBatchSize(batchSize: number): void {
 }
 
 /**
- * Interleaved RGB images of one size → uint8 `[B, H, W, 3]`, one copy per image: the addon
- * changes the layout on the device, not on the JS thread.
+ * Interleaved RGB images of one size → uint8 `[H, W, 3]` tensors over their own data (no copy:
+ * the addon batches them and changes the layout off the JS thread).
  */
-export function imagesTensor(images: readonly RgbImage[]) {
+export function imageTensors(images: readonly RgbImage[]): Array<Tensor<'uint8'>> {
   const first = images[0];
   if (!first) throw new Error('predict needs at least one image');
   const { width, height } = first;
-  const size = width * height * 3;
-  const data = new Uint8Array(images.length * size);
-  images.forEach((image, b) => {
+  return images.map((image) => {
     if (image.width !== width || image.height !== height) {
       throw new Error(
         `A batch needs images of one size: ${image.width}x${image.height} vs ${width}x${height}`,
       );
     }
-    data.set(image.data, b * size);
+    return { data: image.data, shape: [height, width, 3], dtype: 'uint8' };
   });
-  return { data, shape: [images.length, height, width, 3], dtype: 'uint8' as const };
 }
 
 /** One prompt set's outputs, one per group, → per image, each with its own buffers. */

@@ -1,13 +1,15 @@
 /**
  * The training data benchmark: how many images per second the host prepares for the trainer
  * (files read and decoded, augmented, boxes drawn and jittered, tensors built), with and without
- * augmentation, as `train()` consumes them (`prefetchBatches`, two batches ahead). No model runs:
+ * augmentation, as `train()` consumes them (`prefetchBatches`, two batches ahead, samples read,
+ * decoded and augmented in its worker threads). No model runs:
  * this is the ceiling the JS thread and the decoders put on training throughput. Synthetic
  * Crack500-sized images (640×360 by default) in a temporary folder.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SamplePool } from '../data/sample-pool.js';
 import { synthesizeDataset } from '../synth/synthesize.js';
 import { DEFAULT_AUGMENT } from '../train/augment.js';
 import { epochBatches, prefetchBatches, scanTrainingSet } from '../train/batches.js';
@@ -45,6 +47,8 @@ export async function runDataBenchmark(
   const images = options.images ?? 64;
   const batchSize = options.batchSize ?? 8;
   const dir = await mkdtemp(join(tmpdir(), 'crackseg-bench-data-'));
+  // As train() prepares samples: in its default worker threads.
+  const loader = new SamplePool();
   try {
     await synthesizeDataset({
       out: dir,
@@ -55,9 +59,10 @@ export async function runDataBenchmark(
       height,
       crackFreeFraction: 0,
     });
-    const { entries } = await scanTrainingSet(dir, 'train.txt');
+    const { entries } = await scanTrainingSet(loader, dir, 'train.txt');
     const rate = async (augment: boolean) => {
       const options_ = {
+        loader,
         root: dir,
         listFile: 'train.txt',
         batchSize,
@@ -88,6 +93,7 @@ export async function runDataBenchmark(
       unit: 'images/s',
     };
   } finally {
+    await loader.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

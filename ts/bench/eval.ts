@@ -12,7 +12,7 @@ import { readDataset, type Sample } from '../data/dataset.js';
 import { evaluate } from '../evaluate/evaluate.js';
 import { EXPORT_DEFAULTS, exportModel, type ModelConfig } from '../model/export.js';
 import { defaultDevice, loadModel, type Precision, type SamModel } from '../model/load.js';
-import { defaultBatchSize, imagesTensor, predictBatch } from '../predict.js';
+import { defaultBatchSize, imageTensors, predictBatch } from '../predict.js';
 import { parsePromptConfigs, type PromptConfig } from '../prompts/config.js';
 import { buildPrompts } from '../prompts/prompts.js';
 import { synthesizeDataset } from '../synth/synthesize.js';
@@ -158,7 +158,7 @@ async function timeEncoderOnly(
   repeats: number,
 ): Promise<number> {
   const tensors = batches(samples, batchSize).map((batch) =>
-    imagesTensor(batch.map((s) => s.image)),
+    imageTensors(batch.map((s) => s.image)),
   );
   return bestRate(samples.length, repeats, async () => {
     for (const images of tensors) await binding().predictMasks(model.module.native, images, []);

@@ -45,7 +45,7 @@ import type { EvaluationSummary } from '../report/summary.js';
 import { ReportWriter } from '../report/writer.js';
 import { MetricsPool } from './metrics-pool.js';
 import { ProgressMeter, type EvaluationProgress } from './progress.js';
-import { defaultLoadWorkers, SamplePool, type PreparedSample } from './sample-pool.js';
+import { defaultLoadWorkers, SamplePool, type PreparedSample } from '../data/sample-pool.js';
 import { SavedPredictionError, readSavedPrediction } from './saved.js';
 
 export type { EvaluationProgress };
@@ -255,19 +255,16 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
   try {
     if (failure) throw failure.error;
-    const loading = new SamplePool(options.loadWorkers ?? defaultLoadWorkers(), {
-      root: options.dataRoot,
-      listFile: options.listFile,
-      prompts: runs.map((run) => run.config),
-      seed,
-    });
+    const loading = new SamplePool(options.loadWorkers ?? defaultLoadWorkers());
     samplePool = loading;
+    const prepare = { root: options.dataRoot, listFile: options.listFile, seed };
+    const prompts = runs.map((run) => run.config);
     dataset = readDataset({
       root: options.dataRoot,
       listFile: options.listFile,
       skipBad: options.skipBad ?? false,
       concurrency: Math.max(4, 2 * batchSize),
-      load: (entry, index) => loading.prepare(entry, index),
+      load: (entry, index) => loading.prepare({ ...prepare, entry, index, prompts }),
     });
     // Every core but the JS thread's: scoring and PNG encoding are the most CPU of a GPU run.
     const workers = options.workers ?? Math.max(1, availableParallelism() - 1);

@@ -4,22 +4,17 @@
  * ahead so the device never waits for the JS side.
  */
 import sharp from 'sharp';
-import type { TrainBatch } from '../binding.js';
-import { DatasetError, DEFAULT_CONCURRENCY, loadSample, readList } from '../data/dataset.js';
+import type { Tensor, TrainBatch } from '../binding.js';
+import { DatasetError, DEFAULT_CONCURRENCY, readList } from '../data/dataset.js';
+import type { SamplePool } from '../data/sample-pool.js';
 import type { ListEntry } from '../data/listFile.js';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { promptTensors } from '../model/prompt-tensors.js';
-import { imagesTensor } from '../predict.js';
 import type { Box, PromptSet } from '../prompts/prompts.js';
 import { synthesizeSample } from '../synth/synthesize.js';
 import { createRandom, deriveSeed, type Random } from '../util/random.js';
-import {
-  augmentSample,
-  drawAugmentation,
-  IDENTITY_AUGMENTATION,
-  type AugmentOptions,
-} from './augment.js';
-import { groundTruthBoxes } from './box-prompt.js';
+import { drawAugmentation, IDENTITY_AUGMENTATION, type AugmentOptions } from './augment.js';
+import { groundTruthBoxes, TRAINING_BOX_PROMPT } from './box-prompt.js';
 
 /** The usable training samples and how many were left out for having no crack. */
 export interface TrainingSet {
@@ -30,11 +25,12 @@ export interface TrainingSet {
 
 /**
  * Reads a list file and keeps the samples whose mask has a box prompt (decoding every sample
- * once, a few at a time, so an unreadable image or mask fails here, before any training). A
+ * once, in `loader`'s threads, so an unreadable image or mask fails here, before any training). A
  * malformed list line is a {@link DatasetError} naming the file and line. With `signal` aborted
  * the scan stops early and its result is partial.
  */
 export async function scanTrainingSet(
+  loader: SamplePool,
   root: string,
   listFile: string,
   signal?: AbortSignal,
@@ -50,13 +46,15 @@ export async function scanTrainingSet(
   if (problem) throw new DatasetError(listFile, problem.line, problem.text, problem.reason);
   const keep = new Array<boolean>(entries.length).fill(false);
   let next = 0;
-  const worker = async () => {
+  const scan = async () => {
     for (let i = next++; i < entries.length && !signal?.aborted; i = next++) {
-      const { mask } = await loadSample(entries[i]!, i, { root, listFile });
-      keep[i] = boxPrompts(mask).length > 0;
+      const request = { entry: entries[i]!, index: i, root, listFile, seed: 0 };
+      const { prompts } = await loader.prepare({ ...request, prompts: [TRAINING_BOX_PROMPT] });
+      keep[i] = prompts[0]!.boxes.length > 0;
     }
   };
-  await Promise.all(Array.from({ length: DEFAULT_CONCURRENCY }, worker));
+  const concurrency = Math.max(DEFAULT_CONCURRENCY, 2 * loader.workers);
+  await Promise.all(Array.from({ length: concurrency }, scan));
   const kept = entries.filter((_, i) => keep[i]);
   return { entries: kept, withoutCrack: entries.length - kept.length };
 }
@@ -103,6 +101,8 @@ export function shuffledOrder(n: number, seed: number): number[] {
 
 /** How batches are formed and augmented. */
 export interface BatchOptions {
+  /** Reads, decodes and augments the samples (in worker threads). */
+  loader: SamplePool;
   root: string;
   /** The list file the entries come from (errors name it with the line). */
   listFile: string;
@@ -168,9 +168,10 @@ async function resizeSample(
 }
 
 /**
- * Builds micro-batch `index` of `epoch` from its entries: decode, augment (each sample its own
- * draw from (seed, epoch, index, position), the quarter turn shared by the batch so its images
- * keep one size), boxes from each augmented mask with jitter, then tensors.
+ * Builds micro-batch `index` of `epoch` from its entries: decode and augment in the loader's
+ * threads (each sample its own draw from (seed, epoch, index, position), the quarter turn shared
+ * by the batch so its images keep one size), boxes from each augmented mask with jitter, then
+ * tensors.
  */
 export async function prepareBatch(
   entries: readonly ListEntry[],
@@ -178,21 +179,24 @@ export async function prepareBatch(
   epoch: number,
   index: number,
 ): Promise<TrainBatch> {
-  const loaded = await Promise.all(
-    entries.map((entry, position) => loadSample(entry, position, options)),
-  );
+  // Drawn here, in batch order, so the draws do not depend on which thread prepares a sample.
   const batchRng = createRandom(deriveSeed(options.seed, 'batch', epoch, index));
   const sharedTurns = drawAugmentation(
     batchRng,
     options.augment ?? { flips: false, quarterTurns: false, brightness: 0, contrast: 0 },
   ).quarterTurns;
-  const samples = loaded.map(({ image, mask }, position) => {
-    const rng = createRandom(deriveSeed(options.seed, 'sample', epoch, index, position));
-    const aug = options.augment
-      ? { ...drawAugmentation(rng, options.augment), quarterTurns: sharedTurns }
-      : IDENTITY_AUGMENTATION;
-    return { ...augmentSample(image, mask, aug), rng };
-  });
+  const samples = await Promise.all(
+    entries.map(async (entry, position) => {
+      const rng = createRandom(deriveSeed(options.seed, 'sample', epoch, index, position));
+      const augmentation = options.augment
+        ? { ...drawAugmentation(rng, options.augment), quarterTurns: sharedTurns }
+        : IDENTITY_AUGMENTATION;
+      const { root, listFile } = options;
+      const request = { entry, index: position, root, listFile, augmentation, seed: 0 };
+      const { image, mask } = await options.loader.prepare({ ...request, prompts: [] });
+      return { image, mask, rng };
+    }),
+  );
   const { width, height } = samples[0]!.image;
   const sized = await Promise.all(
     samples.map(async (s) =>
@@ -255,6 +259,27 @@ export async function* prefetchBatches(
     refill();
     yield prepared;
   }
+}
+
+/**
+ * A micro-batch's images of one size → uint8 `[B, H, W, 3]`, one copy per image: the trainer
+ * changes the layout on the device, not on the JS thread.
+ */
+export function imagesTensor(images: readonly RgbImage[]): Tensor<'uint8'> {
+  const first = images[0];
+  if (!first) throw new Error('a batch needs at least one image');
+  const { width, height } = first;
+  const size = width * height * 3;
+  const data = new Uint8Array(images.length * size);
+  images.forEach((image, b) => {
+    if (image.width !== width || image.height !== height) {
+      throw new Error(
+        `A batch needs images of one size: ${image.width}x${image.height} vs ${width}x${height}`,
+      );
+    }
+    data.set(image.data, b * size);
+  });
+  return { data, shape: [images.length, height, width, 3], dtype: 'uint8' };
 }
 
 /**

@@ -21,6 +21,7 @@ import { applyAdapter, saveAdapter, trainedParameterNames } from './adapter.js';
 import { epochBatches, prefetchBatches, scanTrainingSet, type BatchOptions } from './batches.js';
 import { writeTrainingCurves } from './curves.js';
 import { validate, type ValidationMetrics } from './validate.js';
+import { SamplePool } from '../data/sample-pool.js';
 
 /** Defaults of {@link train}, used as they are by the CLI and docs/training.md. */
 export const TRAIN_DEFAULTS = {
@@ -342,15 +343,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     // The trainer casts it to the run's precision after taking fp32 masters of what trains.
     precision: 'fp32',
   });
+  // Threads reading, decoding and augmenting samples, for the scan, the batches and validation.
+  const loader = new SamplePool();
   try {
-    return await run(model, config, options, started);
+    return await run(model, loader, config, options, started);
   } finally {
     model.module.dispose();
+    await loader.close();
   }
 }
 
 async function run(
   model: SamModel,
+  loader: SamplePool,
   config: ResolvedOptions,
   options: TrainOptions,
   started: number,
@@ -373,8 +378,8 @@ async function run(
   const signal = options.signal;
   // Both lists are read and every sample decoded before training, so a wrong list file or a bad
   // image fails now rather than after an epoch.
-  const trainingSet = await scanTrainingSet(config.dataRoot, config.trainFile, signal);
-  const validationSet = await scanTrainingSet(config.dataRoot, config.valFile, signal);
+  const trainingSet = await scanTrainingSet(loader, config.dataRoot, config.trainFile, signal);
+  const validationSet = await scanTrainingSet(loader, config.dataRoot, config.valFile, signal);
   if (signal?.aborted)
     // Stopped while scanning: no step was taken and nothing is written (a resume's `last` stays).
     return {
@@ -459,6 +464,7 @@ async function run(
     };
 
     const batchOptions: BatchOptions = {
+      loader,
       root: config.dataRoot,
       listFile: config.trainFile,
       batchSize: config.batchSize,
@@ -553,6 +559,7 @@ async function run(
 
       const val = await validate({
         model,
+        loader,
         dataRoot: config.dataRoot,
         listFile: config.valFile,
         batchSize: config.batchSize,

@@ -6,7 +6,7 @@
  * `crackseg evaluate` reports.
  */
 import { DEFAULT_CONCURRENCY, readDataset } from '../data/dataset.js';
-import { defaultLoadWorkers, SamplePool, type PreparedSample } from '../evaluate/sample-pool.js';
+import { SamplePool, type PreparedSample } from '../data/sample-pool.js';
 import { distribution } from '../metrics/accumulator.js';
 import { pixelMetricsFromCounts } from '../metrics/formulas.js';
 import { confusionCounts } from '../metrics/image.js';
@@ -31,6 +31,8 @@ export interface ValidateOptions {
   onBatch?: (done: number) => void;
   /** Stops after the batch in progress; the result is then null. */
   signal?: AbortSignal;
+  /** Prepares the samples (default: a pool of its own for this call). */
+  loader?: SamplePool;
 }
 
 /** A batch handed to the device, with its predictions to come. */
@@ -67,17 +69,14 @@ export async function validate(options: ValidateOptions): Promise<ValidationMetr
   };
   // Prepared ahead as evaluation prepares them (worker threads read, decode and draw the boxes):
   // a batch is predicted while the next is read.
-  const loading = new SamplePool(defaultLoadWorkers(), {
-    root: options.dataRoot,
-    listFile: options.listFile,
-    prompts: [TRAINING_BOX_PROMPT],
-    seed: 0,
-  });
+  const loader = options.loader ?? new SamplePool();
+  const prepare = { root: options.dataRoot, listFile: options.listFile, seed: 0 };
   const samples = readDataset({
     root: options.dataRoot,
     listFile: options.listFile,
     concurrency: Math.max(DEFAULT_CONCURRENCY, 2 * batchSize),
-    load: (entry, index) => loading.prepare(entry, index),
+    load: (entry, index) =>
+      loader.prepare({ ...prepare, entry, index, prompts: [TRAINING_BOX_PROMPT] }),
   });
   // One batch on the device while the previous one is scored; the device never waits for it.
   let onDevice: Launched | null = null;
@@ -92,7 +91,7 @@ export async function validate(options: ValidateOptions): Promise<ValidationMetr
   } finally {
     // Training goes on with this model only once nothing of validation runs on it.
     await onDevice?.predictions.catch(() => undefined);
-    await loading.close();
+    if (!options.loader) await loader.close();
   }
   if (options.signal?.aborted) return null;
   const images = values.iou.length;

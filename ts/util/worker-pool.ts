@@ -46,10 +46,9 @@ export function siblingWorkerUrl(importMetaUrl: string, name: string): URL {
 }
 
 export class WorkerPool<Request, Reply> {
-  private readonly idle: Worker[] = [];
   private readonly all: Worker[] = [];
-  /** The request each busy worker is serving. */
-  private readonly running = new Map<Worker, number>();
+  /** The requests each worker is serving. */
+  private readonly running = new Map<Worker, Set<number>>();
   private readonly queue: Array<{ envelope: Envelope<Request>; transfer: ArrayBuffer[] }> = [];
   private readonly pending = new Map<
     number,
@@ -58,10 +57,14 @@ export class WorkerPool<Request, Reply> {
   private nextId = 0;
   private closed = false;
 
-  /** Starts `size` threads running `moduleUrl` (which calls {@link serveRequests}). */
+  /**
+   * Starts `size` threads running `moduleUrl` (which calls {@link serveRequests}), each given up
+   * to `perWorker` requests at once: more than one where a task mostly awaits I/O or libuv work.
+   */
   constructor(
     private readonly moduleUrl: URL,
     readonly size: number,
+    private readonly perWorker = 1,
   ) {
     for (let i = 0; i < size; i++) this.spawn();
   }
@@ -87,35 +90,43 @@ export class WorkerPool<Request, Reply> {
 
   private spawn(): void {
     const worker = new Worker(this.moduleUrl);
+    const serving = new Set<number>();
     worker.on('message', (answer: ReplyEnvelope<Reply>) => {
-      this.running.delete(worker);
+      serving.delete(answer.id);
       const task = this.pending.get(answer.id);
       this.pending.delete(answer.id);
       if ('error' in answer) task?.reject(new Error(answer.error));
       else task?.resolve(answer.reply);
-      this.idle.push(worker);
       this.dispatch();
     });
     worker.on('error', (err) => {
-      // A crashed worker fails its request and is replaced; the caller decides what that means.
-      const id = this.running.get(worker);
+      // A crashed worker fails its requests and is replaced; the caller decides what that means.
+      for (const id of serving) {
+        this.pending.get(id)?.reject(err);
+        this.pending.delete(id);
+      }
       this.running.delete(worker);
-      if (id !== undefined) this.pending.get(id)?.reject(err);
-      if (id !== undefined) this.pending.delete(id);
       this.all.splice(this.all.indexOf(worker), 1);
       if (!this.closed) this.spawn();
     });
     this.all.push(worker);
-    this.idle.push(worker);
+    this.running.set(worker, serving);
     this.dispatch();
   }
 
   private dispatch(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const worker = this.idle.pop()!;
+    while (this.queue.length > 0) {
+      // The least busy worker that can take one more.
+      let chosen: Worker | undefined;
+      for (const worker of this.all) {
+        const load = this.running.get(worker)!.size;
+        if (load < this.perWorker && (!chosen || load < this.running.get(chosen)!.size))
+          chosen = worker;
+      }
+      if (!chosen) return;
       const { envelope, transfer } = this.queue.shift()!;
-      this.running.set(worker, envelope.id);
-      worker.postMessage(envelope, transfer);
+      this.running.get(chosen)!.add(envelope.id);
+      chosen.postMessage(envelope, transfer);
     }
   }
 }

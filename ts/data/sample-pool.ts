@@ -1,0 +1,95 @@
+/**
+ * Preparing samples off the JS thread: a list entry's image and mask are read and decoded, a
+ * training augmentation applied, and every prompt config's prompts built from the mask in worker
+ * threads (`sample-worker.ts`), so the JS thread only batches, feeds the device and hands results
+ * on. With 0 workers, samples are prepared on the calling thread.
+ */
+import { availableParallelism } from 'node:os';
+import { augmentSample, type Augmentation } from '../train/augment.js';
+import { DatasetError, loadSample, type Sample } from './dataset.js';
+import type { ListEntry } from './listFile.js';
+import type { PromptConfig } from '../prompts/config.js';
+import { buildPrompts, type PromptSet } from '../prompts/prompts.js';
+import { siblingWorkerUrl, WorkerPool } from '../util/worker-pool.js';
+
+/**
+ * Threads preparing samples unless told otherwise: one per eight cores, at least 1. Decoding is
+ * mostly sharp's work on the libuv pool; the threads binarise masks and build prompts.
+ */
+export function defaultLoadWorkers(): number {
+  return Math.max(1, Math.round(availableParallelism() / 8));
+}
+
+/** Samples a worker prepares at once (their decoding overlaps its JS work). */
+const SAMPLES_PER_WORKER = 4;
+
+/** A sample (augmented if asked) with its prompts: one set per prompt config, in their order. */
+export interface PreparedSample extends Sample {
+  prompts: PromptSet[];
+}
+
+/**
+ * One sample to prepare: a list entry (paths relative to `root`; errors name `listFile` and the
+ * entry's line), what to apply to it and which prompts to build from its (augmented) mask.
+ */
+export interface PrepareRequest {
+  entry: ListEntry;
+  /** The sample's position (its `index`). */
+  index: number;
+  root: string;
+  listFile: string;
+  /** Applied after decoding, before the prompts are built. */
+  augmentation?: Augmentation;
+  /** The configs whose prompts are built (none: no prompts). */
+  prompts: readonly PromptConfig[];
+  /** Seeds the random point prompts, mixed with the sample's id. */
+  seed: number;
+}
+
+/** What a worker answers: the sample, or the fields of the {@link DatasetError} it hit. */
+export type PrepareReply =
+  { sample: PreparedSample } | { datasetError: ConstructorParameters<typeof DatasetError> };
+
+/** Reads, decodes, augments and prompts one entry: what a worker does, and the pool without workers. */
+export async function prepareSample(request: PrepareRequest): Promise<PreparedSample> {
+  const { entry, index, augmentation, seed } = request;
+  const loaded = await loadSample(entry, index, request);
+  const sample = augmentation
+    ? { ...loaded, ...augmentSample(loaded.image, loaded.mask, augmentation) }
+    : loaded;
+  const prompts = request.prompts.map((config) =>
+    buildPrompts(sample.mask, config, { seed, key: sample.id }),
+  );
+  return { ...sample, prompts };
+}
+
+/** Worker threads preparing samples, for any list file and request. */
+export class SamplePool {
+  private readonly pool: WorkerPool<PrepareRequest, PrepareReply> | null;
+
+  /** Starts `workers` threads (0: prepare on the calling thread). */
+  constructor(readonly workers: number = defaultLoadWorkers()) {
+    // Reading and decoding are mostly waits for the libuv pool: a worker serves several at once.
+    this.pool =
+      workers > 0
+        ? new WorkerPool(
+            siblingWorkerUrl(import.meta.url, 'sample-worker'),
+            workers,
+            SAMPLES_PER_WORKER,
+          )
+        : null;
+  }
+
+  /** The prepared sample; a bad file rejects with its {@link DatasetError}. */
+  async prepare(request: PrepareRequest): Promise<PreparedSample> {
+    if (!this.pool) return prepareSample(request);
+    const reply = await this.pool.run(request);
+    if ('datasetError' in reply) throw new DatasetError(...reply.datasetError);
+    return reply.sample;
+  }
+
+  /** Stops the threads; samples not prepared yet are rejected. */
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+}
