@@ -39,11 +39,18 @@ export async function decodeMask(bytes: Uint8Array): Promise<BinaryMask> {
     .raw({ depth: wide ? 'ushort' : 'uchar' })
     .toBuffer({ resolveWithObject: true });
   // Copied so the 16-bit view is aligned whatever the Buffer's offset.
-  const grey = wide ? new Uint16Array(new Uint8Array(data).buffer) : new Uint8Array(data);
+  const grey = wide
+    ? new Uint16Array(new Uint8Array(data).buffer)
+    : new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return { width: info.width, height: info.height, data: binarise(grey, wide ? 32767 : 127) };
+}
+
+/** 1 where `grey` is above `threshold`, or above 0 when its maximum is 1 (a 0/1-coded mask). */
+function binarise(grey: Uint8Array | Uint16Array, threshold: number): Uint8Array {
   let max = 0;
-  for (let i = 0; i < grey.length; i++) if (grey[i]! > max) max = grey[i]!;
-  const threshold = max === 1 ? 0 : wide ? 32767 : 127;
+  for (let i = 0; i < grey.length; i++) max = Math.max(max, grey[i]!);
+  const above = max === 1 ? 0 : threshold;
   const mask = new Uint8Array(grey.length);
-  for (let i = 0; i < grey.length; i++) mask[i] = (grey[i] ?? 0) > threshold ? 1 : 0;
-  return { width: info.width, height: info.height, data: mask };
+  for (let i = 0; i < grey.length; i++) mask[i] = grey[i]! > above ? 1 : 0;
+  return mask;
 }
