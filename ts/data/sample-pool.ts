@@ -5,12 +5,12 @@
  * on. With 0 workers, samples are prepared on the calling thread.
  */
 import { availableParallelism } from 'node:os';
-import { augmentSample, type Augmentation } from '../train/augment.js';
-import { DatasetError, loadSample, type Sample } from './dataset.js';
-import type { ListEntry } from './listFile.js';
 import type { PromptConfig } from '../prompts/config.js';
 import { buildPrompts, type PromptSet } from '../prompts/prompts.js';
+import { augmentSample, type Augmentation } from '../train/augment.js';
 import { siblingWorkerUrl, WorkerPool } from '../util/worker-pool.js';
+import { DatasetError, loadSample, type Sample } from './dataset.js';
+import type { ListEntry } from './listFile.js';
 
 /**
  * Threads preparing samples unless told otherwise: one per four cores, at least 1 (four on a
