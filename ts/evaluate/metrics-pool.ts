@@ -62,9 +62,10 @@ export class MetricsPool {
 
   /** Starts `workers` threads (0: score on the calling thread). */
   constructor(readonly workers: number) {
+    // Two images per thread: one is scored while the other's PNGs encode on the libuv pool.
     this.pool =
       workers > 0
-        ? new WorkerPool(siblingWorkerUrl(import.meta.url, 'metrics-worker'), workers)
+        ? new WorkerPool(siblingWorkerUrl(import.meta.url, 'metrics-worker'), workers, 2)
         : null;
   }
 
