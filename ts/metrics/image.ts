@@ -174,22 +174,28 @@ function countSkeleton(
   const { width, height } = skeleton;
   const s = skeleton.data;
   const o = other.data;
+  // Skeletons are sparse: four background pixels are skipped at a time where the buffer allows.
+  const words =
+    s.byteOffset % 4 === 0 ? new Uint32Array(s.buffer, s.byteOffset, s.length >> 2) : null;
   let pixels = 0;
   let matched = 0;
   let inMask = 0;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const index = y * width + x;
-      if (s[index] === 0) continue;
-      pixels++;
-      if (mask.data[index] !== 0) inMask++;
-      for (let k = 0; k < offsets.length; k += 2) {
-        const nx = x + offsets[k]!;
-        const ny = y + offsets[k + 1]!;
-        if (nx >= 0 && nx < width && ny >= 0 && ny < height && o[ny * width + nx] !== 0) {
-          matched++;
-          break;
-        }
+  for (let index = 0; index < s.length; index++) {
+    if (words && (index & 3) === 0 && index + 4 <= s.length && words[index >> 2] === 0) {
+      index += 3;
+      continue;
+    }
+    if (s[index] === 0) continue;
+    pixels++;
+    if (mask.data[index] !== 0) inMask++;
+    const y = (index / width) | 0;
+    const x = index - y * width;
+    for (let k = 0; k < offsets.length; k += 2) {
+      const nx = x + offsets[k]!;
+      const ny = y + offsets[k + 1]!;
+      if (nx >= 0 && nx < width && ny >= 0 && ny < height && o[ny * width + nx] !== 0) {
+        matched++;
+        break;
       }
     }
   }
