@@ -38,18 +38,34 @@ export async function decodeMask(bytes: Uint8Array): Promise<BinaryMask> {
     .toColourspace(wide ? 'grey16' : 'b-w')
     .raw({ depth: wide ? 'ushort' : 'uchar' })
     .toBuffer({ resolveWithObject: true });
-  // Copied so the 16-bit view is aligned whatever the Buffer's offset.
-  const grey = wide
-    ? new Uint16Array(new Uint8Array(data).buffer)
-    : new Uint8Array(data.buffer, data.byteOffset, data.length);
-  return { width: info.width, height: info.height, data: binarise(grey, wide ? 32767 : 127) };
+  // Copied into a buffer of its own: aligned for word access, and the mask's to transfer.
+  const copy = new Uint8Array(data);
+  const mask = wide ? binarise16(new Uint16Array(copy.buffer)) : binarise8(copy);
+  return { width: info.width, height: info.height, data: mask };
 }
 
-/** 1 where `grey` is above `threshold`, or above 0 when its maximum is 1 (a 0/1-coded mask). */
-function binarise(grey: Uint8Array | Uint16Array, threshold: number): Uint8Array {
+/**
+ * 8-bit grey to 0/1 in place: above 127, or above 0 when the maximum is 1 (a 0/1-coded mask).
+ * Four pixels per step: the OR of all bytes is 1 exactly when the maximum is, and a byte is
+ * above 127 exactly when its top bit is set.
+ */
+function binarise8(grey: Uint8Array): Uint8Array {
+  const words = new Uint32Array(grey.buffer, 0, grey.length >> 2);
+  let any = 0;
+  for (let i = 0; i < words.length; i++) any |= words[i]!;
+  for (let i = words.length << 2; i < grey.length; i++) any |= grey[i]!;
+  const bytesOred = (any | (any >>> 8) | (any >>> 16) | (any >>> 24)) & 0xff;
+  if (bytesOred === 1) return grey; // already 0/1
+  for (let i = 0; i < words.length; i++) words[i] = (words[i]! >>> 7) & 0x01010101;
+  for (let i = words.length << 2; i < grey.length; i++) grey[i] = grey[i]! >>> 7;
+  return grey;
+}
+
+/** 16-bit grey to 0/1: above 32767, or above 0 when the maximum is 1 (a 0/1-coded mask). */
+function binarise16(grey: Uint16Array): Uint8Array {
   let max = 0;
-  for (let i = 0; i < grey.length; i++) max = Math.max(max, grey[i]!);
-  const above = max === 1 ? 0 : threshold;
+  for (let i = 0; i < grey.length; i++) if (grey[i]! > max) max = grey[i]!;
+  const above = max === 1 ? 0 : 32767;
   const mask = new Uint8Array(grey.length);
   for (let i = 0; i < grey.length; i++) mask[i] = grey[i]! > above ? 1 : 0;
   return mask;
