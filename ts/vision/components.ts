@@ -35,6 +35,11 @@ export interface Components {
 /** Labels the 8-connected components of the foreground (non-zero) pixels of `mask`. */
 export function connectedComponents(mask: BinaryMask): Components {
   const { width, height, data } = mask;
+  // Background is crossed four pixels at a time where the buffer allows (thin cracks: most of it).
+  const words =
+    data.byteOffset % 4 === 0
+      ? new Uint32Array(data.buffer, data.byteOffset, data.length >> 2)
+      : null;
   // Runs [start, end) of each row, in raster order; run k has provisional label k + 1.
   let starts = new Int32Array(1024);
   let ends = new Int32Array(1024);
@@ -61,7 +66,11 @@ export function connectedComponents(mask: BinaryMask): Components {
     const base = y * width;
     let next = above; // the first run above that may still touch a run of this row
     for (let x = 0; x < width;) {
-      while (x < width && !data[base + x]) x++;
+      while (x < width && !data[base + x]) {
+        const i = base + x;
+        if (words && (i & 3) === 0 && x + 4 <= width && words[i >> 2] === 0) x += 4;
+        else x++;
+      }
       if (x === width) break;
       const start = x;
       while (x < width && data[base + x]) x++;
