@@ -21,6 +21,7 @@ import {
   type Sample,
   type SkippedEntry,
 } from '../data/dataset.js';
+import { defaultLoadWorkers, SamplePool, type PreparedSample } from '../data/sample-pool.js';
 import { DEFAULT_TOLERANCE_RADIUS } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
 import {
@@ -45,7 +46,6 @@ import type { EvaluationSummary } from '../report/summary.js';
 import { ReportWriter } from '../report/writer.js';
 import { MetricsPool } from './metrics-pool.js';
 import { ProgressMeter, type EvaluationProgress } from './progress.js';
-import { defaultLoadWorkers, SamplePool, type PreparedSample } from '../data/sample-pool.js';
 import { SavedPredictionError, readSavedPrediction } from './saved.js';
 
 export type { EvaluationProgress };
