@@ -1,5 +1,6 @@
-// predictMasks(module, images uint8 [B,3,H,W], promptSets, {probabilities, lowResLogits}) →
-// Promise of one {masks, iou, probabilities?, lowResLogits?} per prompt set (see ts/binding.ts).
+// predictMasks(module, images: per-image uint8 [H,W,3] read in place, promptSets,
+// {probabilities, lowResLogits}) → Promise of one {masks, iou, probabilities?, lowResLogits?} per
+// prompt set, masks and probabilities per image (see ts/binding.ts).
 #pragma once
 
 #include <napi.h>
