@@ -15,8 +15,11 @@
 
 #include "addon_data.h"
 #include "errors.h"
+#include "pixel_stats.h"
 #include "predictor.h"
+#include "skeleton.h"
 #include "tensor_convert.h"
+#include "tensor_store.h"
 #include "torch_module.h"
 #include "trainer.h"
 
@@ -98,6 +101,17 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   crackseg::TorchModuleWrap::Init(env, exports);
   crackseg::TrainerWrap::Init(env, exports);
   exports.Set("predictMasks", Napi::Function::New(env, crackseg::PredictMasks, "predictMasks"));
+  exports.Set("takeTensor", Napi::Function::New(env, crackseg::TakeTensor, "takeTensor"));
+  exports.Set("releaseTensors",
+              Napi::Function::New(env, crackseg::ReleaseTensors, "releaseTensors"));
+  exports.Set("heldTensorCount",
+              Napi::Function::New(env, crackseg::HeldTensorCount, "heldTensorCount"));
+  exports.Set("thresholdHistograms",
+              Napi::Function::New(env, crackseg::ThresholdHistograms, "thresholdHistograms"));
+  exports.Set("quantizeProbabilities",
+              Napi::Function::New(env, crackseg::QuantizeProbabilities, "quantizeProbabilities"));
+  exports.Set("zhangSuenSkeleton",
+              Napi::Function::New(env, crackseg::ZhangSuenSkeleton, "zhangSuenSkeleton"));
   exports.Set("runtimeInfo", Napi::Function::New(env, crackseg::RuntimeInfo, "runtimeInfo"));
   exports.Set("setThreads", Napi::Function::New(env, crackseg::SetThreads, "setThreads"));
   exports.Set("deviceMemory", Napi::Function::New(env, crackseg::DeviceMemory, "deviceMemory"));

@@ -2,11 +2,13 @@
 // from the same embeddings, and return masks at the images' resolution.
 #include "predictor.h"
 
+#include <limits>
 #include <tuple>
 
 #include "async_job.h"
 #include "errors.h"
 #include "sam_ops.h"
+#include "tensor_store.h"
 #include "torch_module.h"
 
 namespace crackseg {
@@ -15,13 +17,14 @@ namespace {
 struct PredictOptions {
   bool probabilities = false;
   bool lowResLogits = false;
+  bool hold = false;  // masks and probabilities held natively (tensor_store.h), not copied to JS
 };
 
 // One prompt set's predictions, on the device until downloaded.
 struct PredictionSet {
   torch::Tensor masks;          // uint8 [B, H, W]
   torch::Tensor probabilities;  // float [B, H, W], when asked for
-  torch::Tensor iou;            // float [N, 1]
+  torch::Tensor iou;            // float [N, 1], the groups' prompts in order
   torch::Tensor lowResLogits;   // float [N, 1, s, s], when asked for
 
   std::vector<torch::Tensor*> Fields() { return {&masks, &probabilities, &iou, &lowResLogits}; }
@@ -36,30 +39,36 @@ bool BoolOption(const Napi::Object& options, const char* name, bool fallback) {
   return value.As<Napi::Boolean>();
 }
 
+// A prompt set decoded group by group (a group's prompts have one point count): each image's
+// masks and probabilities are the union over all its prompts, whatever their group.
 PredictionSet Predict(LoadedModule& model, const std::vector<c10::IValue>& embeddings,
-                      const PromptTensors& prompts, int64_t batchSize, int64_t height,
+                      const std::vector<PromptTensors>& groups, int64_t batchSize, int64_t height,
                       int64_t width, const PredictOptions& options) {
-  PredictionSet result;
   auto onDevice = torch::TensorOptions().device(model.device);
-  if (prompts.coords.size(0) == 0) {
-    result.masks = torch::zeros({batchSize, height, width}, onDevice.dtype(torch::kUInt8));
-    if (options.probabilities)
-      result.probabilities = torch::zeros({batchSize, height, width}, onDevice);
-    result.iou = torch::zeros({0, 1}, onDevice);
-    // The decoder's masks are 4× the image embedding's side.
-    int64_t maskSize = 4 * embeddings[0].toTensor().size(-1);
-    if (options.lowResLogits)
-      result.lowResLogits = torch::zeros({0, 1, maskSize, maskSize}, onDevice);
-    return result;
+  torch::Tensor logits;  // float [B, H, W]: each image's maximum over its prompts
+  std::vector<torch::Tensor> ious{torch::zeros({0, 1}, onDevice)};
+  // The decoder's masks are 4× the image embedding's side.
+  int64_t maskSize = 4 * embeddings[0].toTensor().size(-1);
+  std::vector<torch::Tensor> lowResLogits{torch::zeros({0, 1, maskSize, maskSize}, onDevice)};
+  for (const PromptTensors& group : groups) {
+    if (group.coords.size(0) == 0) continue;
+    auto [lowRes, iou] = DecodePrompts(model.module, embeddings, group, model.device);
+    torch::Tensor groupUnion =
+        UpsampledUnion(lowRes, PromptsPerImage(group.imageIndex, batchSize), height, width);
+    logits =
+        logits.defined() ? torch::maximum(logits, groupUnion.squeeze(1)) : groupUnion.squeeze(1);
+    ious.push_back(iou);
+    if (options.lowResLogits) lowResLogits.push_back(lowRes);
   }
-  auto [lowRes, iou] = DecodePrompts(model.module, embeddings, prompts, model.device);
-  torch::Tensor logits =
-      UpsampledUnion(lowRes, PromptsPerImage(prompts.imageIndex, batchSize), height, width)
-          .squeeze(1);
+  // -inf for an image without prompts: an empty mask, probabilities 0.
+  if (!logits.defined())
+    logits =
+        torch::full({batchSize, height, width}, -std::numeric_limits<float>::infinity(), onDevice);
+  PredictionSet result;
   result.masks = (logits > 0).to(torch::kUInt8);
   if (options.probabilities) result.probabilities = torch::sigmoid(logits);
-  result.iou = iou;
-  if (options.lowResLogits) result.lowResLogits = lowRes;
+  result.iou = torch::cat(ious);
+  if (options.lowResLogits) result.lowResLogits = torch::cat(lowResLogits);
   return result;
 }
 
@@ -114,17 +123,24 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
     int64_t height = views.front().size(0);
     int64_t width = views.front().size(1);
     Napi::Array sets = info[2].As<Napi::Array>();
-    std::vector<PromptTensors> promptSets;
-    for (uint32_t i = 0; i < sets.Length(); ++i)
-      promptSets.push_back(
-          PromptsFromJs(sets.Get(i), batchSize, "promptSets[" + std::to_string(i) + "]"));
+    std::vector<std::vector<PromptTensors>> promptSets;
+    for (uint32_t i = 0; i < sets.Length(); ++i) {
+      std::string what = "promptSets[" + std::to_string(i) + "]";
+      if (!sets.Get(i).IsArray())
+        throw Napi::TypeError::New(env, what + " must be an array of prompt groups");
+      Napi::Array groups = sets.Get(i).As<Napi::Array>();
+      promptSets.emplace_back();
+      for (uint32_t g = 0; g < groups.Length(); ++g)
+        promptSets.back().push_back(
+            PromptsFromJs(groups.Get(g), batchSize, what + "[" + std::to_string(g) + "]"));
+    }
     PredictOptions options;
     if (info.Length() > 3 && !info[3].IsUndefined()) {
       if (!info[3].IsObject() || info[3].IsArray())
         throw Napi::TypeError::New(env, "predictMasks options must be an object");
       Napi::Object object = info[3].As<Napi::Object>();
       options = {BoolOption(object, "probabilities", false),
-                 BoolOption(object, "lowResLogits", false)};
+                 BoolOption(object, "lowResLogits", false), BoolOption(object, "hold", false)};
     }
 
     using Result = std::vector<PredictionSet>;
@@ -139,20 +155,21 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
           std::vector<c10::IValue> embeddings =
               EncodeImages(state->module, Upload(Batched(views, state->device), state->device));
           Result results;
-          for (const PromptTensors& prompts : promptSets)
+          for (const std::vector<PromptTensors>& groups : promptSets)
             results.push_back(
-                Predict(*state, embeddings, prompts, batchSize, height, width, options));
+                Predict(*state, embeddings, groups, batchSize, height, width, options));
           DownloadAll(results);
           return results;
         },
         [options](Napi::Env env, Result& results) -> Napi::Value {
+          auto perImage = options.hold ? HoldRows : TensorRowsToJs;
           Napi::Array array = Napi::Array::New(env, results.size());
           for (size_t i = 0; i < results.size(); ++i) {
             Napi::Object set = Napi::Object::New(env);
-            set.Set("masks", TensorRowsToJs(env, results[i].masks));
+            set.Set("masks", perImage(env, results[i].masks));
             set.Set("iou", TensorToJs(env, results[i].iou));
             if (options.probabilities)
-              set.Set("probabilities", TensorRowsToJs(env, results[i].probabilities));
+              set.Set("probabilities", perImage(env, results[i].probabilities));
             if (options.lowResLogits)
               set.Set("lowResLogits", TensorToJs(env, results[i].lowResLogits));
             array.Set(i, set);

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { binding } from '../ts/binding.js';
 import { readDataset, type Sample } from '../ts/data/dataset.js';
 import { evaluate, type EvaluateOptions } from '../ts/evaluate/evaluate.js';
 import { exportModel } from '../ts/model/export.js';
@@ -441,4 +442,10 @@ t.test('config-folder layout writes into the given folder, and nothing outside',
     }),
     /exactly one prompt config/,
   );
+});
+
+// Last: every run above — finished, aborted, failed on a bad file, skipping evaluation — took or
+// released each prediction it held natively.
+t.test('no prediction is left held in native memory, whatever ended a run', async (t) => {
+  t.equal(binding().heldTensorCount(), 0);
 });

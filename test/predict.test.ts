@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { binding, type Tensor } from '../ts/binding.js';
-import type { RgbImage } from '../ts/image.js';
+import { isHeld, type RgbImage } from '../ts/image.js';
 import { exportModel } from '../ts/model/export.js';
 import { loadModel, type SamModel } from '../ts/model/load.js';
 import {
@@ -21,11 +21,15 @@ import {
   isOutOfMemory,
   predict,
   predictBatch,
+  releaseHeld,
   sameSizeBatches,
   sameSizeRuns,
   splitWhileOutOfMemory,
+  takeHeld,
 } from '../ts/predict.js';
+import { thresholdCounts } from '../ts/metrics/thresholds.js';
 import type { PromptSet } from '../ts/prompts/prompts.js';
+import { encodeProbabilityPng } from '../ts/report/predictions.js';
 import { createRandom } from '../ts/util/random.js';
 import { runPython } from './helpers/python.js';
 
@@ -353,7 +357,42 @@ t.test('predictMasks names the image at fault', async (t) => {
   const sets = await binding().predictMasks(
     native,
     [tensor(images[0]!)],
-    [promptTensorGroups([prompts[0]!], [images[0]!], model.imageSize)[0]!.tensors],
+    [promptTensorGroups([prompts[0]!], [images[0]!], model.imageSize).map((g) => g.tensors)],
   );
   t.same(sets[0]!.masks[0]!.data, byPredict!.mask.data);
+});
+
+t.test('held predictions: handles taken once, equal to the arrays, released', async (t) => {
+  const model: SamModel = await loadModel({ path: modelPath, device: 'cpu' });
+  t.teardown(() => model.module.dispose());
+  const batch = images.slice(0, 3);
+  const before = binding().heldTensorCount();
+  const [arrays] = await predictBatch(model, batch, [prompts.slice(0, 3)], { probabilities: true });
+  const [held] = await predictBatch(model, batch, [prompts.slice(0, 3)], {
+    probabilities: true,
+    hold: true,
+  });
+  t.equal(binding().heldTensorCount() - before, 6, 'a mask and a probability map per image');
+  held!.forEach((prediction, i) => {
+    t.ok(isHeld(prediction.mask) && isHeld(prediction.probabilities!), `image ${i}: held`);
+    t.same(prediction.iouScores, arrays![i]!.iouScores, `image ${i}: IoU scores`);
+    t.same([prediction.mask.width, prediction.mask.height], [batch[i]!.width, batch[i]!.height]);
+  });
+  // Image 2's prompts are two groups (1 and 3 points), united natively as predict() unites them.
+  for (const i of [0, 1]) {
+    const mask = takeHeld(held![i]!.mask);
+    t.same(mask.data, arrays![i]!.mask.data, `image ${i}: the mask`);
+    t.same(takeHeld(held![i]!.probabilities!).data, arrays![i]!.probabilities!.data);
+    t.throws(() => takeHeld(held![i]!.mask), /tensor handle \d+ was already taken or released/);
+  }
+  // Image 2's map is swept and quantised in place, held, as its array is.
+  const groundTruth = { width: 120, height: 80, data: arrays![0]!.mask.data };
+  const [heldMap, map] = [held![2]!.probabilities!, arrays![2]!.probabilities!];
+  t.same(thresholdCounts(heldMap, groundTruth), thresholdCounts(map, groundTruth));
+  t.same(await encodeProbabilityPng(heldMap), await encodeProbabilityPng(map));
+  t.same(takeHeld(held![2]!.mask).data, arrays![2]!.mask.data, 'image 2: the mask');
+  t.equal(binding().heldTensorCount() - before, 1, 'what was taken is no longer held, read is');
+  releaseHeld([held![2]!.mask, held![2]!.probabilities, held![0]!.mask]);
+  t.equal(binding().heldTensorCount(), before, 'released, spent handles ignored');
+  t.throws(() => binding().takeTensor('1' as never), /must be a tensor handle/);
 });

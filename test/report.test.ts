@@ -24,6 +24,7 @@ import {
   writeHtmlReport,
   writeMaskPng,
   writeProbabilityPng,
+  encodeProbabilityPng,
   imageFileStem,
   renderFigure,
   MIN_PANEL_WIDTH,
@@ -187,6 +188,36 @@ t.test('masks and probability maps round-trip through PNG', async (t) => {
     const scale = bits === 16 ? 65535 : 255;
     const expected = [0, 0.25, 0.5, 1, 0, 1].map((p) => Math.round(p * scale) / scale);
     t.same([...back.data], [...Float32Array.from(expected)], `${bits}-bit`);
+  }
+});
+
+t.test('probability quantisation rounds half up as Math.round does, NaN to 0', async (t) => {
+  // Random float32 values, the exact half steps of both depths and their float32 neighbours.
+  const values: number[] = [Number.NaN, -0, Infinity, -Infinity, 1, 0, 1 - 2 ** -24];
+  for (let i = 0; i < 20000; i++) values.push(Math.fround(Math.random()));
+  for (const scale of [255, 65535])
+    for (let k = 0; k < 50; k++) {
+      const half = Math.fround((Math.floor(Math.random() * scale) + 0.5) / scale);
+      values.push(half, Math.fround(half * (1 + 2 ** -23)), Math.fround(half * (1 - 2 ** -23)));
+    }
+  const map: ProbabilityMap = { width: values.length, height: 1, data: Float32Array.from(values) };
+  for (const bits of [8, 16] as const) {
+    const scale = bits === 16 ? 65535 : 255;
+    const expected = [...map.data].map((p) =>
+      Number.isNaN(p) ? 0 : Math.round(Math.min(1, Math.max(0, p)) * scale),
+    );
+    const png = sharp(await encodeProbabilityPng(map, bits));
+    const raw = await (
+      bits === 16
+        ? png.toColourspace('grey16').raw({ depth: 'ushort' })
+        : png.extractChannel(0).raw()
+    ).toBuffer();
+    const stored = bits === 16 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2) : raw;
+    t.equal(stored.length, expected.length);
+    const wrong = expected.flatMap((v, i) =>
+      stored[i] === v ? [] : [[map.data[i], stored[i], v]],
+    );
+    t.same(wrong.slice(0, 5), [], `${bits}-bit: [p, stored, expected] that differ`);
   }
 });
 

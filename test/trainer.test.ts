@@ -401,7 +401,7 @@ t.test('misuse is a clear error, never a crash', async (t) => {
   t.throws(() => binding().createTrainer({} as never, options), /module must be a TorchModule/);
   const batch = makeBatch(1, 1, 24, 32);
   t.throws(
-    () => binding().predictMasks(trainer as never, perImage(batch.images), [batch.prompts]),
+    () => binding().predictMasks(trainer as never, perImage(batch.images), [[batch.prompts]]),
     /module must be a TorchModule/,
   );
   const wide = { ...batch.masks, data: batch.masks.data.map((v) => v * 255) };
@@ -410,7 +410,7 @@ t.test('misuse is a clear error, never a crash', async (t) => {
   module.dispose();
   t.throws(() => trainer.step(batch), /TorchModule was disposed/);
   t.throws(
-    () => binding().predictMasks(module.native, perImage(batch.images), [batch.prompts]),
+    () => binding().predictMasks(module.native, perImage(batch.images), [[batch.prompts]]),
     /disposed/,
   );
   trainer.dispose();
@@ -432,7 +432,7 @@ t.test(
     });
     const batch = makeBatch(9, 2, 40, 56);
     const predict = () =>
-      binding().predictMasks(module.native, perImage(batch.images), [batch.prompts], {
+      binding().predictMasks(module.native, perImage(batch.images), [[batch.prompts]], {
         lowResLogits: true,
       });
     const [baseline] = await predict();
@@ -490,7 +490,7 @@ t.test(
     for (let round = 0; round < 3; round++) {
       t.ok((await trainer.step(batch)).stepped, `round ${round}: step`);
       for (let i = 0; i < 3; i++)
-        await binding().predictMasks(module.native, perImage(batch.images), [batch.prompts]);
+        await binding().predictMasks(module.native, perImage(batch.images), [[batch.prompts]]);
       t.pass(`round ${round}: predictions after a step`);
     }
     trainer.dispose();

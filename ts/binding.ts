@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isHeld, type HeldPlane, type ProbabilityMap } from './image.js';
 
 /** Element types a tensor can have in JS. 16-bit floats travel as raw bits in a Uint16Array. */
 export type Dtype =
@@ -105,9 +106,25 @@ export interface PredictOptions {
   probabilities?: boolean;
   /** Also return the decoder's low-resolution logits. */
   lowResLogits?: boolean;
+  /**
+   * Keep each image's mask and probabilities in native memory and return {@link TensorHandle}s,
+   * so the pixels can go to a worker thread without passing through this one.
+   */
+  hold?: boolean;
 }
 
-/** The predictions of one prompt set for a batch of B images of H×W pixels. */
+/**
+ * A host tensor kept in native memory (one process-wide store, shared by every thread's instance
+ * of the addon) until {@link Binding.takeTensor} takes it, once, on any thread, or
+ * {@link Binding.releaseTensors} drops it.
+ */
+export type TensorHandle = number;
+
+/**
+ * The predictions of one prompt set for a batch of B images of H×W pixels. The set's prompts come
+ * in groups (prompts of one group have one point count); an image's mask and probabilities are the
+ * union over all its prompts, whatever their group.
+ */
 export interface PredictionSet {
   /**
    * Per image, `[H, W]` 0/1: the union over its prompts of (logits > 0), the logits upsampled
@@ -120,10 +137,16 @@ export interface PredictionSet {
    * without). Each has its own ArrayBuffer.
    */
   probabilities?: Array<Tensor<'float32'>>;
-  /** `[N, 1]`: the decoder's IoU prediction per prompt. */
+  /** `[N, 1]`: the decoder's IoU prediction per prompt, the groups' prompts in order. */
   iou: Tensor<'float32'>;
-  /** `[N, 1, S/4, S/4]`. */
+  /** `[N, 1, S/4, S/4]`, the groups' prompts in order. */
   lowResLogits?: Tensor<'float32'>;
+}
+
+/** {@link PredictionSet} with `hold`: masks and probabilities as handles. */
+export interface HeldPredictionSet extends Omit<PredictionSet, 'masks' | 'probabilities'> {
+  masks: TensorHandle[];
+  probabilities?: TensorHandle[];
 }
 
 /** Hyper-parameters of the native training loop (see docs/training.md). */
@@ -223,17 +246,46 @@ export interface Binding {
   loadModule(path: string, device: string): Promise<NativeTorchModule>;
   /**
    * Encodes B same-sized images (each uint8 `[H, W, 3]`, interleaved RGB as decoded; batched and
-   * laid out for the model off the JS thread) once and decodes every prompt set from those
-   * embeddings, on the module's device, off the JS thread. The module follows
+   * laid out for the model off the JS thread) once and decodes every prompt set (a list of
+   * prompt groups) from those embeddings, on the module's device, off the JS thread. The module follows
    * docs/model-interface.md. The images are read in place, not copied: their data must not change
    * until the promise settles.
    */
   predictMasks(
     module: NativeTorchModule,
     images: Array<Tensor<'uint8'>>,
-    promptSets: PromptTensors[],
-    options?: PredictOptions,
+    promptSets: PromptTensors[][],
+    options: PredictOptions & { hold: true },
+  ): Promise<HeldPredictionSet[]>;
+  predictMasks(
+    module: NativeTorchModule,
+    images: Array<Tensor<'uint8'>>,
+    promptSets: PromptTensors[][],
+    options?: PredictOptions & { hold?: false },
   ): Promise<PredictionSet[]>;
+  /** The held tensor, copied into this thread's memory; the handle is spent (taking it again throws). */
+  takeTensor(handle: TensorHandle): Tensor;
+  /** Drops held tensors; spent and unknown handles are ignored. */
+  releaseTensors(handles: TensorHandle[]): void;
+  /** Tensors held now (for leak checks). */
+  heldTensorCount(): number;
+  /**
+   * The threshold sweep's histograms (docs/metrics.md): bin r of `all` and `crack` counts the
+   * pixels, and the ground-truth crack pixels, with p ≥ exactly the r lowest `thresholds`
+   * (ascending; p widened to float64, NaN reaching none). The map is read in place.
+   */
+  thresholdHistograms(
+    probabilities: TensorHandle | Tensor<'float32'>,
+    groundTruth: Tensor<'uint8'>,
+    thresholds: Float64Array,
+  ): { all: Float64Array; crack: Float64Array };
+  /** The Zhang–Suen skeleton (0/1) of a mask (foreground non-zero), read in place. */
+  zhangSuenSkeleton(mask: Tensor<'uint8'>): Uint8Array;
+  /** round-half-up(clamp(p, 0, 1) · (2^bits − 1)) per pixel (NaN: 0); the map is read in place. */
+  quantizeProbabilities(
+    probabilities: TensorHandle | Tensor<'float32'>,
+    bits: 8 | 16,
+  ): Uint8Array | Uint16Array;
   /** A trainer over the module's parameters that require grad at this moment. */
   createTrainer(module: NativeTorchModule, options: TrainerOptions): NativeTrainer;
   runtimeInfo(): RuntimeInfo;
@@ -250,6 +302,13 @@ export interface DeviceMemory {
   peakAllocatedBytes: number;
   reservedBytes: number;
   peakReservedBytes: number;
+}
+
+/** A probability map as the addon's statistics take it: its handle if held, else its data. */
+export function probabilityArg(map: ProbabilityMap | HeldPlane): TensorHandle | Tensor<'float32'> {
+  return isHeld(map)
+    ? map.handle
+    : { data: map.data, shape: [map.height, map.width], dtype: 'float32' };
 }
 
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));

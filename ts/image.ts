@@ -23,3 +23,19 @@ export interface ProbabilityMap {
   height: number;
   data: Float32Array;
 }
+
+/**
+ * An image-sized map kept in native memory (a prediction's mask or probabilities, see
+ * `predictBatch`'s `hold`), where no JS thread has copied it yet.
+ */
+export interface HeldPlane {
+  width: number;
+  height: number;
+  /** The addon's handle of the map's tensor. */
+  handle: number;
+}
+
+/** Whether `plane` is held in native memory rather than a JS array. */
+export function isHeld(plane: object): plane is HeldPlane {
+  return 'handle' in plane;
+}

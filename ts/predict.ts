@@ -3,8 +3,20 @@
  * Each batch of same-sized images is encoded once and every prompt set is decoded from the same
  * embeddings by the addon's `predictMasks`, off the JS thread.
  */
-import { binding, type PredictionSet, type Tensor } from './binding.js';
-import type { BinaryMask, ProbabilityMap, RgbImage } from './image.js';
+import {
+  binding,
+  type HeldPredictionSet,
+  type PredictionSet,
+  type Tensor,
+  type TensorHandle,
+} from './binding.js';
+import {
+  isHeld,
+  type BinaryMask,
+  type HeldPlane,
+  type ProbabilityMap,
+  type RgbImage,
+} from './image.js';
 import type { SamModel } from './model/load.js';
 import {
   promptTensorGroups,
@@ -88,6 +100,31 @@ export interface ImagePrediction {
   lowResLogits?: LowResLogits[];
 }
 
+/** {@link ImagePrediction} with `hold`: the mask and probabilities still in native memory. */
+export interface HeldPrediction extends Omit<ImagePrediction, 'mask' | 'probabilities'> {
+  mask: HeldPlane;
+  probabilities?: HeldPlane;
+}
+
+/** A mask as an array: a held one is taken (its handle spent) on the calling thread. */
+export function takeHeld(plane: BinaryMask | HeldPlane): BinaryMask;
+/** A probability map as an array: a held one is taken on the calling thread. */
+export function takeHeld(plane: ProbabilityMap | HeldPlane): ProbabilityMap;
+export function takeHeld(
+  plane: BinaryMask | ProbabilityMap | HeldPlane,
+): BinaryMask | ProbabilityMap {
+  if (!isHeld(plane)) return plane;
+  const { width, height } = plane;
+  const data = binding().takeTensor(plane.handle).data as Uint8Array | Float32Array;
+  return { width, height, data } as BinaryMask | ProbabilityMap;
+}
+
+/** Drops what is still held of `planes` (taken ones and arrays are ignored). */
+export function releaseHeld(planes: ReadonlyArray<object | undefined>): void {
+  const handles = planes.flatMap((p) => (p && isHeld(p) ? [p.handle] : []));
+  if (handles.length > 0) binding().releaseTensors(handles);
+}
+
 /**
  * Predicts one mask per image: `prompts[i]` are image i's prompts (their masks ORed). Images
  * may differ in size; consecutive same-sized ones are batched. An image's result does not depend
@@ -120,20 +157,34 @@ export async function predict(
  * Encodes a batch of same-sized images once and decodes each prompt set from it:
  * `promptSets[s][i]` are image i's prompts in set s. Returns `[set][image]`. A batch that does
  * not fit in device memory is run in halves (an image's result does not depend on its batch), and
- * later batches for the model are cut to the size that fitted.
+ * later batches for the model are cut to the size that fitted. With `hold`, masks and probability
+ * maps stay in native memory ({@link HeldPrediction}): whoever ends up with them takes or
+ * releases them.
  *
  * Within a set, prompts are decoded in groups of equal point count (a box counts 2), never padded
  * to a common length: a padding token would take part in the decoder's attention and change the
- * other prompts' masks. Each group is one prompt set of the single `predictMasks` call (one
- * encoder pass); an image's mask is the OR of its groups' masks and its probability map their
- * maximum (= sigmoid of the maximum logit over all its prompts).
+ * other prompts' masks. The addon decodes a set's groups from the single encoder pass and unites
+ * them per image: the mask is the OR of its groups' masks, its probability map their maximum (=
+ * sigmoid of the maximum logit over all its prompts).
  */
-export async function predictBatch(
+export function predictBatch(
   model: SamModel,
   images: readonly RgbImage[],
   promptSets: ReadonlyArray<readonly PromptSet[]>,
-  options: Pick<PredictOptions, 'probabilities' | 'lowResLogits'> = {},
-): Promise<ImagePrediction[][]> {
+  options: BatchOptions & { hold: true },
+): Promise<HeldPrediction[][]>;
+export function predictBatch(
+  model: SamModel,
+  images: readonly RgbImage[],
+  promptSets: ReadonlyArray<readonly PromptSet[]>,
+  options?: BatchOptions & { hold?: false },
+): Promise<ImagePrediction[][]>;
+export function predictBatch(
+  model: SamModel,
+  images: readonly RgbImage[],
+  promptSets: ReadonlyArray<readonly PromptSet[]>,
+  options: BatchOptions & { hold?: boolean } = {},
+): Promise<Array<Array<ImagePrediction | HeldPrediction>>> {
   return splitWhileOutOfMemory(
     images.length,
     fittingBatch.get(model) ?? images.length,
@@ -148,34 +199,44 @@ export async function predictBatch(
   );
 }
 
+/** What {@link predictBatch} may return besides masks. */
+type BatchOptions = Pick<PredictOptions, 'probabilities' | 'lowResLogits'>;
+
 /** {@link predictBatch} in one `predictMasks` call. */
 async function predictWhole(
   model: SamModel,
   images: readonly RgbImage[],
   promptSets: ReadonlyArray<readonly PromptSet[]>,
-  options: Pick<PredictOptions, 'probabilities' | 'lowResLogits'>,
-): Promise<ImagePrediction[][]> {
-  const tensors = imageTensors(images);
+  options: BatchOptions & { hold?: boolean },
+): Promise<Array<Array<ImagePrediction | HeldPrediction>>> {
   const grouped = promptSets.map((prompts) => promptTensorGroups(prompts, images, model.imageSize));
-  const all = grouped.flat();
-  const outputs =
-    all.length === 0
-      ? []
-      : await binding().predictMasks(
-          model.module.native,
-          tensors,
-          all.map((g) => g.tensors),
-          {
-            probabilities: options.probabilities ?? false,
-            lowResLogits: options.lowResLogits ?? false,
-          },
-        );
-  let next = 0;
-  return grouped.map((groups, s) => {
-    const mine = outputs.slice(next, next + groups.length);
-    next += groups.length;
-    return combineGroups(groups, mine, promptSets[s]!, images, options);
-  });
+  const flags = {
+    probabilities: options.probabilities ?? false,
+    lowResLogits: options.lowResLogits ?? false,
+  };
+  const native = model.module.native;
+  const sets = grouped.map((groups) => groups.map((g) => g.tensors));
+  const tensors = imageTensors(images);
+  const outputs = options.hold
+    ? await binding().predictMasks(native, tensors, sets, { ...flags, hold: true })
+    : await binding().predictMasks(native, tensors, sets, flags);
+  return outputs.map((output: PredictionSet | HeldPredictionSet, s) =>
+    images.map((size, b) => {
+      const probabilities = output.probabilities?.[b];
+      const prediction = {
+        mask: planeOf(output.masks[b]!, size),
+        ...(probabilities === undefined ? {} : { probabilities: planeOf(probabilities, size) }),
+        ...promptOutputs(grouped[s]!, output, promptSets[s]![b]!, b, flags.lowResLogits),
+      };
+      return prediction as ImagePrediction | HeldPrediction;
+    }),
+  );
+}
+/** One image's item of a prediction set as a map of the image's size: held, or its array. */
+function planeOf(item: Tensor | TensorHandle, { width, height }: ImageSize) {
+  return typeof item === 'number'
+    ? { width, height, handle: item }
+    : { width, height, data: item.data };
 }
 
 /** Whether two images have the same width and height (they may then share a batch). */
@@ -263,59 +324,39 @@ export function imageTensors(images: readonly RgbImage[]): Array<Tensor<'uint8'>
   });
 }
 
-/** One prompt set's outputs, one per group, → per image, each with its own buffers. */
-function combineGroups(
+/**
+ * Image b's IoU scores (and low-resolution logits) in its prompt order, from a set's outputs,
+ * whose prompts are the groups' prompts in order.
+ */
+function promptOutputs(
   groups: readonly PromptTensorGroup[],
-  outputs: readonly PredictionSet[],
-  prompts: readonly PromptSet[],
-  images: readonly ImageSize[],
-  options: Pick<PredictOptions, 'probabilities' | 'lowResLogits'>,
-): ImagePrediction[] {
-  return images.map(({ width, height }, b) => {
-    const plane = width * height;
-    const count = prompts[b]!.boxes.length + prompts[b]!.points.length;
-    let mask: Uint8Array | undefined;
-    let probabilities: Float32Array | undefined;
-    const iouScores = new Array<number>(count).fill(Number.NaN);
-    const logits: LowResLogits[] = new Array<LowResLogits>(count);
-    groups.forEach((group, g) => {
-      const output = outputs[g]!;
-      const index = group.tensors.imageIndex.data;
-      if (!index.includes(BigInt(b))) return;
-      // The first group's arrays are taken as they are (each image's has its own buffer); later
-      // ones (other point counts) are merged into them.
-      const masks = output.masks[b]!.data;
-      if (!mask) mask = masks;
-      else for (let i = 0; i < plane; i++) mask[i] = mask[i]! | masks[i]!;
-      const p = output.probabilities?.[b]?.data;
-      if (options.probabilities && p) {
-        if (!probabilities) probabilities = p;
-        else
-          for (let i = 0; i < plane; i++) if (p[i]! > probabilities[i]!) probabilities[i] = p[i]!;
+  output: Pick<PredictionSet, 'iou' | 'lowResLogits'>,
+  prompts: PromptSet,
+  b: number,
+  withLogits: boolean,
+): Pick<ImagePrediction, 'iouScores' | 'lowResLogits'> {
+  const count = prompts.boxes.length + prompts.points.length;
+  const iouScores = new Array<number>(count).fill(Number.NaN);
+  const logits = new Array<LowResLogits>(count);
+  let offset = 0;
+  for (const group of groups) {
+    group.tensors.imageIndex.data.forEach((image, n) => {
+      if (Number(image) !== b) return;
+      const row = offset + n;
+      const prompt = group.promptIndex[n]!;
+      iouScores[prompt] = output.iou.data[row]!;
+      const low = output.lowResLogits;
+      if (low) {
+        const [, , h, w] = low.shape;
+        const size = h! * w!;
+        logits[prompt] = {
+          width: w!,
+          height: h!,
+          data: low.data.slice(row * size, (row + 1) * size),
+        };
       }
-      index.forEach((image, n) => {
-        if (Number(image) !== b) return;
-        const prompt = group.promptIndex[n]!;
-        iouScores[prompt] = output.iou.data[n]!;
-        const low = output.lowResLogits;
-        if (low) {
-          const [, , h, w] = low.shape;
-          const size = h! * w!;
-          logits[prompt] = {
-            width: w!,
-            height: h!,
-            data: low.data.slice(n * size, (n + 1) * size),
-          };
-        }
-      });
     });
-    const prediction: ImagePrediction = {
-      mask: { width, height, data: mask ?? new Uint8Array(plane) },
-      iouScores,
-    };
-    if (options.probabilities)
-      prediction.probabilities = { width, height, data: probabilities ?? new Float32Array(plane) };
-    if (options.lowResLogits) prediction.lowResLogits = logits;
-    return prediction;
-  });
+    offset += group.promptIndex.length;
+  }
+  return withLogits ? { iouScores, lowResLogits: logits } : { iouScores };
 }

@@ -28,7 +28,10 @@ import {
   defaultBatchSize,
   assertBatchSize,
   predictBatch,
+  releaseHeld,
   sameSizeBatches,
+  takeHeld,
+  type HeldPrediction,
   type ImagePrediction,
 } from '../predict.js';
 import { promptConfigName, type PromptConfig } from '../prompts/config.js';
@@ -290,7 +293,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
             model!,
             batch.map((sample) => sample.image),
             prompts,
-            { probabilities: true },
+            // Held natively: the scoring threads take the pixels, this thread never copies them.
+            { probabilities: true, hold: true },
           );
       // The device time of a batch: from when the device could start it to its results.
       const timed = predictions.then((sets) => {
@@ -442,7 +446,7 @@ function writeBatch(
   run: ConfigRun,
   batch: readonly Sample[],
   prompts: readonly PromptSet[],
-  predictions: ReadonlyArray<ImagePrediction | null>,
+  predictions: ReadonlyArray<ImagePrediction | HeldPrediction | null>,
   context: { batchMsPerImage: number; pool: MetricsPool; toleranceRadius: number },
 ): Promise<void> {
   batch.forEach((sample, i) => {
@@ -452,7 +456,9 @@ function writeBatch(
     const promptCount = set.boxes.length + set.points.length;
     const { writer } = run;
     if (!writer) {
-      run.chain = run.chain.then(() => savePrediction(run.dir, sample.id, prediction));
+      run.chain = run.chain
+        .then(() => savePrediction(run.dir, sample.id, prediction))
+        .finally(() => releaseHeld([prediction.mask, prediction.probabilities]));
       return;
     }
     const scored = context.pool.score({
@@ -460,24 +466,30 @@ function writeBatch(
       groundTruth: sample.mask,
       probabilities: prediction.probabilities,
       toleranceRadius: context.toleranceRadius,
-      probabilityPng: SAVED_PROBABILITY_BITS,
+      save: {
+        mask: predictionPath(writer.configDir, sample.id),
+        probabilities: {
+          path: probabilityPath(writer.configDir, sample.id),
+          bits: SAVED_PROBABILITY_BITS,
+        },
+      },
+      returnPrediction: writer.drawsEveryImage,
     });
     // A rejection is handled by the chain, which awaits it in turn.
     scored.catch(() => undefined);
     run.chain = run.chain.then(async () => {
-      const { evaluation, prediction: mask, probabilities, encoded } = await scored;
+      const { evaluation, prediction: mask } = await scored;
       await writer.add({
         imageId: sample.id,
         imagePath: sample.imagePath,
         groundTruthPath: sample.maskPath,
         promptCount,
         batchMsPerImage: context.batchMsPerImage,
-        prediction: mask,
         groundTruth: sample.mask,
         image: sample.image,
         evaluation,
-        encoded,
-        ...(probabilities ? { probabilities } : {}),
+        saved: true,
+        ...(mask ? { prediction: mask } : {}),
       });
     });
   });
@@ -485,9 +497,13 @@ function writeBatch(
 }
 
 /** Saves a prediction without scoring it (`skip.evaluation`). */
-async function savePrediction(dir: string, imageId: string, prediction: ImagePrediction) {
-  await writeMaskPng(predictionPath(dir, imageId), prediction.mask);
+async function savePrediction(
+  dir: string,
+  imageId: string,
+  prediction: ImagePrediction | HeldPrediction,
+) {
+  await writeMaskPng(predictionPath(dir, imageId), takeHeld(prediction.mask));
   if (prediction.probabilities) {
-    await writeProbabilityPng(probabilityPath(dir, imageId), prediction.probabilities);
+    await writeProbabilityPng(probabilityPath(dir, imageId), takeHeld(prediction.probabilities));
   }
 }

@@ -1,59 +1,58 @@
 /**
  * A pool of worker threads running `evaluateImage` (skeletons, tolerant matching, the threshold
- * sweep: the CPU-heavy part of scoring) and preparing the prediction's PNG files, so the JS thread
- * stays free to feed the device and write files. With 0 workers, images are scored on the calling
- * thread.
+ * sweep: the CPU-heavy part of scoring) and saving the prediction's PNG files, so the JS thread
+ * stays free to feed the device. Predictions held in native memory are taken by the worker itself
+ * and their files written there: their pixels never reach the JS thread unless asked back (for
+ * figures). With 0 workers, images are scored on the calling thread.
  */
-import type { BinaryMask, ProbabilityMap } from '../image.js';
+import { isHeld, type BinaryMask, type HeldPlane, type ProbabilityMap } from '../image.js';
 import { evaluateImage, type ImageEvaluation } from '../metrics/image.js';
+import { releaseHeld, takeHeld } from '../predict.js';
 import {
-  encodeMaskPng,
-  encodeProbabilityPng,
+  writeMaskPng,
+  writeProbabilityPng,
   type ProbabilityBitDepth,
 } from '../report/predictions.js';
-import type { EncodedPredictions } from '../report/writer.js';
 import { siblingWorkerUrl, WorkerPool } from '../util/worker-pool.js';
 
-/**
- * A scored image, with the prediction and probability map handed back (the ones given to
- * {@link MetricsPool.score} were transferred away and must not be used any more) and the
- * prediction's PNG files.
- */
+/** A scored image whose PNG files are written; with the prediction when asked for it. */
 export interface Scored {
   evaluation: ImageEvaluation;
-  prediction: BinaryMask;
-  probabilities: ProbabilityMap | undefined;
-  encoded: EncodedPredictions;
+  prediction?: BinaryMask;
 }
 
 /** What scoring an image takes. */
 export interface ScoreRequest {
-  prediction: BinaryMask;
+  prediction: BinaryMask | HeldPlane;
   groundTruth: BinaryMask;
-  probabilities: ProbabilityMap | undefined;
+  probabilities: ProbabilityMap | HeldPlane | undefined;
   toleranceRadius: number;
-  /** Also encode the probability map as a PNG of this depth (false: not saved). */
-  probabilityPng: ProbabilityBitDepth | false;
+  /** Where the mask goes, and the probability map (at this depth), written atomically. */
+  save: { mask: string; probabilities?: { path: string; bits: ProbabilityBitDepth } };
+  /** Send the prediction back (to draw a figure of it). */
+  returnPrediction: boolean;
 }
 
-/** Scores one image and encodes its PNGs: what a worker does, and the pool without workers. */
+/** Scores one image and saves its PNGs: what a worker does, and the pool without workers. */
 export async function scoreImage(input: ScoreRequest): Promise<Scored> {
-  const { prediction, groundTruth, probabilities, toleranceRadius, probabilityPng } = input;
-  const evaluation = evaluateImage(prediction, groundTruth, {
-    toleranceRadius,
-    ...(probabilities ? { probabilities } : {}),
-  });
-  // Copied out of sharp's Buffers, so that they own their memory and can be transferred.
-  const [mask, probabilityBytes] = await Promise.all([
-    encodeMaskPng(prediction).then((png) => new Uint8Array(png)),
-    probabilityPng && probabilities
-      ? encodeProbabilityPng(probabilities, probabilityPng).then((png) => new Uint8Array(png))
-      : undefined,
-  ]);
-  const encoded: EncodedPredictions = probabilityBytes
-    ? { mask, probabilities: probabilityBytes }
-    : { mask };
-  return { evaluation, prediction, probabilities, encoded };
+  const { groundTruth, probabilities, toleranceRadius, save } = input;
+  const prediction = takeHeld(input.prediction);
+  // The probability map is only read (swept, quantised), in place: never copied, even if held.
+  try {
+    const evaluation = evaluateImage(prediction, groundTruth, {
+      toleranceRadius,
+      ...(probabilities ? { probabilities } : {}),
+    });
+    await Promise.all([
+      writeMaskPng(save.mask, prediction),
+      save.probabilities &&
+        probabilities &&
+        writeProbabilityPng(save.probabilities.path, probabilities, save.probabilities.bits),
+    ]);
+    return input.returnPrediction ? { evaluation, prediction } : { evaluation };
+  } finally {
+    releaseHeld([probabilities]);
+  }
 }
 
 export class MetricsPool {
@@ -70,14 +69,16 @@ export class MetricsPool {
   }
 
   /**
-   * Scores one image. The prediction's and probability map's buffers are transferred to a worker
-   * and back (the ground truth, often shared by several prompt configs, is copied).
+   * Scores one image and saves its PNGs. A held prediction and probability map are taken by the
+   * worker (or released if it never gets to them); arrays are transferred to it, and the
+   * prediction back when asked for (the ground truth, often shared by several prompt configs, is
+   * copied).
    */
   score(input: ScoreRequest): Promise<Scored> {
     if (this.closed) return Promise.reject(new Error('metrics pool is closed'));
-    if (!this.pool) return scoreImage(input);
-    const owned = ownedBuffers(input);
-    return this.pool.run(owned, transferables(owned));
+    const owned = this.pool && ownedBuffers(input);
+    const scored = owned ? this.pool!.run(owned, transferables(owned)) : scoreImage(input);
+    return scored.finally(() => releaseHeld([input.prediction, input.probabilities]));
   }
 
   /** Stops the threads; pending scores are rejected. */
@@ -87,23 +88,20 @@ export class MetricsPool {
   }
 }
 
-/** The buffers of a prediction, its probability map and their PNGs, to transfer. */
-export function transferables(
-  scored: Pick<Scored, 'prediction' | 'probabilities'> & Partial<Pick<Scored, 'encoded'>>,
-): ArrayBuffer[] {
-  const arrays = [
-    scored.prediction.data,
-    scored.probabilities?.data,
-    scored.encoded?.mask,
-    scored.encoded?.probabilities,
-  ];
-  return arrays.flatMap((a) => (a ? [a.buffer as ArrayBuffer] : []));
+/** The array buffers of a request or a scored image, to transfer (held planes have none). */
+export function transferables(message: {
+  prediction?: BinaryMask | HeldPlane | undefined;
+  probabilities?: ProbabilityMap | HeldPlane | undefined;
+}): ArrayBuffer[] {
+  return [message.prediction, message.probabilities].flatMap((p) =>
+    p && !isHeld(p) ? [p.data.buffer as ArrayBuffer] : [],
+  );
 }
 
 /** The prediction and probability map with buffers of their own (copied if views). */
 function ownedBuffers(input: ScoreRequest): ScoreRequest {
-  const own = <T extends { data: Uint8Array | Float32Array }>(m: T): T =>
-    m.data.byteOffset === 0 && m.data.byteLength === m.data.buffer.byteLength
+  const own = <T extends BinaryMask | ProbabilityMap | HeldPlane>(m: T): T =>
+    isHeld(m) || (m.data.byteOffset === 0 && m.data.byteLength === m.data.buffer.byteLength)
       ? m
       : { ...m, data: m.data.slice() };
   return {

@@ -2,10 +2,11 @@
  * Per-image evaluation. Pure functions over typed arrays with no shared state, so the evaluator
  * can run them in worker threads; the result is structured-clone friendly.
  */
-import type { BinaryMask, ProbabilityMap } from '../image.js';
+import type { BinaryMask, HeldPlane, ProbabilityMap } from '../image.js';
 import { zhangSuenSkeleton } from '../vision/skeleton.js';
 import type { MaskMetricKey } from './definitions.js';
 import { maskMetricsFromCounts, type ConfusionCounts, type SkeletonCounts } from './formulas.js';
+import { nonZeroBytes, sumBytes, wordsOf } from '../util/bytes.js';
 import { bestF, thresholdCounts, type BestF, type ThresholdCounts } from './thresholds.js';
 
 /** Default skeleton matching tolerance, in pixels. */
@@ -14,8 +15,8 @@ export const DEFAULT_TOLERANCE_RADIUS = 2;
 export interface EvaluateOptions {
   /** Skeleton matching radius in pixels (Euclidean, inclusive); default 2. */
   toleranceRadius?: number;
-  /** The model's probability map, for the threshold sweep behind ODS/OIS. */
-  probabilities?: ProbabilityMap;
+  /** The model's probability map (held or not), for the threshold sweep behind ODS/OIS. */
+  probabilities?: ProbabilityMap | HeldPlane;
 }
 
 /** Everything the reports and the dataset aggregates need from one image; no masks kept. */
@@ -66,11 +67,10 @@ export function confusionCounts(prediction: BinaryMask, groundTruth: BinaryMask)
   let actual = 0;
   let both = 0;
   // Four pixels per step through 32-bit words when both buffers allow it (3× faster).
-  const aligned = p.byteOffset % 4 === 0 && g.byteOffset % 4 === 0;
-  const words = aligned ? p.length >> 2 : 0;
-  if (words > 0) {
-    const pw = new Uint32Array(p.buffer, p.byteOffset, words);
-    const gw = new Uint32Array(g.buffer, g.byteOffset, words);
+  const pw = wordsOf(p);
+  const gw = wordsOf(g);
+  const words = pw && gw ? pw.length : 0;
+  if (pw && gw) {
     for (let i = 0; i < words; i++) {
       const pi = nonZeroBytes(pw[i]!);
       const gi = nonZeroBytes(gw[i]!);
@@ -93,19 +93,6 @@ export function confusionCounts(prediction: BinaryMask, groundTruth: BinaryMask)
     falseNegatives: actual - both,
     trueNegatives: p.length - predicted - actual + both,
   };
-}
-
-/** Each byte of `word` becomes 1 if it was non-zero, else 0. */
-function nonZeroBytes(word: number): number {
-  let x = word | (word >>> 1);
-  x |= x >>> 2;
-  x |= x >>> 4;
-  return x & 0x01010101;
-}
-
-/** Sum of the four bytes of `word` when each is 0 or 1. */
-function sumBytes(word: number): number {
-  return Math.imul(word, 0x01010101) >>> 24;
 }
 
 /**
@@ -175,8 +162,7 @@ function countSkeleton(
   const s = skeleton.data;
   const o = other.data;
   // Skeletons are sparse: four background pixels are skipped at a time where the buffer allows.
-  const words =
-    s.byteOffset % 4 === 0 ? new Uint32Array(s.buffer, s.byteOffset, s.length >> 2) : null;
+  const words = wordsOf(s);
   let pixels = 0;
   let matched = 0;
   let inMask = 0;

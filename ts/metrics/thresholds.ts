@@ -2,7 +2,8 @@
  * Threshold sweep over probability maps for ODS/OIS. Matching is pixel-exact (no distance
  * tolerance). A pixel is predicted crack at threshold t when p ≥ t, compared in float64.
  */
-import type { BinaryMask, ProbabilityMap } from '../image.js';
+import { binding, probabilityArg } from '../binding.js';
+import type { BinaryMask, HeldPlane, ProbabilityMap } from '../image.js';
 import { fMeasure, ratio } from './formulas.js';
 
 /** The fixed threshold grid: 0.01, 0.02, …, 0.99 (k / 100 as float64, k = 1..99). */
@@ -28,11 +29,12 @@ export interface BestF {
 }
 
 /**
- * Counts at every grid threshold in one pass: each pixel is binned by how many thresholds it
- * reaches, then cumulative sums from the top give the counts per threshold.
+ * Counts at every grid threshold in one pass (in the addon, reading the map in place, held or
+ * not): each pixel is binned by how many thresholds it reaches, then cumulative sums from the top
+ * give the counts per threshold.
  */
 export function thresholdCounts(
-  probabilities: ProbabilityMap,
+  probabilities: ProbabilityMap | HeldPlane,
   groundTruth: BinaryMask,
 ): ThresholdCounts {
   if (probabilities.width !== groundTruth.width || probabilities.height !== groundTruth.height) {
@@ -42,51 +44,23 @@ export function thresholdCounts(
     );
   }
   const levels = THRESHOLD_GRID.length;
-  const { below, atOrAbove } = binEdges();
-  // reached[r]: pixels reaching exactly the r lowest thresholds (r = 0..levels).
-  const reachedAll = new Int32Array(levels + 1);
-  const reachedCrack = new Int32Array(levels + 1);
-  const p = probabilities.data;
-  const gt = groundTruth.data;
-  for (let i = 0; i < p.length; i++) {
-    const value = p[i]!;
-    // Truncation is floor(p·100) for p in [0, 1), off by at most one near grid points (float
-    // rounding), fixed by one comparison each way; NaN and negatives land in bin 0.
-    let reached = levels;
-    if (!(value >= 1)) {
-      reached = Math.max(0, (value * 100) | 0);
-      if (value < below[reached]!) reached--;
-      else if (value >= atOrAbove[reached]!) reached++;
-    }
-    reachedAll[reached]!++;
-    if (gt[i]) reachedCrack[reached]!++;
-  }
+  // all[r], crack[r]: pixels reaching exactly the r lowest thresholds (r = 0..levels).
+  const { all, crack } = binding().thresholdHistograms(
+    probabilityArg(probabilities),
+    { data: groundTruth.data, shape: [groundTruth.height, groundTruth.width], dtype: 'uint8' },
+    THRESHOLD_GRID,
+  );
   const predictedPixels = new Float64Array(levels);
   const truePositives = new Float64Array(levels);
   let predicted = 0;
   let hits = 0;
   for (let k = levels; k >= 1; k--) {
-    predicted += reachedAll[k]!;
-    hits += reachedCrack[k]!;
+    predicted += all[k]!;
+    hits += crack[k]!;
     predictedPixels[k - 1] = predicted;
     truePositives[k - 1] = hits;
   }
-  return { groundTruthPixels: hits + reachedCrack[0]!, predictedPixels, truePositives };
-}
-
-/**
- * For bin r (pixels reaching exactly r thresholds): the threshold it must reach, `below[r]`, and
- * the next one it must not, `atOrAbove[r]`; infinities at the ends.
- */
-function binEdges(): { below: Float64Array; atOrAbove: Float64Array } {
-  const levels = THRESHOLD_GRID.length;
-  const below = new Float64Array(levels + 1);
-  const atOrAbove = new Float64Array(levels + 1);
-  for (let r = 0; r <= levels; r++) {
-    below[r] = r === 0 ? -Infinity : THRESHOLD_GRID[r - 1]!;
-    atOrAbove[r] = r === levels ? Infinity : THRESHOLD_GRID[r]!;
-  }
-  return { below, atOrAbove };
+  return { groundTruthPixels: hits + crack[0]!, predictedPixels, truePositives };
 }
 
 /** F at each grid threshold, with the empty-case convention of {@link ratio}. */

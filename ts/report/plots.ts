@@ -3,13 +3,16 @@
  * (librsvg renders the text with the system fonts).
  */
 import sharp from 'sharp';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 
 const FONT = 'DejaVu Sans';
 
-/** Renders a vega-lite spec to an SVG string. */
+/**
+ * Renders a vega-lite spec to an SVG string. vega is loaded on first use, at the end of a run: its
+ * 16 MB of heap would make every garbage collection of the JS thread feeding the device slower.
+ */
 export async function renderVegaLite(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

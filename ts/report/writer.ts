@@ -30,6 +30,7 @@ import {
   imageFileStem,
   predictionPath,
   probabilityPath,
+  readMaskPng,
   relativePredictionPath,
   writeMaskPng,
   writeProbabilityPng,
@@ -62,22 +63,20 @@ export interface ImageResult {
    * decoding of every prompt config of the run) divided by the batch's images; 0 when re-scoring.
    */
   batchMsPerImage: number;
-  prediction: BinaryMask;
+  /** Needed unless `saved`; with `visualizations: 'all'`, always. */
+  prediction?: BinaryMask;
   groundTruth: BinaryMask;
   /** Needed for visualizations (omit only with `visualizations: 'none'`). */
   image?: RgbImage;
-  /** For ODS/OIS (and saved when `saveProbabilities` is set). */
+  /** For ODS/OIS when `evaluation` is not given, and saved when `saveProbabilities` is set. */
   probabilities?: ProbabilityMap;
   /** Already computed (e.g. in a worker thread); computed here when absent. */
   evaluation?: ImageEvaluation;
-  /** The prediction (and probability) PNGs, already encoded (e.g. in a worker thread). */
-  encoded?: EncodedPredictions;
-}
-
-/** A prediction's PNG files as {@link encodeMaskPng} and {@link encodeProbabilityPng} make them. */
-export interface EncodedPredictions {
-  mask: Uint8Array;
-  probabilities?: Uint8Array;
+  /**
+   * The prediction's PNGs are already at {@link predictionPath} (and {@link probabilityPath} with
+   * `saveProbabilities`), written atomically by whoever scored it (a worker thread): not again.
+   */
+  saved?: boolean;
 }
 
 export interface ReportWriterOptions {
@@ -114,7 +113,13 @@ export interface FinishExtras {
 
 interface Candidate extends ExtremeExample {
   /** Held only with `visualizations: 'extremes'`, to draw the figure at finish. */
-  inputs?: { image: RgbImage; prediction: BinaryMask; groundTruth: BinaryMask; title: string };
+  inputs?: {
+    image: RgbImage;
+    /** Absent when it was saved by its scorer: read back from its file for the figure. */
+    prediction?: BinaryMask;
+    groundTruth: BinaryMask;
+    title: string;
+  };
   metrics: ImageEvaluation['metrics'];
 }
 
@@ -169,6 +174,11 @@ export class ReportWriter {
     return writer;
   }
 
+  /** Whether {@link add} needs every image's prediction even when it was saved (a figure each). */
+  get drawsEveryImage(): boolean {
+    return this.options.visualizations === 'all';
+  }
+
   /**
    * Scores (unless `result.evaluation` is given), saves the prediction and figures, adds a row.
    * Calls may overlap; rows appear in completion order.
@@ -187,28 +197,26 @@ export class ReportWriter {
   private async addNow(result: ImageResult): Promise<ImageEvaluation> {
     const evaluation =
       result.evaluation ??
-      evaluateImage(result.prediction, result.groundTruth, {
+      evaluateImage(requirePrediction(result), result.groundTruth, {
         toleranceRadius: this.options.toleranceRadius,
         ...(result.probabilities ? { probabilities: result.probabilities } : {}),
       });
     const title = figureTitle(result.imageId, this.promptConfig, result.promptCount);
 
-    const { encoded } = result;
-    const maskPath = predictionPath(this.configDir, result.imageId);
-    const files: Array<Promise<void>> = [
-      encoded ? writeFileAtomic(maskPath, encoded.mask) : writeMaskPng(maskPath, result.prediction),
-    ];
-    if (this.options.saveProbabilities && result.probabilities) {
-      const path = probabilityPath(this.configDir, result.imageId);
+    const files: Array<Promise<void>> = [];
+    if (!result.saved) {
       files.push(
-        encoded?.probabilities
-          ? writeFileAtomic(path, encoded.probabilities)
-          : writeProbabilityPng(path, result.probabilities, this.options.saveProbabilities),
+        writeMaskPng(predictionPath(this.configDir, result.imageId), requirePrediction(result)),
       );
+      if (this.options.saveProbabilities && result.probabilities) {
+        const path = probabilityPath(this.configDir, result.imageId);
+        files.push(writeProbabilityPng(path, result.probabilities, this.options.saveProbabilities));
+      }
     }
     if (this.options.visualizations === 'all') {
       const image = requireImage(result);
-      const overlay = errorOverlay(image, result.prediction, result.groundTruth);
+      const prediction = requirePrediction(result);
+      const overlay = errorOverlay(image, prediction, result.groundTruth);
       files.push(
         encodeRgbPng(overlay).then((png) =>
           writeFileAtomic(this.visualizationPath(result.imageId, 'overlay'), png),
@@ -216,7 +224,7 @@ export class ReportWriter {
         renderFigure({
           image,
           overlay,
-          prediction: result.prediction,
+          prediction,
           groundTruth: result.groundTruth,
           title,
           metrics: evaluation.metrics,
@@ -381,9 +389,9 @@ export class ReportWriter {
         ? {
             inputs: {
               image: requireImage(result),
-              prediction: result.prediction,
               groundTruth: result.groundTruth,
               title,
+              ...(result.prediction ? { prediction: result.prediction } : {}),
             },
           }
         : {}),
@@ -398,11 +406,14 @@ export class ReportWriter {
     for (const candidate of unique.values()) {
       const { inputs } = candidate;
       if (!inputs) continue;
-      const overlay = errorOverlay(inputs.image, inputs.prediction, inputs.groundTruth);
+      const prediction =
+        inputs.prediction ?? (await readMaskPng(predictionPath(this.configDir, candidate.imageId)));
+      const overlay = errorOverlay(inputs.image, prediction, inputs.groundTruth);
       const [overlayPng, figurePng] = await Promise.all([
         encodeRgbPng(overlay),
         renderFigure({
           ...inputs,
+          prediction,
           overlay,
           metrics: candidate.metrics,
           maxPanelWidth: this.options.maxPanelWidth,
@@ -444,6 +455,15 @@ export class ReportWriter {
 
 function figureTitle(imageId: string, promptConfig: string, promptCount: number): string {
   return `${imageId} — ${promptConfig} (${promptCount} prompt${promptCount === 1 ? '' : 's'})`;
+}
+
+function requirePrediction(result: ImageResult): BinaryMask {
+  if (!result.prediction) {
+    throw new Error(
+      `Image ${result.imageId}: the prediction is needed (it was not saved, or every figure is drawn)`,
+    );
+  }
+  return result.prediction;
 }
 
 function requireImage(result: ImageResult): RgbImage {

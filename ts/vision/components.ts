@@ -5,6 +5,7 @@
  * (union-find over runs); the rest costs the runs, not the pixels: fast on thin cracks.
  */
 import type { BinaryMask } from '../image.js';
+import { wordsOf } from '../util/bytes.js';
 
 /** Components smaller than this many pixels are noise for prompting purposes (the seed's default). */
 export const DEFAULT_MIN_AREA = 10;
@@ -36,10 +37,7 @@ export interface Components {
 export function connectedComponents(mask: BinaryMask): Components {
   const { width, height, data } = mask;
   // Background is crossed four pixels at a time where the buffer allows (thin cracks: most of it).
-  const words =
-    data.byteOffset % 4 === 0
-      ? new Uint32Array(data.buffer, data.byteOffset, data.length >> 2)
-      : null;
+  const words = wordsOf(data);
   // Runs [start, end) of each row, in raster order; run k has provisional label k + 1.
   let starts = new Int32Array(1024);
   let ends = new Int32Array(1024);

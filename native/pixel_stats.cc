@@ -1,0 +1,99 @@
+#include "pixel_stats.h"
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "errors.h"
+#include "tensor_convert.h"
+#include "tensor_store.h"
+
+namespace crackseg {
+namespace {
+
+// The ascending thresholds of a Float64Array argument.
+std::vector<double> Thresholds(const Napi::Value& value) {
+  Napi::Env env = value.Env();
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw Napi::TypeError::New(env, "thresholds must be a Float64Array");
+  Napi::Float64Array array = value.As<Napi::Float64Array>();
+  std::vector<double> thresholds(array.Data(), array.Data() + array.ElementLength());
+  if (thresholds.empty()) throw Napi::TypeError::New(env, "thresholds must not be empty");
+  for (size_t k = 1; k < thresholds.size(); ++k)
+    if (!(thresholds[k] > thresholds[k - 1]))
+      throw Napi::TypeError::New(env, "thresholds must be strictly ascending");
+  return thresholds;
+}
+
+Napi::Float64Array ToJs(Napi::Env env, const std::vector<int64_t>& counts) {
+  Napi::Float64Array array = Napi::Float64Array::New(env, counts.size());
+  for (size_t i = 0; i < counts.size(); ++i) array[i] = static_cast<double>(counts[i]);
+  return array;
+}
+
+}  // namespace
+
+Napi::Value ThresholdHistograms(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  torch::Tensor probabilities = HeldOrViewOfJs(info[0], torch::kFloat, 2, "probabilities");
+  torch::Tensor groundTruth = TensorViewOfJs(info[1], torch::kUInt8, 2, "groundTruth");
+  if (probabilities.sizes() != groundTruth.sizes())
+    throw Napi::TypeError::New(env, "probabilities " + c10::str(probabilities.sizes()) +
+                                        " and groundTruth " + c10::str(groundTruth.sizes()) +
+                                        " differ in size");
+  std::vector<double> t = Thresholds(info[2]);
+  const int64_t levels = static_cast<int64_t>(t.size());
+  // A first guess from the mean spacing, then exact by comparing with the thresholds themselves.
+  const double perStep = levels > 1 ? static_cast<double>(levels - 1) / (t.back() - t.front()) : 1;
+  std::vector<int64_t> all(levels + 1, 0), crack(levels + 1, 0);
+  const float* p = probabilities.data_ptr<float>();
+  const uint8_t* g = groundTruth.data_ptr<uint8_t>();
+  const int64_t count = probabilities.numel();
+  for (int64_t i = 0; i < count; ++i) {
+    const double value = p[i];
+    int64_t reached = 0;
+    if (value >= t[0]) {
+      const double guess = (value - t[0]) * perStep + 1;
+      reached = guess >= static_cast<double>(levels) ? levels : static_cast<int64_t>(guess);
+      if (reached < 1) reached = 1;
+      while (reached < levels && value >= t[reached]) ++reached;
+      while (reached > 1 && !(value >= t[reached - 1])) --reached;
+    }
+    ++all[reached];
+    crack[reached] += g[i] != 0;  // no branch: ground truth and predictions interleave
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("all", ToJs(env, all));
+  result.Set("crack", ToJs(env, crack));
+  return result;
+}
+
+Napi::Value QuantizeProbabilities(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  torch::Tensor probabilities = HeldOrViewOfJs(info[0], torch::kFloat, 2, "probabilities");
+  if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "bits must be 8 or 16");
+  const int bits = info[1].As<Napi::Number>().Int32Value();
+  if (bits != 8 && bits != 16) throw Napi::TypeError::New(env, "bits must be 8 or 16");
+  const double scale = bits == 16 ? 65535 : 255;
+  const float* p = probabilities.data_ptr<float>();
+  const size_t count = static_cast<size_t>(probabilities.numel());
+  auto quantize = [&](auto* out) {
+    for (size_t i = 0; i < count; ++i) {
+      const double value = p[i];
+      // NaN fails both comparisons and becomes 0.
+      const double clamped = value >= 1 ? 1 : value > 0 ? value : 0;
+      out[i] = static_cast<std::remove_pointer_t<decltype(out)>>(clamped * scale + 0.5);
+    }
+  };
+  if (bits == 16) {
+    Napi::Uint16Array out = Napi::Uint16Array::New(env, count);
+    quantize(out.Data());
+    return out;
+  }
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, count);
+  quantize(out.Data());
+  return out;
+}
+
+}  // namespace crackseg

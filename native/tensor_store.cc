@@ -1,0 +1,113 @@
+// One store for the process: every thread's instance of the addon shares it.
+#include "tensor_store.h"
+
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+#include "errors.h"
+#include "tensor_convert.h"
+
+namespace crackseg {
+namespace {
+
+class TensorStore {
+ public:
+  int64_t Hold(torch::Tensor tensor) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int64_t handle = ++last_;
+    held_.emplace(handle, std::move(tensor));
+    return handle;
+  }
+
+  // The held tensor, now no longer held; undefined when the handle is spent or unknown.
+  torch::Tensor Take(int64_t handle) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = held_.find(handle);
+    if (found == held_.end()) return {};
+    torch::Tensor tensor = std::move(found->second);
+    held_.erase(found);
+    return tensor;
+  }
+
+  // The held tensor, still held; undefined when the handle is spent or unknown.
+  torch::Tensor Peek(int64_t handle) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = held_.find(handle);
+    return found == held_.end() ? torch::Tensor() : found->second;
+  }
+
+  size_t Count() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return held_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  int64_t last_ = 0;  // handles are never reused, so a spent one cannot take another's tensor
+  std::unordered_map<int64_t, torch::Tensor> held_;
+};
+
+TensorStore& Store() {
+  static TensorStore store;
+  return store;
+}
+
+int64_t HandleOf(const Napi::Value& value, const std::string& what) {
+  if (!value.IsNumber())
+    throw Napi::TypeError::New(value.Env(), what + " must be a tensor handle (a number)");
+  return value.As<Napi::Number>().Int64Value();
+}
+
+Napi::Error Spent(Napi::Env env, int64_t handle) {
+  return Napi::Error::New(
+      env, "tensor handle " + std::to_string(handle) + " was already taken or released");
+}
+
+}  // namespace
+
+Napi::Array HoldRows(Napi::Env env, const torch::Tensor& tensor) {
+  std::vector<torch::Tensor> rows = tensor.unbind(0);
+  Napi::Array handles = Napi::Array::New(env, rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    handles.Set(i, Napi::Number::New(env, static_cast<double>(Store().Hold(rows[i]))));
+  return handles;
+}
+
+Napi::Value TakeTensor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t handle = HandleOf(info[0], "takeTensor(handle)");
+  torch::Tensor tensor = Store().Take(handle);
+  if (!tensor.defined()) throw Spent(env, handle);
+  return Guarded(env, [&] { return TensorToJs(env, tensor); });
+}
+
+torch::Tensor HeldOrViewOfJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
+                             const std::string& what) {
+  Napi::Env env = value.Env();
+  if (!value.IsNumber()) return TensorViewOfJs(value, dtype, rank, what);
+  int64_t handle = HandleOf(value, what);
+  torch::Tensor tensor = Store().Peek(handle);
+  if (!tensor.defined()) throw Spent(env, handle);
+  if (tensor.scalar_type() != dtype || tensor.dim() != rank || !tensor.device().is_cpu())
+    throw Napi::TypeError::New(env, what + ": the held tensor is " +
+                                        std::string(c10::toString(tensor.scalar_type())) + " " +
+                                        c10::str(tensor.sizes()) + ", not " + c10::toString(dtype) +
+                                        " of rank " + std::to_string(rank));
+  return tensor.contiguous();
+}
+
+Napi::Value ReleaseTensors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "releaseTensors(handles: number[])");
+  Napi::Array handles = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < handles.Length(); ++i)
+    Store().Take(HandleOf(handles.Get(i), "handles[" + std::to_string(i) + "]"));
+  return env.Undefined();
+}
+
+Napi::Value HeldTensorCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Store().Count()));
+}
+
+}  // namespace crackseg
