@@ -9,7 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binding } from '../binding.js';
 import { readDataset, type Sample } from '../data/dataset.js';
-import { evaluate } from '../evaluate/evaluate.js';
+import { evaluate, type EvaluationResult } from '../evaluate/evaluate.js';
 import { EXPORT_DEFAULTS, exportModel, type ModelConfig } from '../model/export.js';
 import { defaultDevice, loadModel, type Precision, type SamModel } from '../model/load.js';
 import { defaultBatchSize, imageTensors, predictBatch } from '../predict.js';
@@ -44,9 +44,21 @@ export interface EvalBenchmarkResult {
   images: number;
   batchSize: number;
   endToEnd: { boxOnly: number; boxAndPoints: number };
+  /** Where the host's time went in the timed end-to-end runs. */
+  host: { boxOnly: HostProfile; boxAndPoints: HostProfile };
   modelOnly: { boxOnly: number; boxAndPoints: number };
   encoderOnly: number;
   unit: 'images/s';
+}
+
+/** An end-to-end run's host figures ({@link HostTimings}), per image where it says so. */
+export interface HostProfile {
+  /** Images/s after the first written batch (start-up and finalising left out). */
+  steadyImagesPerSecond: number | null;
+  firstImageSeconds: number | null;
+  finishSeconds: number;
+  /** CPU ms per image of the whole process, then busy ms per image of each kind of thread. */
+  msPerImage: { process: number; jsThread: number; sampleThreads: number; scoringThreads: number };
 }
 
 /** Runs the benchmark; everything it writes lives in a temporary folder removed at the end. */
@@ -93,8 +105,10 @@ export async function runEvalBenchmark(
             numVis: 0,
           });
         await run();
-        return (await run()).imagesPerSecond;
+        return run();
       };
+      const boxOnly = await endToEnd(PROMPT_SETS.boxOnly);
+      const boxAndPoints = await endToEnd(PROMPT_SETS.boxAndPoints);
       const modelOnly = (prompts: string) =>
         timeModelOnly(model, samples, parsePromptConfigs(prompts), batchSize, repeats);
       return {
@@ -106,9 +120,10 @@ export async function runEvalBenchmark(
         images: imageCount,
         batchSize,
         endToEnd: {
-          boxOnly: await endToEnd(PROMPT_SETS.boxOnly),
-          boxAndPoints: await endToEnd(PROMPT_SETS.boxAndPoints),
+          boxOnly: boxOnly.imagesPerSecond,
+          boxAndPoints: boxAndPoints.imagesPerSecond,
         },
+        host: { boxOnly: hostProfile(boxOnly), boxAndPoints: hostProfile(boxAndPoints) },
         modelOnly: {
           boxOnly: await modelOnly(PROMPT_SETS.boxOnly),
           boxAndPoints: await modelOnly(PROMPT_SETS.boxAndPoints),
@@ -122,6 +137,21 @@ export async function runEvalBenchmark(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+function hostProfile({ images, host }: EvaluationResult): HostProfile {
+  const perImage = (ms: number) => ms / images;
+  return {
+    steadyImagesPerSecond: host.steadyImagesPerSecond,
+    firstImageSeconds: host.firstImageSeconds,
+    finishSeconds: host.finishSeconds,
+    msPerImage: {
+      process: perImage(host.processCpuMs),
+      jsThread: perImage(host.busyMs.jsThread),
+      sampleThreads: perImage(host.busyMs.sampleThreads),
+      scoringThreads: perImage(host.busyMs.scoringThreads),
+    },
+  };
 }
 
 /** `[start, end)` batches of `samples` (all one size here). */

@@ -89,6 +89,11 @@ export class SamplePool {
     return reply.sample;
   }
 
+  /** Busy milliseconds of the threads so far ({@link WorkerPool.busyMs}); 0 without threads. */
+  busyMs(): number {
+    return this.pool?.busyMs() ?? 0;
+  }
+
   /** Stops the threads; samples not prepared yet are rejected. */
   async close(): Promise<void> {
     await this.pool?.close();

@@ -146,6 +146,26 @@ export interface EvaluationResult {
   imagesPerSecond: number;
   /** `<outputDir>/report.html`; null with `skip.evaluation`. */
   reportHtml: string | null;
+  host: HostTimings;
+}
+
+/**
+ * Where the host's time went, from the call to the last image written (finalising not included):
+ * what bounds a run when the device waits.
+ */
+export interface HostTimings {
+  /** Seconds from the call to the last image written. */
+  pipelineSeconds: number;
+  /** Seconds from the call to the first image written (thread start-up, first batches). */
+  firstImageSeconds: number | null;
+  /** Images/s after the first written batch; null with fewer than two batches. */
+  steadyImagesPerSecond: number | null;
+  /** Seconds finalising: histograms, figures of the extremes, summaries, report.html. */
+  finishSeconds: number;
+  /** CPU milliseconds of the whole process, every thread (libuv pool, libtorch, …) counted. */
+  processCpuMs: number;
+  /** Milliseconds the event loops were busy: this thread's, all sample threads', all scoring threads'. */
+  busyMs: { jsThread: number; sampleThreads: number; scoringThreads: number };
 }
 
 interface ConfigRun {
@@ -162,6 +182,8 @@ interface ConfigRun {
 /** Runs the evaluation; see {@link EvaluateOptions}. */
 export async function evaluate(options: EvaluateOptions): Promise<EvaluationResult> {
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
+  const loopAtStart = performance.eventLoopUtilization();
   const skip = options.skip ?? {};
   const batchSize = options.batchSize ?? defaultBatchSize(options.model?.device ?? 'cpu');
   assertBatchSize(batchSize);
@@ -239,7 +261,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const openFailure = opened.find((o) => o.status === 'rejected');
   if (openFailure) failure = { error: openFailure.reason };
 
-  const progress = new ProgressMeter(entries.length + problems.length, options.onProgress);
+  const progress = new ProgressMeter(entries.length + problems.length, options.onProgress, started);
   const skipped: SkippedEntry[] = [];
   const pending = new Set<Promise<void>>();
   let pool: MetricsPool | undefined;
@@ -353,6 +375,13 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
   // Whatever stopped the run, what was started is finished and every report finalised.
   await Promise.all(pending);
+  const cpu = process.cpuUsage(cpuAtStart);
+  const busyMs = {
+    jsThread: performance.eventLoopUtilization(loopAtStart).active,
+    sampleThreads: samplePool?.busyMs() ?? 0,
+    scoringThreads: pool?.busyMs() ?? 0,
+  };
+  const steadyImagesPerSecond = progress.steadyRate();
   await Promise.all([pool?.close(), samplePool?.close()]);
   const aborted = !failure && (options.signal?.aborted ?? false);
   // Finalising (histograms, figures, report.html) comes after and is not in these timings.
@@ -393,6 +422,14 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   }
   if (failure) throw failure.error;
   const seconds = (performance.now() - started) / 1000;
+  const host: HostTimings = {
+    pipelineSeconds,
+    firstImageSeconds: progress.firstImageSeconds,
+    steadyImagesPerSecond,
+    finishSeconds: seconds - pipelineSeconds,
+    processCpuMs: (cpu.user + cpu.system) / 1000,
+    busyMs,
+  };
   return {
     configs,
     aborted,
@@ -401,6 +438,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     seconds,
     imagesPerSecond: progress.count / seconds,
     reportHtml,
+    host,
   };
 }
 

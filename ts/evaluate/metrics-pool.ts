@@ -81,6 +81,11 @@ export class MetricsPool {
     return scored.finally(() => releaseHeld([input.prediction, input.probabilities]));
   }
 
+  /** Busy milliseconds of the threads so far ({@link WorkerPool.busyMs}); 0 without threads. */
+  busyMs(): number {
+    return this.pool?.busyMs() ?? 0;
+  }
+
   /** Stops the threads; pending scores are rejected. */
   async close(): Promise<void> {
     this.closed = true;

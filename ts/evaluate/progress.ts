@@ -13,13 +13,16 @@ export interface EvaluationProgress {
 
 /** Counts finished images and reports each change to `onProgress`. */
 export class ProgressMeter {
-  private readonly started = performance.now();
   private written = 0;
   private skips = 0;
+  /** Seconds from the start to the first image written, and the images written then. */
+  private first: { seconds: number; images: number } | null = null;
 
+  /** `started`: when the run began (`performance.now()`), by default now. */
   constructor(
     readonly total: number,
     private readonly onProgress?: (progress: EvaluationProgress) => void,
+    private readonly started = performance.now(),
   ) {}
 
   /** Images written so far. */
@@ -27,8 +30,25 @@ export class ProgressMeter {
     return this.written;
   }
 
+  /**
+   * Images/s from the first written batch until now (null before a second batch): the
+   * pipeline's pace without its start-up.
+   */
+  steadyRate(): number | null {
+    const images = this.written - (this.first?.images ?? this.written);
+    const seconds = (performance.now() - this.started) / 1000;
+    return this.first && images > 0 ? images / (seconds - this.first.seconds) : null;
+  }
+
+  /** Seconds from the start to the first image written; null before. */
+  get firstImageSeconds(): number | null {
+    return this.first?.seconds ?? null;
+  }
+
   done(images: number): void {
     this.written += images;
+    if (!this.first && images > 0)
+      this.first = { seconds: (performance.now() - this.started) / 1000, images };
     this.report();
   }
 

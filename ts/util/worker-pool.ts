@@ -80,6 +80,17 @@ export class WorkerPool<Request, Reply> {
     });
   }
 
+  /**
+   * Milliseconds the threads' event loops have been busy (not waiting) since they started: their
+   * share of the host's work, start-up included (threads that crashed are not counted).
+   */
+  busyMs(): number {
+    return this.all.reduce(
+      (sum, worker) => sum + worker.performance.eventLoopUtilization().active,
+      0,
+    );
+  }
+
   /** Stops the threads; requests not answered yet are rejected. */
   async close(): Promise<void> {
     this.closed = true;
