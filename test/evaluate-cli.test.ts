@@ -94,4 +94,12 @@ t.test('--test-file is relative to the current directory', async (t) => {
   await t.rejects(run(...common), { code: 'ENOENT', path: join(dir, 'data', 'test.txt') });
   await t.rejects(run(...common, '--expand-ratio', '0.1', '--point-configs', '3'), /belong to/);
   await t.rejects(run('points', '--skip-inference', '--expand-ratio', '0.1'), /--expand-ratio/);
+  // --save-probabilities takes 8 or 16, or no depth (16).
+  await t.rejects(run(...common, '--save-probabilities', '12'), /expected 8 or 16/);
+  for (const depth of [[], ['8']]) {
+    await t.rejects(
+      run(...common, '--test-file', 'lists/test.txt', '--save-probabilities', ...depth),
+      /cannot read saved predictions/,
+    );
+  }
 });

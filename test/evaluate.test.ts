@@ -70,6 +70,7 @@ t.test('end to end: every output, masks and metrics equal the reference', async 
     outputDir,
     numVis: 2,
     workers: 2,
+    saveProbabilities: 16,
     onProgress: (p) => progress.push(p.done),
   });
   t.equal(result.images, 6);
@@ -154,6 +155,7 @@ t.test('a multi-config run equals separate runs', async (t) => {
     const [config] = (await evaluate({ ...base, prompts, outputDir, numVis: 0, loadWorkers: 0 }))
       .configs;
     const alone = await readCsv(join(config!.dir, 'evaluation_results.csv'));
+    t.notOk(existsSync(join(config!.dir, 'probabilities')), 'probability maps only on request');
     const joint = await readCsv(join(together, config!.name, 'evaluation_results.csv'));
     const metricsOnly = (rows: Row[]) => rows.map(({ batch_ms_per_image: _ms, ...rest }) => rest);
     t.same(metricsOnly(alone), metricsOnly(joint), spec);
@@ -174,7 +176,13 @@ t.test('skip flags', async (t) => {
   const predicted = (
     await evaluate({ ...base, prompts, outputDir: join(root, 'skips-predicted'), numVis: 0 })
   ).configs[0]!.summary!;
-  await evaluate({ ...base, prompts, outputDir, skip: { evaluation: true } });
+  await evaluate({
+    ...base,
+    prompts,
+    outputDir,
+    skip: { evaluation: true },
+    saveProbabilities: 16,
+  });
   const dir = join(outputDir, 'bbox_prompt');
   t.equal((await readdir(join(dir, 'predictions'))).length, 6);
   t.notOk(existsSync(join(dir, 'evaluation_results.csv')), 'skip.evaluation: no metrics');
@@ -192,6 +200,16 @@ t.test('skip flags', async (t) => {
   t.equal(summary.counts.evaluated, 6);
   t.same(summary.metrics, predicted.metrics, 'same metrics as predicting');
   t.ok(Math.abs(summary.sweep!.ods.f - predicted.sweep!.ods.f) < 1e-3, 'ODS from saved maps');
+  // Predictions saved without their maps (the default) re-score without ODS/OIS.
+  const withoutMaps = await evaluate({
+    ...base,
+    model: undefined,
+    prompts,
+    outputDir: join(root, 'skips-predicted'),
+    skip: { inference: true, visualization: true },
+  });
+  t.same(withoutMaps.configs[0]!.summary!.metrics, predicted.metrics);
+  t.equal(withoutMaps.configs[0]!.summary!.sweep, null, 'no maps saved: no ODS/OIS');
   t.notOk(existsSync(join(dir, 'visualizations')), 'skip.visualization: no figures');
   t.ok(existsSync(join(outputDir, 'report.html')));
 

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 import { isHeld, type HeldPlane, type ProbabilityMap } from './image.js';
 
 /** Element types a tensor can have in JS. 16-bit floats travel as raw bits in a Uint16Array. */
@@ -401,12 +402,13 @@ function loadOnce(): LoadedBinding {
   if (!loaded) {
     loaded = loadBinding();
     // libtorch's OpenMP default can be a single thread in containers: use every core unless
-    // CRACKSEG_THREADS or OMP_NUM_THREADS says otherwise.
+    // CRACKSEG_THREADS or OMP_NUM_THREADS says otherwise. Worker threads (which only take held
+    // tensors and run pixel statistics) leave the process's setting alone.
     const threads =
       Number(process.env.CRACKSEG_THREADS) ||
       Number(process.env.OMP_NUM_THREADS) ||
       availableParallelism();
-    loaded.binding.setThreads(threads);
+    if (isMainThread) loaded.binding.setThreads(threads);
   }
   return loaded;
 }

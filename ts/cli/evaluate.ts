@@ -12,9 +12,10 @@
  * List-file rule (every command): `--test-file` given on the command line is relative to the
  * current directory; the default is `<data-root>/test.txt`.
  */
-import { Argument, type Command } from 'commander';
+import { Argument, InvalidArgumentError, type Command } from 'commander';
 import {
   DEFAULT_NUM_VIS,
+  DEFAULT_PROBABILITY_BITS,
   DEFAULT_SEED,
   evaluate,
   type EvaluationProgress,
@@ -28,6 +29,7 @@ import {
   promptConfigName,
   type PromptConfig,
 } from '../prompts/config.js';
+import type { ProbabilityBitDepth } from '../report/predictions.js';
 import type { Device } from '../torch-module.js';
 import {
   DEFAULT_DATA_ROOT,
@@ -62,6 +64,13 @@ export interface EvaluateFlags {
   skipEvaluation?: boolean;
   skipVisualization?: boolean;
   skipBad?: boolean;
+  /** `true` when given without a depth. */
+  saveProbabilities?: true | ProbabilityBitDepth;
+}
+
+function probabilityBits(value: string): ProbabilityBitDepth {
+  if (value !== '8' && value !== '16') throw new InvalidArgumentError('expected 8 or 16');
+  return Number(value) as ProbabilityBitDepth;
 }
 
 function numVisValue(value: string): number | 'all' {
@@ -174,6 +183,11 @@ export function register(program: Command): void {
     .option('--skip-evaluation', 'only predict and save masks')
     .option('--skip-visualization', 'no overlays or figures')
     .option('--skip-bad', 'record unreadable samples and go on')
+    .option(
+      '--save-probabilities [bits]',
+      `also save the probability maps (8 or 16 bits, default ${DEFAULT_PROBABILITY_BITS}) so that --skip-inference re-scores ODS/OIS`,
+      probabilityBits,
+    )
     .addHelpText(
       'after',
       '\nOutput folders: `bbox` writes into --output-dir itself (default ./results/bbox_prompt);\n' +
@@ -220,6 +234,10 @@ export function register(program: Command): void {
             visualization: flags.skipVisualization ?? false,
           },
           skipBad: flags.skipBad ?? false,
+          saveProbabilities:
+            flags.saveProbabilities === true
+              ? DEFAULT_PROBABILITY_BITS
+              : (flags.saveProbabilities ?? false),
           onProgress: bar.update,
           signal: interrupts.signal,
         });

@@ -55,8 +55,8 @@ export type { EvaluationProgress };
 
 /** Overlays and figures of the best and worst this-many images by IoU, per config, by default. */
 export const DEFAULT_NUM_VIS = 20;
-/** Bits per sample of the saved probability maps (for re-scoring ODS/OIS). */
-export const SAVED_PROBABILITY_BITS: ProbabilityBitDepth = 16;
+/** Bits per sample of saved probability maps when the depth is not named (CLI). */
+export const DEFAULT_PROBABILITY_BITS: ProbabilityBitDepth = 16;
 /** Seed of the random point prompts unless told otherwise. */
 export const DEFAULT_SEED = 0;
 /** Batches that may be in scoring and writing while the device works on the next one. */
@@ -112,6 +112,13 @@ export interface EvaluateOptions {
   loadWorkers?: number;
   /** Skeleton matching radius (default {@link DEFAULT_TOLERANCE_RADIUS}). */
   toleranceRadius?: number;
+  /**
+   * Also save each probability map as a PNG of this depth in `probabilities/`, so that a later
+   * `skip.inference` re-scores ODS/OIS too (default false: ODS/OIS are computed from the maps in
+   * memory and the maps dropped; a 16-bit map of 1024² costs a scoring thread about as much as
+   * all its metrics, and its file a hundred times the mask's).
+   */
+  saveProbabilities?: ProbabilityBitDepth | false;
   onProgress?: (progress: EvaluationProgress) => void;
   /**
    * Stops taking batches; those started (on the device, being scored) are finished, and
@@ -204,6 +211,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const outputDir = resolve(options.outputDir);
   const parentDir = layout === 'config-folder' ? dirname(outputDir) : outputDir;
   const toleranceRadius = options.toleranceRadius ?? DEFAULT_TOLERANCE_RADIUS;
+  const saveProbabilities = options.saveProbabilities ?? false;
   const seed = options.seed ?? DEFAULT_SEED;
   const listFile = resolve(options.dataRoot, options.listFile);
   const plans = options.prompts.map((config) => {
@@ -239,7 +247,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
             folder: plan.folder,
             visualizations: numVis === 'all' ? 'all' : numVis > 0 ? 'extremes' : 'none',
             extremes: numVis === 'all' ? MAX_HTML_EXAMPLES : numVis,
-            saveProbabilities: SAVED_PROBABILITY_BITS,
+            saveProbabilities,
             toleranceRadius,
             metadata: {
               promptConfig: plan.config,
@@ -316,7 +324,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
             batch.map((sample) => sample.image),
             prompts,
             // Held natively: the scoring threads take the pixels, this thread never copies them.
-            { probabilities: true, hold: true },
+            // Without scoring, the maps are only wanted to be saved.
+            { probabilities: !skip.evaluation || saveProbabilities !== false, hold: true },
           );
       // The device time of a batch: from when the device could start it to its results.
       const timed = predictions.then((sets) => {
@@ -338,6 +347,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
             batchMsPerImage,
             pool: scoring,
             toleranceRadius,
+            saveProbabilities,
           }),
         ),
       ).then(
@@ -485,8 +495,14 @@ function writeBatch(
   batch: readonly Sample[],
   prompts: readonly PromptSet[],
   predictions: ReadonlyArray<ImagePrediction | HeldPrediction | null>,
-  context: { batchMsPerImage: number; pool: MetricsPool; toleranceRadius: number },
+  context: {
+    batchMsPerImage: number;
+    pool: MetricsPool;
+    toleranceRadius: number;
+    saveProbabilities: ProbabilityBitDepth | false;
+  },
 ): Promise<void> {
+  const bits = context.saveProbabilities;
   batch.forEach((sample, i) => {
     const prediction = predictions[i];
     if (!prediction) return;
@@ -495,7 +511,7 @@ function writeBatch(
     const { writer } = run;
     if (!writer) {
       run.chain = run.chain
-        .then(() => savePrediction(run.dir, sample.id, prediction))
+        .then(() => savePrediction(run.dir, sample.id, prediction, bits))
         .finally(() => releaseHeld([prediction.mask, prediction.probabilities]));
       return;
     }
@@ -506,10 +522,9 @@ function writeBatch(
       toleranceRadius: context.toleranceRadius,
       save: {
         mask: predictionPath(writer.configDir, sample.id),
-        probabilities: {
-          path: probabilityPath(writer.configDir, sample.id),
-          bits: SAVED_PROBABILITY_BITS,
-        },
+        ...(bits
+          ? { probabilities: { path: probabilityPath(writer.configDir, sample.id), bits } }
+          : {}),
       },
       returnPrediction: writer.drawsEveryImage,
     });
@@ -534,14 +549,15 @@ function writeBatch(
   return run.chain;
 }
 
-/** Saves a prediction without scoring it (`skip.evaluation`). */
+/** Saves a prediction (and its probability map at `bits`) without scoring it (`skip.evaluation`). */
 async function savePrediction(
   dir: string,
   imageId: string,
   prediction: ImagePrediction | HeldPrediction,
+  bits: ProbabilityBitDepth | false,
 ) {
   await writeMaskPng(predictionPath(dir, imageId), takeHeld(prediction.mask));
-  if (prediction.probabilities) {
-    await writeProbabilityPng(probabilityPath(dir, imageId), takeHeld(prediction.probabilities));
+  if (bits && prediction.probabilities) {
+    await writeProbabilityPng(probabilityPath(dir, imageId), prediction.probabilities, bits);
   }
 }

@@ -27,8 +27,11 @@ export interface ComponentStats {
 export interface Components {
   width: number;
   height: number;
-  /** Per pixel: 0 for background, else the component's label. Labels follow raster order of each component's first pixel. */
-  labels: Int32Array;
+  /**
+   * Per pixel: 0 for background, else the component's label. Labels follow raster order of each
+   * component's first pixel. Built on first use.
+   */
+  readonly labels: Int32Array;
   /** `stats[k]` describes label `k + 1`. */
   stats: ComponentStats[];
 }
@@ -66,8 +69,17 @@ export function connectedComponents(mask: BinaryMask): Components {
     for (let x = 0; x < width;) {
       while (x < width && !data[base + x]) {
         const i = base + x;
-        if (words && (i & 3) === 0 && x + 4 <= width && words[i >> 2] === 0) x += 4;
-        else x++;
+        if (words && (i & 3) === 0) {
+          // Whole zero words inside the row, in a tight loop.
+          const rowEndWord = (base + width) >> 2;
+          let w = i >> 2;
+          while (w < rowEndWord && words[w] === 0) w++;
+          if (w > i >> 2) {
+            x += (w << 2) - i;
+            continue;
+          }
+        }
+        x++;
       }
       if (x === width) break;
       const start = x;
@@ -97,7 +109,7 @@ export function connectedComponents(mask: BinaryMask): Components {
   // Final labels in the order of the roots, i.e. of each component's first pixel in raster order.
   const final = new Int32Array(runs + 1);
   const stats: ComponentStats[] = [];
-  const labels = new Int32Array(width * height);
+  const runLabels = new Int32Array(runs);
   for (let k = 0; k < runs; k++) {
     const root = find(k + 1);
     if (root === k + 1) {
@@ -112,8 +124,8 @@ export function connectedComponents(mask: BinaryMask): Components {
       });
     }
     const label = final[root]!;
+    runLabels[k] = label;
     const [start, end, row] = [starts[k]!, ends[k]!, rows[k]!];
-    labels.fill(label, row * width + start, row * width + end);
     // Boxes are gathered as right/bottom edges, then turned into extents.
     const s = stats[label - 1]!;
     s.area += end - start;
@@ -126,7 +138,24 @@ export function connectedComponents(mask: BinaryMask): Components {
     s.width -= s.left;
     s.height -= s.top;
   }
-  return { width, height, labels, stats };
+  // The label image (4 bytes a pixel) is drawn from the runs on first use: box prompts need only
+  // the statistics.
+  let labels: Int32Array | undefined;
+  return {
+    width,
+    height,
+    stats,
+    get labels() {
+      if (!labels) {
+        labels = new Int32Array(width * height);
+        for (let k = 0; k < runs; k++) {
+          const row = rows[k]! * width;
+          labels.fill(runLabels[k]!, row + starts[k]!, row + ends[k]!);
+        }
+      }
+      return labels;
+    },
+  };
 }
 
 /** The components with at least `minArea` pixels, in label order. */
