@@ -1,7 +1,7 @@
 /**
- * Worker-thread side of the metric pool: scores one image per request and encodes its PNGs. The
- * prediction and its probability map travel in and back out as transferred buffers, so they are
- * never copied and the caller gets them back; the PNGs travel out the same way.
+ * Worker-thread side of the metric pool: scores one image per request and writes its PNGs. A held
+ * prediction is taken from native memory here; one given as arrays arrives as transferred
+ * buffers. Only the numbers go back, and the mask when asked for (transferred, not copied).
  */
 import { serveRequests } from '../util/worker-pool.js';
 import { scoreImage, transferables, type ScoreRequest, type Scored } from './metrics-pool.js';
