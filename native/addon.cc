@@ -101,7 +101,9 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   crackseg::TorchModuleWrap::Init(env, exports);
   crackseg::TrainerWrap::Init(env, exports);
   exports.Set("predictMasks", Napi::Function::New(env, crackseg::PredictMasks, "predictMasks"));
+  exports.Set("holdTensor", Napi::Function::New(env, crackseg::HoldTensor, "holdTensor"));
   exports.Set("takeTensor", Napi::Function::New(env, crackseg::TakeTensor, "takeTensor"));
+  exports.Set("readTensor", Napi::Function::New(env, crackseg::ReadTensor, "readTensor"));
   exports.Set("releaseTensors",
               Napi::Function::New(env, crackseg::ReleaseTensors, "releaseTensors"));
   exports.Set("heldTensorCount",

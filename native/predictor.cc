@@ -102,22 +102,24 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "predictMasks(module, images, promptSets, options?)");
   auto state = TorchModuleWrap::FromValue(info[0], "module");
   return Guarded(env, [&]() -> Napi::Value {
-    // Read in place by the job, which gathers them into one batch (pinned for CUDA) off the JS
-    // thread; the arrays are referenced until the job is done.
+    // Read in place by the job (JS arrays, or tensors held by a sample thread), which gathers
+    // them into one batch (pinned for CUDA) off the JS thread; the arrays are referenced until
+    // the job is done.
     if (!info[1].IsArray() || info[1].As<Napi::Array>().Length() < 1)
-      throw Napi::TypeError::New(env, "images must be a non-empty array of uint8 [H, W, 3]");
+      throw Napi::TypeError::New(
+          env, "images must be a non-empty array of uint8 [H, W, 3] (or their tensor handles)");
     Napi::Array list = info[1].As<Napi::Array>();
     std::vector<torch::Tensor> views;
     std::vector<Napi::Value> keepAlive;
     for (uint32_t i = 0; i < list.Length(); ++i) {
       std::string what = "images[" + std::to_string(i) + "]";
-      torch::Tensor view = TensorViewOfJs(list.Get(i), torch::kUInt8, 3, what);
+      torch::Tensor view = HeldOrViewOfJs(list.Get(i), torch::kUInt8, 3, what);
       if (view.size(2) != 3 || (!views.empty() && view.sizes() != views.front().sizes()))
         throw Napi::TypeError::New(
             env, what + ": must be uint8 [H, W, 3] of the first image's size, got " +
                      c10::str(view.sizes()));
-      views.push_back(view);
-      keepAlive.push_back(list.Get(i).As<Napi::Object>().Get("data"));
+      views.push_back(view);  // a held image's tensor lives on in `view` even if released now
+      if (!list.Get(i).IsNumber()) keepAlive.push_back(list.Get(i).As<Napi::Object>().Get("data"));
     }
     int64_t batchSize = static_cast<int64_t>(views.size());
     int64_t height = views.front().size(0);

@@ -74,6 +74,20 @@ Napi::Array HoldRows(Napi::Env env, const torch::Tensor& tensor) {
   return handles;
 }
 
+Napi::Value HoldTensor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  torch::Tensor tensor = TensorFromJs(info[0], "holdTensor(tensor)");
+  return Napi::Number::New(env, static_cast<double>(Store().Hold(std::move(tensor))));
+}
+
+Napi::Value ReadTensor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t handle = HandleOf(info[0], "readTensor(handle)");
+  torch::Tensor tensor = Store().Peek(handle);
+  if (!tensor.defined()) throw Spent(env, handle);
+  return Guarded(env, [&] { return TensorToJs(env, tensor); });
+}
+
 Napi::Value TakeTensor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t handle = HandleOf(info[0], "takeTensor(handle)");

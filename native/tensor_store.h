@@ -18,8 +18,15 @@ Napi::Array HoldRows(Napi::Env env, const torch::Tensor& tensor);
 torch::Tensor HeldOrViewOfJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
                              const std::string& what);
 
+// holdTensor(tensor) → handle: a copy of a JS tensor, held for another thread.
+Napi::Value HoldTensor(const Napi::CallbackInfo& info);
+
 // takeTensor(handle) → {data, shape, dtype}, copied into this thread's memory; spends the handle.
 Napi::Value TakeTensor(const Napi::CallbackInfo& info);
+
+// readTensor(handle) → {data, shape, dtype}, copied into this thread's memory; the tensor stays
+// held.
+Napi::Value ReadTensor(const Napi::CallbackInfo& info);
 
 // releaseTensors(handles) drops held tensors; spent and unknown handles are ignored.
 Napi::Value ReleaseTensors(const Napi::CallbackInfo& info);

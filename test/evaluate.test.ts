@@ -100,6 +100,22 @@ t.test('end to end: every output, masks and metrics equal the reference', async 
       `${config.name}: overlays and figures of the best and worst`,
     );
     t.equal(summary.extremes.best.length, 2);
+    if (config.name === 'bbox_prompt') {
+      // The extremes' figures, drawn at the end from inputs read again, are those drawn at once
+      // when every image gets a figure.
+      const everyDir = join(root, 'all-figures');
+      await evaluate({ ...base, prompts: [config.config], outputDir: everyDir, numVis: 'all' });
+      for (const id of shown) {
+        for (const kind of ['figure', 'overlay']) {
+          const file = join('visualizations', `${id}_${kind}.png`);
+          t.same(
+            await readFile(join(dir, file)),
+            await readFile(join(everyDir, config.name, file)),
+            `${id} ${kind}`,
+          );
+        }
+      }
+    }
     t.equal(summary.complete, true);
     t.equal(summary.counts.evaluated, 6);
     t.ok(summary.sweep, 'ODS/OIS from probability maps');

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { binding, type Tensor } from '../ts/binding.js';
+import { releaseHeld, takeHeld } from '../ts/held.js';
 import { isHeld, type RgbImage } from '../ts/image.js';
 import { exportModel } from '../ts/model/export.js';
 import { loadModel, type SamModel } from '../ts/model/load.js';
@@ -21,11 +22,9 @@ import {
   isOutOfMemory,
   predict,
   predictBatch,
-  releaseHeld,
   sameSizeBatches,
   sameSizeRuns,
   splitWhileOutOfMemory,
-  takeHeld,
 } from '../ts/predict.js';
 import { thresholdCounts } from '../ts/metrics/thresholds.js';
 import type { PromptSet } from '../ts/prompts/prompts.js';

@@ -254,18 +254,22 @@ export interface Binding {
    */
   predictMasks(
     module: NativeTorchModule,
-    images: Array<Tensor<'uint8'>>,
+    images: Array<Tensor<'uint8'> | TensorHandle>,
     promptSets: PromptTensors[][],
     options: PredictOptions & { hold: true },
   ): Promise<HeldPredictionSet[]>;
   predictMasks(
     module: NativeTorchModule,
-    images: Array<Tensor<'uint8'>>,
+    images: Array<Tensor<'uint8'> | TensorHandle>,
     promptSets: PromptTensors[][],
     options?: PredictOptions & { hold?: false },
   ): Promise<PredictionSet[]>;
+  /** A copy of `tensor` held in native memory, for another thread to take or read. */
+  holdTensor(tensor: Tensor): TensorHandle;
   /** The held tensor, copied into this thread's memory; the handle is spent (taking it again throws). */
   takeTensor(handle: TensorHandle): Tensor;
+  /** The held tensor, copied into this thread's memory; it stays held. */
+  readTensor(handle: TensorHandle): Tensor;
   /** Drops held tensors; spent and unknown handles are ignored. */
   releaseTensors(handles: TensorHandle[]): void;
   /** Tensors held now (for leak checks). */

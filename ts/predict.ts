@@ -106,25 +106,6 @@ export interface HeldPrediction extends Omit<ImagePrediction, 'mask' | 'probabil
   probabilities?: HeldPlane;
 }
 
-/** A mask as an array: a held one is taken (its handle spent) on the calling thread. */
-export function takeHeld(plane: BinaryMask | HeldPlane): BinaryMask;
-/** A probability map as an array: a held one is taken on the calling thread. */
-export function takeHeld(plane: ProbabilityMap | HeldPlane): ProbabilityMap;
-export function takeHeld(
-  plane: BinaryMask | ProbabilityMap | HeldPlane,
-): BinaryMask | ProbabilityMap {
-  if (!isHeld(plane)) return plane;
-  const { width, height } = plane;
-  const data = binding().takeTensor(plane.handle).data as Uint8Array | Float32Array;
-  return { width, height, data } as BinaryMask | ProbabilityMap;
-}
-
-/** Drops what is still held of `planes` (taken ones and arrays are ignored). */
-export function releaseHeld(planes: ReadonlyArray<object | undefined>): void {
-  const handles = planes.flatMap((p) => (p && isHeld(p) ? [p.handle] : []));
-  if (handles.length > 0) binding().releaseTensors(handles);
-}
-
 /**
  * Predicts one mask per image: `prompts[i]` are image i's prompts (their masks ORed). Images
  * may differ in size; consecutive same-sized ones are batched. An image's result does not depend
@@ -169,19 +150,19 @@ export async function predict(
  */
 export function predictBatch(
   model: SamModel,
-  images: readonly RgbImage[],
+  images: ReadonlyArray<RgbImage | HeldPlane>,
   promptSets: ReadonlyArray<readonly PromptSet[]>,
   options: BatchOptions & { hold: true },
 ): Promise<HeldPrediction[][]>;
 export function predictBatch(
   model: SamModel,
-  images: readonly RgbImage[],
+  images: ReadonlyArray<RgbImage | HeldPlane>,
   promptSets: ReadonlyArray<readonly PromptSet[]>,
   options?: BatchOptions & { hold?: false },
 ): Promise<ImagePrediction[][]>;
 export function predictBatch(
   model: SamModel,
-  images: readonly RgbImage[],
+  images: ReadonlyArray<RgbImage | HeldPlane>,
   promptSets: ReadonlyArray<readonly PromptSet[]>,
   options: BatchOptions & { hold?: boolean } = {},
 ): Promise<Array<Array<ImagePrediction | HeldPrediction>>> {
@@ -205,7 +186,7 @@ type BatchOptions = Pick<PredictOptions, 'probabilities' | 'lowResLogits'>;
 /** {@link predictBatch} in one `predictMasks` call. */
 async function predictWhole(
   model: SamModel,
-  images: readonly RgbImage[],
+  images: ReadonlyArray<RgbImage | HeldPlane>,
   promptSets: ReadonlyArray<readonly PromptSet[]>,
   options: BatchOptions & { hold?: boolean },
 ): Promise<Array<Array<ImagePrediction | HeldPrediction>>> {
@@ -307,10 +288,13 @@ export function assertBatchSize(batchSize: number): void {
 }
 
 /**
- * Interleaved RGB images of one size → uint8 `[H, W, 3]` tensors over their own data (no copy:
- * the addon batches them and changes the layout off the JS thread).
+ * Interleaved RGB images of one size → uint8 `[H, W, 3]` tensors over their own data, or the
+ * handles of held ones (no copy either way: the addon batches them and changes the layout off the
+ * JS thread).
  */
-export function imageTensors(images: readonly RgbImage[]): Array<Tensor<'uint8'>> {
+export function imageTensors(
+  images: ReadonlyArray<RgbImage | HeldPlane>,
+): Array<Tensor<'uint8'> | TensorHandle> {
   const first = images[0];
   if (!first) throw new Error('predict needs at least one image');
   const { width, height } = first;
@@ -320,7 +304,9 @@ export function imageTensors(images: readonly RgbImage[]): Array<Tensor<'uint8'>
         `A batch needs images of one size: ${image.width}x${image.height} vs ${width}x${height}`,
       );
     }
-    return { data: image.data, shape: [height, width, 3], dtype: 'uint8' };
+    return isHeld(image)
+      ? image.handle
+      : { data: image.data, shape: [height, width, 3], dtype: 'uint8' };
   });
 }
 

@@ -12,7 +12,7 @@ import { parseListFile, type ListEntry } from './listFile.js';
 /** How many samples are decoded ahead of the consumer unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 4;
 
-export interface DatasetOptions<S extends Sample = Sample> {
+export interface DatasetOptions<S = Sample> {
   /** The data root; the list file's paths are relative to it. */
   root: string;
   /** The list file, e.g. `test.txt`; resolved against `root` when relative. Errors name it as given. */
@@ -78,7 +78,7 @@ export interface SkippedEntry {
 }
 
 /** An async iterable of samples in list order; `skipped` fills in as iteration proceeds. */
-export interface Dataset<S extends Sample = Sample> extends AsyncIterable<S> {
+export interface Dataset<S = Sample> extends AsyncIterable<S> {
   readonly skipped: SkippedEntry[];
 }
 
@@ -183,7 +183,7 @@ export async function loadSample(
  * anything is yielded and a bad file fails when its turn comes, with a {@link DatasetError}; with
  * it, both are recorded in `skipped`. A missing list file always throws.
  */
-export function readDataset<S extends Sample = Sample>(options: DatasetOptions<S>): Dataset<S> {
+export function readDataset<S = Sample>(options: DatasetOptions<S>): Dataset<S> {
   const { root, listFile, skipBad = false, readFile = fsReadFile } = options;
   const load =
     options.load ??

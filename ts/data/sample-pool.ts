@@ -5,6 +5,8 @@
  * on. With 0 workers, samples are prepared on the calling thread.
  */
 import { availableParallelism } from 'node:os';
+import { hold } from '../held.js';
+import type { HeldPlane } from '../image.js';
 import type { PromptConfig } from '../prompts/config.js';
 import { buildPrompts, type PromptSet } from '../prompts/prompts.js';
 import { augmentSample, type Augmentation } from '../train/augment.js';
@@ -30,6 +32,15 @@ export interface PreparedSample extends Sample {
 }
 
 /**
+ * A prepared sample whose image and mask wait in native memory (`hold`), so that they reach the
+ * device and the scoring threads without passing through the JS thread as arrays.
+ */
+export interface HeldSample extends Omit<PreparedSample, 'image' | 'mask'> {
+  image: HeldPlane;
+  mask: HeldPlane;
+}
+
+/**
  * One sample to prepare: a list entry (paths relative to `root`; errors name `listFile` and the
  * entry's line), what to apply to it and which prompts to build from its (augmented) mask.
  */
@@ -45,14 +56,17 @@ export interface PrepareRequest {
   prompts: readonly PromptConfig[];
   /** Seeds the random point prompts, mixed with the sample's id. */
   seed: number;
+  /** Hold the image and mask in native memory ({@link HeldSample}); the caller releases them. */
+  hold?: boolean;
 }
 
 /** What a worker answers: the sample, or the fields of the {@link DatasetError} it hit. */
 export type PrepareReply =
-  { sample: PreparedSample } | { datasetError: ConstructorParameters<typeof DatasetError> };
+  | { sample: PreparedSample | HeldSample }
+  | { datasetError: ConstructorParameters<typeof DatasetError> };
 
 /** Reads, decodes, augments and prompts one entry: what a worker does, and the pool without workers. */
-export async function prepareSample(request: PrepareRequest): Promise<PreparedSample> {
+export async function prepareSample(request: PrepareRequest): Promise<PreparedSample | HeldSample> {
   const { entry, index, augmentation, seed } = request;
   const loaded = await loadSample(entry, index, request);
   const sample = augmentation
@@ -61,7 +75,8 @@ export async function prepareSample(request: PrepareRequest): Promise<PreparedSa
   const prompts = request.prompts.map((config) =>
     buildPrompts(sample.mask, config, { seed, key: sample.id }),
   );
-  return { ...sample, prompts };
+  if (!request.hold) return { ...sample, prompts };
+  return { ...sample, prompts, image: hold(sample.image, 3), mask: hold(sample.mask, 1) };
 }
 
 /** Worker threads preparing samples, for any list file and request. */
@@ -82,7 +97,9 @@ export class SamplePool {
   }
 
   /** The prepared sample; a bad file rejects with its {@link DatasetError}. */
-  async prepare(request: PrepareRequest): Promise<PreparedSample> {
+  prepare(request: PrepareRequest & { hold: true }): Promise<HeldSample>;
+  prepare(request: PrepareRequest & { hold?: false }): Promise<PreparedSample>;
+  async prepare(request: PrepareRequest): Promise<PreparedSample | HeldSample> {
     if (!this.pool) return prepareSample(request);
     const reply = await this.pool.run(request);
     if ('datasetError' in reply) throw new DatasetError(...reply.datasetError);

@@ -15,22 +15,20 @@ import { access } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   DatasetError,
+  loadSample,
   readDataset,
   readList,
   type Dataset,
-  type Sample,
   type SkippedEntry,
 } from '../data/dataset.js';
-import { defaultLoadWorkers, SamplePool, type PreparedSample } from '../data/sample-pool.js';
+import { defaultLoadWorkers, SamplePool, type HeldSample } from '../data/sample-pool.js';
 import { DEFAULT_TOLERANCE_RADIUS } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
 import {
   defaultBatchSize,
   assertBatchSize,
   predictBatch,
-  releaseHeld,
   sameSizeBatches,
-  takeHeld,
   type HeldPrediction,
   type ImagePrediction,
 } from '../predict.js';
@@ -47,6 +45,8 @@ import {
 } from '../report/predictions.js';
 import type { EvaluationSummary } from '../report/summary.js';
 import { ReportWriter } from '../report/writer.js';
+import { readHeld, releaseHeld, takeHeld } from '../held.js';
+import type { BinaryMask, RgbImage } from '../image.js';
 import { MetricsPool } from './metrics-pool.js';
 import { ProgressMeter, type EvaluationProgress } from './progress.js';
 import { SavedPredictionError, readSavedPrediction } from './saved.js';
@@ -223,6 +223,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   // Everything that can fail cheaply fails here, before any output is touched: a re-run that
   // cannot start leaves the previous results as they were.
   const { entries, problems } = await readList(options.dataRoot, options.listFile);
+  // Where each image's list entry is, to read its inputs again for a figure at the end.
+  const indexById = new Map<string, number>();
   const firstProblem = problems[0];
   if (firstProblem && !options.skipBad) {
     const { line, text, reason, kind } = firstProblem;
@@ -249,6 +251,15 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
             extremes: numVis === 'all' ? MAX_HTML_EXAMPLES : numVis,
             saveProbabilities,
             toleranceRadius,
+            // The extremes' figures read their image and mask again: nothing is kept for them.
+            loadInputs: async (imageId: string) => {
+              const index = indexById.get(imageId)!;
+              const sample = await loadSample(entries[index]!, index, {
+                root: options.dataRoot,
+                listFile: options.listFile,
+              });
+              return { image: sample.image, groundTruth: sample.mask };
+            },
             metadata: {
               promptConfig: plan.config,
               model: model?.metadata ?? null,
@@ -274,7 +285,14 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const pending = new Set<Promise<void>>();
   let pool: MetricsPool | undefined;
   let samplePool: SamplePool | undefined;
-  let dataset: Dataset<PreparedSample> | undefined;
+  let dataset: Dataset<HeldSample> | undefined;
+  // Samples whose image and mask are held natively and not yet handed to the device, and the
+  // loads still in flight: whatever the run does not reach is released at its end.
+  const unlaunched = new Set<HeldSample>();
+  const loads = new Set<Promise<unknown>>();
+  // Releases waiting for the scoring threads to finish reading a batch's ground truths.
+  const releases = new Set<Promise<unknown>>();
+
   let recordedSkips = 0;
   const recordSkips = () => {
     if (!dataset) return;
@@ -297,7 +315,14 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       listFile: options.listFile,
       skipBad: options.skipBad ?? false,
       concurrency: Math.max(4, 2 * batchSize),
-      load: (entry, index) => loading.prepare({ ...prepare, entry, index, prompts }),
+      load: (entry, index) => {
+        const load = loading
+          .prepare({ ...prepare, entry, index, prompts, hold: true })
+          .then((sample) => (unlaunched.add(sample), sample));
+        loads.add(load);
+        void load.catch(() => undefined).finally(() => loads.delete(load));
+        return load;
+      },
     });
     // Every core but the JS thread's: scoring and PNG encoding are the most CPU of a GPU run.
     const workers = options.workers ?? Math.max(1, availableParallelism() - 1);
@@ -306,7 +331,12 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     // One batch is on the device while the previous one's results are handed to scoring, so
     // the device does not wait for the JS thread between batches.
     let previousResolved = performance.now();
-    const launch = (batch: PreparedSample[]) => {
+    const drawsEveryImage = runs.some((run) => run.writer?.drawsEveryImage);
+    const launch = (batch: HeldSample[]) => {
+      for (const sample of batch) {
+        unlaunched.delete(sample);
+        indexById.set(sample.id, sample.index);
+      }
       const prompts = runs.map((_, c) => batch.map((sample) => sample.prompts[c]!));
       const launched = performance.now();
       const predictions = skip.inference
@@ -327,6 +357,12 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
             // Without scoring, the maps are only wanted to be saved.
             { probabilities: !skip.evaluation || saveProbabilities !== false, hold: true },
           );
+      // The device has read the images once the predictions are back (unless every image gets
+      // a figure: then they go with the ground truths, in hand()).
+      if (!drawsEveryImage)
+        void predictions
+          .catch(() => undefined)
+          .finally(() => releaseHeld(batch.map((sample) => sample.image)));
       // The device time of a batch: from when the device could start it to its results.
       const timed = predictions.then((sets) => {
         const resolved = performance.now();
@@ -338,19 +374,27 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       return { batch, prompts, timed };
     };
     const hand = async ({ batch, prompts, timed }: ReturnType<typeof launch>) => {
-      const { sets: predictions, batchMsPerImage } = await timed;
+      // Released twice is harmless: the images may be gone already.
+      const inputs = batch.flatMap((sample) => [sample.mask, sample.image]);
+      const outcome = await timed.catch((error: unknown) => {
+        releaseHeld(inputs);
+        throw error;
+      });
+      const { sets: predictions, batchMsPerImage } = outcome;
       // An image counts as done when some config has its prediction; else as skipped.
       const missing = batch.filter((_, i) => predictions.every((set) => set[i] === null)).length;
-      const written = Promise.all(
-        runs.map((run, c) =>
-          writeBatch(run, batch, prompts[c]!, predictions[c]!, {
-            batchMsPerImage,
-            pool: scoring,
-            toleranceRadius,
-            saveProbabilities,
-          }),
-        ),
-      ).then(
+      const chains = runs.map((run, c) =>
+        writeBatch(run, batch, prompts[c]!, predictions[c]!, {
+          batchMsPerImage,
+          pool: scoring,
+          toleranceRadius,
+          saveProbabilities,
+        }),
+      );
+      // The scoring threads read the ground truths until every config's writes have settled.
+      const release = Promise.allSettled(chains).then(() => releaseHeld(inputs));
+      releases.add(release);
+      const written = Promise.all(chains).then(
         () => {
           progress.done(batch.length - missing);
           for (let k = 0; k < missing; k++) progress.skipped();
@@ -365,7 +409,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     try {
       for await (const batch of sameSizeBatches(dataset, batchSize, (s) => s.image)) {
         recordSkips();
-        if (options.signal?.aborted || failure) break;
+        if (options.signal?.aborted || failure) break; // the batch is released with the unlaunched
         const next = launch(batch);
         const previous = onDevice;
         onDevice = next;
@@ -385,6 +429,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
   // Whatever stopped the run, what was started is finished and every report finalised.
   await Promise.all(pending);
+  // Samples read ahead but never batched, or batched but not launched, are released.
+  await Promise.allSettled([...loads]);
+  releaseHeld([...unlaunched].flatMap((sample) => [sample.image, sample.mask]));
   const cpu = process.cpuUsage(cpuAtStart);
   const busyMs = {
     jsThread: performance.eventLoopUtilization(loopAtStart).active,
@@ -407,6 +454,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const finished = await Promise.allSettled(
     runs.map(async (run) => {
       await run.chain.catch(() => undefined);
+      await Promise.all(releases);
       const summary = run.writer
         ? await run.writer.finish({ timings, metadata: endState, complete: !failure && !aborted })
         : null;
@@ -465,7 +513,7 @@ function exists(path: string): Promise<boolean> {
  */
 function savedPredictions(
   run: ConfigRun,
-  batch: readonly Sample[],
+  batch: readonly HeldSample[],
   context: { skipBad: boolean; listFile: string; skipped: SkippedEntry[] },
 ): Promise<Array<ImagePrediction | null>> {
   return Promise.all(
@@ -492,7 +540,7 @@ function savedPredictions(
 /** Scores (in the pool) and writes (in order) one config's predictions for a batch. */
 function writeBatch(
   run: ConfigRun,
-  batch: readonly Sample[],
+  batch: readonly HeldSample[],
   prompts: readonly PromptSet[],
   predictions: ReadonlyArray<ImagePrediction | HeldPrediction | null>,
   context: {
@@ -538,11 +586,16 @@ function writeBatch(
         groundTruthPath: sample.maskPath,
         promptCount,
         batchMsPerImage: context.batchMsPerImage,
-        groundTruth: sample.mask,
-        image: sample.image,
         evaluation,
         saved: true,
-        ...(mask ? { prediction: mask } : {}),
+        // A figure of every image needs its inputs now; the extremes' are read again at the end.
+        ...(mask
+          ? {
+              prediction: mask,
+              image: readHeld<RgbImage>(sample.image),
+              groundTruth: readHeld<BinaryMask>(sample.mask),
+            }
+          : {}),
       });
     });
   });

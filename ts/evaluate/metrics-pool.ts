@@ -7,7 +7,7 @@
  */
 import { isHeld, type BinaryMask, type HeldPlane, type ProbabilityMap } from '../image.js';
 import { evaluateImage, type ImageEvaluation } from '../metrics/image.js';
-import { releaseHeld, takeHeld } from '../predict.js';
+import { readHeld, releaseHeld, takeHeld } from '../held.js';
 import {
   writeMaskPng,
   writeProbabilityPng,
@@ -24,7 +24,8 @@ export interface Scored {
 /** What scoring an image takes. */
 export interface ScoreRequest {
   prediction: BinaryMask | HeldPlane;
-  groundTruth: BinaryMask;
+  /** Held ones are read (copied), not taken: every prompt config's scoring reads the same. */
+  groundTruth: BinaryMask | HeldPlane;
   probabilities: ProbabilityMap | HeldPlane | undefined;
   toleranceRadius: number;
   /** Where the mask goes, and the probability map (at this depth), written atomically. */
@@ -35,8 +36,9 @@ export interface ScoreRequest {
 
 /** Scores one image and saves its PNGs: what a worker does, and the pool without workers. */
 export async function scoreImage(input: ScoreRequest): Promise<Scored> {
-  const { groundTruth, probabilities, toleranceRadius, save } = input;
+  const { probabilities, toleranceRadius, save } = input;
   const prediction = takeHeld(input.prediction);
+  const groundTruth = readHeld(input.groundTruth);
   // The probability map is only read (swept, quantised), in place: never copied, even if held.
   try {
     const evaluation = evaluateImage(prediction, groundTruth, {

@@ -4,6 +4,7 @@
  */
 import { access } from 'node:fs/promises';
 import type { Sample } from '../data/dataset.js';
+import type { ImageSize } from '../model/prompt-tensors.js';
 import type { ImagePrediction } from '../predict.js';
 import {
   predictionPath,
@@ -30,7 +31,7 @@ export class SavedPredictionError extends Error {
  */
 export async function readSavedPrediction(
   configDir: string,
-  sample: Pick<Sample, 'id' | 'image'>,
+  sample: Pick<Sample, 'id'> & { image: ImageSize },
 ): Promise<ImagePrediction> {
   const maskFile = predictionPath(configDir, sample.id);
   let mask;

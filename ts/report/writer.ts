@@ -65,8 +65,9 @@ export interface ImageResult {
   batchMsPerImage: number;
   /** Needed unless `saved`; with `visualizations: 'all'`, always. */
   prediction?: BinaryMask;
-  groundTruth: BinaryMask;
-  /** Needed for visualizations (omit only with `visualizations: 'none'`). */
+  /** Needed unless `evaluation` is given, and for figures unless `loadInputs` can read it. */
+  groundTruth?: BinaryMask;
+  /** Needed for figures (`visualizations` other than 'none') unless `loadInputs` can read it. */
   image?: RgbImage;
   /** For ODS/OIS when `evaluation` is not given, and saved when `saveProbabilities` is set. */
   probabilities?: ProbabilityMap;
@@ -101,6 +102,11 @@ export interface ReportWriterOptions {
   metadata?: Record<string, unknown>;
   /** The folder under `outDir` (default: the prompt config's name). */
   folder?: string;
+  /**
+   * Reads an image and its ground truth again, for the figure of an extreme that was added
+   * without them (`visualizations: 'extremes'`): drawn at finish, so they need not be kept.
+   */
+  loadInputs?: (imageId: string) => Promise<{ image: RgbImage; groundTruth: BinaryMask }>;
 }
 
 /** What the caller adds at the end. */
@@ -114,10 +120,11 @@ export interface FinishExtras {
 interface Candidate extends ExtremeExample {
   /** Held only with `visualizations: 'extremes'`, to draw the figure at finish. */
   inputs?: {
-    image: RgbImage;
+    /** Absent when added without: read again through `loadInputs` for the figure. */
+    image?: RgbImage;
     /** Absent when it was saved by its scorer: read back from its file for the figure. */
     prediction?: BinaryMask;
-    groundTruth: BinaryMask;
+    groundTruth?: BinaryMask;
     title: string;
   };
   metrics: ImageEvaluation['metrics'];
@@ -131,7 +138,10 @@ export class ReportWriter {
   private readonly best: Candidate[] = [];
   private readonly worst: Candidate[] = [];
   private readonly startedAt = new Date();
-  private readonly options: Required<Omit<ReportWriterOptions, 'metadata' | 'folder'>>;
+  private readonly options: Required<
+    Omit<ReportWriterOptions, 'metadata' | 'folder' | 'loadInputs'>
+  >;
+  private readonly loadInputs: ReportWriterOptions['loadInputs'];
   private metadata: Record<string, unknown>;
   private emptyGroundTruth = 0;
   private emptyPrediction = 0;
@@ -157,6 +167,7 @@ export class ReportWriter {
       flushIntervalMs: options.flushIntervalMs ?? 10_000,
       maxPanelWidth: options.maxPanelWidth ?? 480,
     };
+    this.loadInputs = options.loadInputs;
     this.metadata = { ...options.metadata };
   }
 
@@ -197,7 +208,7 @@ export class ReportWriter {
   private async addNow(result: ImageResult): Promise<ImageEvaluation> {
     const evaluation =
       result.evaluation ??
-      evaluateImage(requirePrediction(result), result.groundTruth, {
+      evaluateImage(requirePrediction(result), requireGroundTruth(result), {
         toleranceRadius: this.options.toleranceRadius,
         ...(result.probabilities ? { probabilities: result.probabilities } : {}),
       });
@@ -216,7 +227,8 @@ export class ReportWriter {
     if (this.options.visualizations === 'all') {
       const image = requireImage(result);
       const prediction = requirePrediction(result);
-      const overlay = errorOverlay(image, prediction, result.groundTruth);
+      const groundTruth = requireGroundTruth(result);
+      const overlay = errorOverlay(image, prediction, groundTruth);
       files.push(
         encodeRgbPng(overlay).then((png) =>
           writeFileAtomic(this.visualizationPath(result.imageId, 'overlay'), png),
@@ -225,7 +237,7 @@ export class ReportWriter {
           image,
           overlay,
           prediction,
-          groundTruth: result.groundTruth,
+          groundTruth,
           title,
           metrics: evaluation.metrics,
           maxPanelWidth: this.options.maxPanelWidth,
@@ -388,10 +400,13 @@ export class ReportWriter {
       ...(this.options.visualizations === 'extremes'
         ? {
             inputs: {
-              image: requireImage(result),
-              groundTruth: result.groundTruth,
-              title,
+              // Without loadInputs the inputs must come now.
+              ...(result.image || !this.loadInputs ? { image: requireImage(result) } : {}),
+              ...(result.groundTruth || !this.loadInputs
+                ? { groundTruth: requireGroundTruth(result) }
+                : {}),
               ...(result.prediction ? { prediction: result.prediction } : {}),
+              title,
             },
           }
         : {}),
@@ -408,11 +423,17 @@ export class ReportWriter {
       if (!inputs) continue;
       const prediction =
         inputs.prediction ?? (await readMaskPng(predictionPath(this.configDir, candidate.imageId)));
-      const overlay = errorOverlay(inputs.image, prediction, inputs.groundTruth);
+      const { image, groundTruth } =
+        inputs.image && inputs.groundTruth
+          ? { image: inputs.image, groundTruth: inputs.groundTruth }
+          : await this.loadInputs!(candidate.imageId);
+      const overlay = errorOverlay(image, prediction, groundTruth);
       const [overlayPng, figurePng] = await Promise.all([
         encodeRgbPng(overlay),
         renderFigure({
-          ...inputs,
+          image,
+          groundTruth,
+          title: inputs.title,
           prediction,
           overlay,
           metrics: candidate.metrics,
@@ -464,6 +485,15 @@ function requirePrediction(result: ImageResult): BinaryMask {
     );
   }
   return result.prediction;
+}
+
+function requireGroundTruth(result: ImageResult): BinaryMask {
+  if (!result.groundTruth) {
+    throw new Error(
+      `Image ${result.imageId}: the ground truth is needed (to score it, or for figures)`,
+    );
+  }
+  return result.groundTruth;
 }
 
 function requireImage(result: ImageResult): RgbImage {
