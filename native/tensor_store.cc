@@ -59,9 +59,20 @@ int64_t HandleOf(const Napi::Value& value, const std::string& what) {
   return value.As<Napi::Number>().Int64Value();
 }
 
-Napi::Error Spent(Napi::Env env, int64_t handle) {
-  return Napi::Error::New(
-      env, "tensor handle " + std::to_string(handle) + " was already taken or released");
+// The tensor of `handle`, spent when `take`; an Error when the handle is spent or unknown.
+torch::Tensor Held(Napi::Env env, int64_t handle, bool take) {
+  torch::Tensor tensor = take ? Store().Take(handle) : Store().Peek(handle);
+  if (!tensor.defined())
+    throw Napi::Error::New(
+        env, "tensor handle " + std::to_string(handle) + " was already taken or released");
+  return tensor;
+}
+
+// info[0]'s held tensor as a JS tensor in this thread's memory.
+Napi::Value HeldToJs(const Napi::CallbackInfo& info, const char* what, bool take) {
+  Napi::Env env = info.Env();
+  torch::Tensor tensor = Held(env, HandleOf(info[0], what), take);
+  return Guarded(env, [&] { return TensorToJs(env, tensor); });
 }
 
 }  // namespace
@@ -81,28 +92,18 @@ Napi::Value HoldTensor(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ReadTensor(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int64_t handle = HandleOf(info[0], "readTensor(handle)");
-  torch::Tensor tensor = Store().Peek(handle);
-  if (!tensor.defined()) throw Spent(env, handle);
-  return Guarded(env, [&] { return TensorToJs(env, tensor); });
+  return HeldToJs(info, "readTensor(handle)", /*take=*/false);
 }
 
 Napi::Value TakeTensor(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int64_t handle = HandleOf(info[0], "takeTensor(handle)");
-  torch::Tensor tensor = Store().Take(handle);
-  if (!tensor.defined()) throw Spent(env, handle);
-  return Guarded(env, [&] { return TensorToJs(env, tensor); });
+  return HeldToJs(info, "takeTensor(handle)", /*take=*/true);
 }
 
 torch::Tensor HeldOrViewOfJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
                              const std::string& what) {
   Napi::Env env = value.Env();
   if (!value.IsNumber()) return TensorViewOfJs(value, dtype, rank, what);
-  int64_t handle = HandleOf(value, what);
-  torch::Tensor tensor = Store().Peek(handle);
-  if (!tensor.defined()) throw Spent(env, handle);
+  torch::Tensor tensor = Held(env, HandleOf(value, what), /*take=*/false);
   if (tensor.scalar_type() != dtype || tensor.dim() != rank || !tensor.device().is_cpu())
     throw Napi::TypeError::New(env, what + ": the held tensor is " +
                                         std::string(c10::toString(tensor.scalar_type())) + " " +

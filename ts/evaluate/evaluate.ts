@@ -394,6 +394,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       // The scoring threads read the ground truths until every config's writes have settled.
       const release = Promise.allSettled(chains).then(() => releaseHeld(inputs));
       releases.add(release);
+      void release.then(() => releases.delete(release));
       const written = Promise.all(chains).then(
         () => {
           progress.done(batch.length - missing);
