@@ -86,4 +86,7 @@ t.test('equals skimage.morphology.skeletonize on generated masks', async (t) => 
     for (let i = 0; i < ours.length; i++) if (ours[i] !== expected[i]) differing++;
     t.equal(differing, 0, `mask ${m}: pixels differing from skimage`);
   });
+  // Foreground is any non-zero value: a 0/255 mask thins as its 0/1 form.
+  const wide = { ...masks[0]!, data: masks[0]!.data.map((v) => v * 255) };
+  t.same(zhangSuenSkeleton(wide).data, zhangSuenSkeleton(masks[0]!).data, '0/255 as 0/1');
 });
