@@ -110,6 +110,8 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, crackseg::HeldTensorCount, "heldTensorCount"));
   exports.Set("thresholdHistograms",
               Napi::Function::New(env, crackseg::ThresholdHistograms, "thresholdHistograms"));
+  exports.Set("skeletonMatches",
+              Napi::Function::New(env, crackseg::SkeletonMatches, "skeletonMatches"));
   exports.Set("quantizeProbabilities",
               Napi::Function::New(env, crackseg::QuantizeProbabilities, "quantizeProbabilities"));
   exports.Set("zhangSuenSkeleton",

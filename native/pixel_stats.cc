@@ -1,6 +1,7 @@
 #include "pixel_stats.h"
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -66,6 +67,59 @@ Napi::Value ThresholdHistograms(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("all", ToJs(env, all));
   result.Set("crack", ToJs(env, crack));
+  return result;
+}
+
+Napi::Value SkeletonMatches(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  torch::Tensor skeleton = TensorViewOfJs(info[0], torch::kUInt8, 2, "skeleton");
+  torch::Tensor other = TensorViewOfJs(info[1], torch::kUInt8, 2, "other");
+  torch::Tensor mask = TensorViewOfJs(info[2], torch::kUInt8, 2, "mask");
+  if (other.sizes() != skeleton.sizes() || mask.sizes() != skeleton.sizes())
+    throw Napi::TypeError::New(env, "skeleton, other and mask must have one size");
+  if (!info[3].IsTypedArray() ||
+      info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      info[3].As<Napi::Int32Array>().ElementLength() % 2 != 0)
+    throw Napi::TypeError::New(env, "offsets must be an Int32Array of (dx, dy) pairs");
+  Napi::Int32Array offsetArray = info[3].As<Napi::Int32Array>();
+  const std::vector<int32_t> offsets(offsetArray.Data(),
+                                     offsetArray.Data() + offsetArray.ElementLength());
+  const int64_t height = skeleton.size(0);
+  const int64_t width = skeleton.size(1);
+  const uint8_t* s = skeleton.data_ptr<uint8_t>();
+  const uint8_t* o = other.data_ptr<uint8_t>();
+  const uint8_t* m = mask.data_ptr<uint8_t>();
+  int64_t pixels = 0, matched = 0, inMask = 0;
+  const int64_t count = height * width;
+  for (int64_t i = 0; i < count; ++i) {
+    // Skeletons are sparse: background is crossed eight pixels at a time.
+    if (i + 8 <= count) {
+      uint64_t word;
+      std::memcpy(&word, s + i, sizeof word);
+      if (word == 0) {
+        i += 7;
+        continue;
+      }
+    }
+    if (s[i] == 0) continue;
+    ++pixels;
+    inMask += m[i] != 0;
+    const int64_t y = i / width;
+    const int64_t x = i - y * width;
+    // Nearest offsets first: a match usually ends the search at once.
+    for (size_t k = 0; k < offsets.size(); k += 2) {
+      const int64_t nx = x + offsets[k];
+      const int64_t ny = y + offsets[k + 1];
+      if (nx >= 0 && nx < width && ny >= 0 && ny < height && o[ny * width + nx] != 0) {
+        ++matched;
+        break;
+      }
+    }
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("pixels", static_cast<double>(pixels));
+  result.Set("matched", static_cast<double>(matched));
+  result.Set("inMask", static_cast<double>(inMask));
   return result;
 }
 

@@ -284,6 +284,16 @@ export interface Binding {
     groundTruth: Tensor<'uint8'>,
     thresholds: Float64Array,
   ): { all: Float64Array; crack: Float64Array };
+  /**
+   * Per skeleton pixel (non-zero), whether `other` has a non-zero pixel at one of `offsets`
+   * ((dx, dy) pairs, inside the image) and whether `mask` is non-zero there; all read in place.
+   */
+  skeletonMatches(
+    skeleton: Tensor<'uint8'>,
+    other: Tensor<'uint8'>,
+    mask: Tensor<'uint8'>,
+    offsets: Int32Array,
+  ): { pixels: number; matched: number; inMask: number };
   /** The Zhang–Suen skeleton (0/1) of a mask (foreground non-zero), read in place. */
   zhangSuenSkeleton(mask: Tensor<'uint8'>): Uint8Array;
   /** round-half-up(clamp(p, 0, 1) · (2^bits − 1)) per pixel (NaN: 0); the map is read in place. */

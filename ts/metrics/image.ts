@@ -2,6 +2,7 @@
  * Per-image evaluation. Pure functions over typed arrays with no shared state, so the evaluator
  * can run them in worker threads; the result is structured-clone friendly.
  */
+import { binding } from '../binding.js';
 import type { BinaryMask, HeldPlane, ProbabilityMap } from '../image.js';
 import { zhangSuenSkeleton } from '../vision/skeleton.js';
 import type { MaskMetricKey } from './definitions.js';
@@ -151,41 +152,22 @@ export function diskOffsets(radius: number): Int32Array {
   return Int32Array.from(offsets.flat());
 }
 
-/** For each pixel of `skeleton`: is `other` within the disk, and is the pixel inside `mask`? */
+/**
+ * For each pixel of `skeleton`: is `other` within the disk, and is the pixel inside `mask`? (In
+ * the addon: skeletons are sparse and the disk's probes many.)
+ */
 function countSkeleton(
   skeleton: BinaryMask,
   other: BinaryMask,
   mask: BinaryMask,
   offsets: Int32Array,
 ): { pixels: number; matched: number; inMask: number } {
-  const { width, height } = skeleton;
-  const s = skeleton.data;
-  const o = other.data;
-  // Skeletons are sparse: four background pixels are skipped at a time where the buffer allows.
-  const words = wordsOf(s);
-  let pixels = 0;
-  let matched = 0;
-  let inMask = 0;
-  for (let index = 0; index < s.length; index++) {
-    if (words && (index & 3) === 0 && index + 4 <= s.length && words[index >> 2] === 0) {
-      index += 3;
-      continue;
-    }
-    if (s[index] === 0) continue;
-    pixels++;
-    if (mask.data[index] !== 0) inMask++;
-    const y = (index / width) | 0;
-    const x = index - y * width;
-    for (let k = 0; k < offsets.length; k += 2) {
-      const nx = x + offsets[k]!;
-      const ny = y + offsets[k + 1]!;
-      if (nx >= 0 && nx < width && ny >= 0 && ny < height && o[ny * width + nx] !== 0) {
-        matched++;
-        break;
-      }
-    }
-  }
-  return { pixels, matched, inMask };
+  const tensor = ({ width, height, data }: BinaryMask) => ({
+    data,
+    shape: [height, width],
+    dtype: 'uint8' as const,
+  });
+  return binding().skeletonMatches(tensor(skeleton), tensor(other), tensor(mask), offsets);
 }
 
 function assertSameSize(a: BinaryMask, b: BinaryMask): void {
