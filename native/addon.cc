@@ -1,5 +1,5 @@
-// Module entry: registers TorchModule and the runtime queries (versions, devices, threads, device
-// memory).
+// Module entry: registers TorchModule, the trainer, the native functions of ts/binding.ts and the
+// runtime queries (versions, devices, threads, device memory).
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <napi.h>
@@ -7,6 +7,7 @@
 #include <torch/script.h>
 
 #include <cmath>
+#include <utility>
 
 #ifdef CRACKSEG_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -100,27 +101,25 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new crackseg::AddonData());
   crackseg::TorchModuleWrap::Init(env, exports);
   crackseg::TrainerWrap::Init(env, exports);
-  exports.Set("predictMasks", Napi::Function::New(env, crackseg::PredictMasks, "predictMasks"));
-  exports.Set("holdTensor", Napi::Function::New(env, crackseg::HoldTensor, "holdTensor"));
-  exports.Set("takeTensor", Napi::Function::New(env, crackseg::TakeTensor, "takeTensor"));
-  exports.Set("readTensor", Napi::Function::New(env, crackseg::ReadTensor, "readTensor"));
-  exports.Set("releaseTensors",
-              Napi::Function::New(env, crackseg::ReleaseTensors, "releaseTensors"));
-  exports.Set("heldTensorCount",
-              Napi::Function::New(env, crackseg::HeldTensorCount, "heldTensorCount"));
-  exports.Set("thresholdHistograms",
-              Napi::Function::New(env, crackseg::ThresholdHistograms, "thresholdHistograms"));
-  exports.Set("skeletonMatches",
-              Napi::Function::New(env, crackseg::SkeletonMatches, "skeletonMatches"));
-  exports.Set("quantizeProbabilities",
-              Napi::Function::New(env, crackseg::QuantizeProbabilities, "quantizeProbabilities"));
-  exports.Set("zhangSuenSkeleton",
-              Napi::Function::New(env, crackseg::ZhangSuenSkeleton, "zhangSuenSkeleton"));
-  exports.Set("runtimeInfo", Napi::Function::New(env, crackseg::RuntimeInfo, "runtimeInfo"));
-  exports.Set("setThreads", Napi::Function::New(env, crackseg::SetThreads, "setThreads"));
-  exports.Set("deviceMemory", Napi::Function::New(env, crackseg::DeviceMemory, "deviceMemory"));
-  exports.Set("resetPeakDeviceMemory",
-              Napi::Function::New(env, crackseg::ResetPeakDeviceMemory, "resetPeakDeviceMemory"));
+  // The plain functions of the native surface (ts/binding.ts declares them), by their JS names.
+  const std::pair<const char*, Napi::Function::Callback> functions[] = {
+      {"predictMasks", crackseg::PredictMasks},
+      {"holdTensor", crackseg::HoldTensor},
+      {"takeTensor", crackseg::TakeTensor},
+      {"readTensor", crackseg::ReadTensor},
+      {"releaseTensors", crackseg::ReleaseTensors},
+      {"heldTensorCount", crackseg::HeldTensorCount},
+      {"thresholdHistograms", crackseg::ThresholdHistograms},
+      {"skeletonMatches", crackseg::SkeletonMatches},
+      {"quantizeProbabilities", crackseg::QuantizeProbabilities},
+      {"zhangSuenSkeleton", crackseg::ZhangSuenSkeleton},
+      {"runtimeInfo", crackseg::RuntimeInfo},
+      {"setThreads", crackseg::SetThreads},
+      {"deviceMemory", crackseg::DeviceMemory},
+      {"resetPeakDeviceMemory", crackseg::ResetPeakDeviceMemory},
+  };
+  for (const auto& [name, function] : functions)
+    exports.Set(name, Napi::Function::New(env, function, name));
   return exports;
 }
 
