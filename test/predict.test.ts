@@ -147,6 +147,31 @@ t.test('a batch that does not fit in device memory is run in halves', async (t) 
     }),
     /CUDA out of memory/,
   );
+  // A later run failing for good hands the earlier runs' rows to `discard`.
+  const discarded: number[][][] = [];
+  await t.rejects(
+    splitWhileOutOfMemory(
+      6,
+      4,
+      async (start, end) => {
+        if (start >= 2) throw new Error('bad prompt');
+        return run(start, end);
+      },
+      () => {},
+      (rows) => discarded.push(rows),
+    ),
+    /bad prompt/,
+  );
+  t.same(
+    discarded,
+    [
+      [
+        [0, 10],
+        [1, 11],
+      ],
+    ],
+    'the rows of [0, 2), split off [0, 4)',
+  );
 });
 
 t.test('sameSizeBatches keeps what was read before a failing item', async (t) => {

@@ -10,6 +10,7 @@ import {
   type Tensor,
   type TensorHandle,
 } from './binding.js';
+import { releaseHeld } from './held.js';
 import {
   isHeld,
   type BinaryMask,
@@ -45,13 +46,15 @@ export function isOutOfMemory(error: unknown): boolean {
 /**
  * `run` over items [0, count) in runs of at most `limit`; a run that fails with
  * {@link isOutOfMemory} is split in halves (down to one item, whose failure is thrown), and
- * `onSplit` hears each half's size. Results concatenated per row: `[row][item]`.
+ * `onSplit` hears each half's size. Results concatenated per row: `[row][item]`. When a run fails
+ * for good, `discard` gets the rows of the runs that had succeeded (to free what they hold).
  */
 export async function splitWhileOutOfMemory<R>(
   count: number,
   limit: number,
   run: (start: number, end: number) => Promise<R[][]>,
   onSplit: (size: number) => void = () => {},
+  discard: (rows: R[][]) => void = () => {},
 ): Promise<R[][]> {
   const rows: R[][] = [];
   const append = (part: R[][]) =>
@@ -67,8 +70,13 @@ export async function splitWhileOutOfMemory<R>(
       await attempt(middle, end);
     }
   };
-  for (let start = 0; start < count; start += limit)
-    await attempt(start, Math.min(count, start + limit));
+  try {
+    for (let start = 0; start < count; start += limit)
+      await attempt(start, Math.min(count, start + limit));
+  } catch (error) {
+    discard(rows);
+    throw error;
+  }
   return rows;
 }
 
@@ -177,6 +185,8 @@ export function predictBatch(
         options,
       ),
     (size) => fittingBatch.set(model, Math.min(size, fittingBatch.get(model) ?? size)),
+    // A batch that fails after some of its halves were predicted leaves nothing held.
+    (rows) => releaseHeld(rows.flat().flatMap((p) => [p.mask, p.probabilities])),
   );
 }
 
