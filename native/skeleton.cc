@@ -15,6 +15,10 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor_convert.h"
@@ -49,32 +53,42 @@ inline int Neighbourhood(const uint8_t* image, int64_t i, int64_t stride) {
          image[i + stride - 1] << 6 | image[i - 1] << 7;
 }
 
-// The two sub-iterations' work lists: pixel indices, each at most once per list, membership as
-// one bit per list in a byte per pixel.
+// The two sub-iterations' work lists: indices of foreground pixels, each at most once per list,
+// membership as one bit per list in a byte per pixel. Sized for every foreground pixel, so
+// appending never reallocates.
 class WorkLists {
  public:
-  explicit WorkLists(size_t pixels) : member_(pixels, 0) {}
-
-  // Puts pixel `i` on both lists (where it is not yet).
-  void Add(int64_t i) {
-    uint8_t bits = member_[i];
-    if (bits == 3) return;
-    member_[i] = 3;
-    if (!(bits & 1)) lists_[0].push_back(i);
-    if (!(bits & 2)) lists_[1].push_back(i);
+  WorkLists(size_t pixels, size_t foreground) : member_(pixels, 0) {
+    for (auto& list : lists_) list.reset(new uint32_t[foreground + 1]);
+    taken_.reset(new uint32_t[foreground + 1]);
   }
 
-  // Empties sub-iteration `pass`'s list (1 or 2) into `items`.
-  void Take(int pass, std::vector<int64_t>& items) {
-    items.clear();
-    items.swap(lists_[pass - 1]);
+  // Puts foreground pixel `i` on both lists (where it is not yet).
+  void Add(uint32_t i) {
+    const uint8_t bits = member_[i];
+    if (bits == 3) return;
+    member_[i] = 3;
+    // Appended without branching: along ragged fronts which list lacks `i` is unpredictable.
+    lists_[0][sizes_[0]] = i;
+    sizes_[0] += ~bits & 1;
+    lists_[1][sizes_[1]] = i;
+    sizes_[1] += (~bits >> 1) & 1;
+  }
+
+  // Empties sub-iteration `pass`'s list (1 or 2); returns its items, valid until the next Take.
+  std::pair<const uint32_t*, size_t> Take(int pass) {
+    const size_t size = std::exchange(sizes_[pass - 1], 0);
+    std::swap(taken_, lists_[pass - 1]);
     const uint8_t clear = static_cast<uint8_t>(~pass);
-    for (int64_t i : items) member_[i] &= clear;
+    for (size_t k = 0; k < size; ++k) member_[taken_[k]] &= clear;
+    return {taken_.get(), size};
   }
 
  private:
   std::vector<uint8_t> member_;
-  std::array<std::vector<int64_t>, 2> lists_;
+  std::array<std::unique_ptr<uint32_t[]>, 2> lists_;
+  std::array<size_t, 2> sizes_ = {0, 0};
+  std::unique_ptr<uint32_t[]> taken_;
 };
 
 }  // namespace
@@ -87,8 +101,12 @@ Napi::Value ZhangSuenSkeleton(const Napi::CallbackInfo& info) {
   const uint8_t* source = mask.data_ptr<uint8_t>();
   // A one-pixel border of background spares every bounds check below.
   const int64_t stride = width + 2;
+  if (stride * (height + 2) > std::numeric_limits<uint32_t>::max())
+    throw Napi::RangeError::New(env, "zhangSuenSkeleton: a mask of " + std::to_string(width) + "x" +
+                                         std::to_string(height) + " has more than 2^32 pixels");
   std::vector<uint8_t> image(static_cast<size_t>(stride * (height + 2)), 0);
   uint8_t* pixel = image.data();
+  size_t foreground = 0;
   // Cracks leave most of a mask background: both scans skip it eight pixels at a time.
   for (int64_t y = 0; y < height; ++y) {
     const uint8_t* from = source + y * width;
@@ -99,39 +117,46 @@ Napi::Value ZhangSuenSkeleton(const Napi::CallbackInfo& info) {
         continue;
       }
       to[x] = from[x] != 0;
+      foreground += to[x];
     }
   }
   // Work lists hold the pixels whose neighbourhood changed since that sub-iteration last found them
   // not removable (removability depends only on the neighbourhood): a solid blob costs its area
   // once, not once per layer. Only a pixel with a background neighbour can be removable.
-  WorkLists work(image.size());
   const int64_t pixels = static_cast<int64_t>(image.size());
+  WorkLists work(image.size(), foreground);
   for (int64_t i = 0; i < pixels; ++i) {
     if (i + 8 <= pixels && IsZero8(pixel + i)) {
       i += 7;
       continue;
     }
-    if (pixel[i] && Neighbourhood(pixel, i, stride) != 255) work.Add(i);
+    if (pixel[i] && Neighbourhood(pixel, i, stride) != 255) work.Add(static_cast<uint32_t>(i));
   }
   const std::array<int64_t, 8> around = {-stride - 1, -stride,    -stride + 1, -1,
                                          1,           stride - 1, stride,      stride + 1};
-  std::vector<int64_t> list, removable;
+  std::unique_ptr<uint32_t[]> removable(new uint32_t[foreground + 1]);
   bool removedInIteration = true;
   while (removedInIteration) {
     removedInIteration = false;
     for (int pass = 1; pass <= 2; ++pass) {
-      work.Take(pass, list);
-      // Decided on the image as it stood, then applied at once (the parallel scheme).
-      removable.clear();
-      for (int64_t i : list)
-        if (pixel[i] && (kRemovable[Neighbourhood(pixel, i, stride)] & pass))
-          removable.push_back(i);
-      if (removable.empty()) continue;
+      // Decided on the image as it stood, then applied at once (the parallel scheme). A listed
+      // pixel may have gone since it was listed; it is never removable then. Appended without
+      // branching, as in WorkLists::Add.
+      const auto [list, size] = work.Take(pass);
+      size_t count = 0;
+      for (size_t k = 0; k < size; ++k) {
+        const uint32_t i = list[k];
+        removable[count] = i;
+        count += pixel[i] & (kRemovable[Neighbourhood(pixel, i, stride)] >> (pass - 1)) & 1;
+      }
+      if (count == 0) continue;
       removedInIteration = true;
-      for (int64_t i : removable) pixel[i] = 0;
-      for (int64_t i : removable)
-        for (int64_t offset : around)
-          if (pixel[i + offset]) work.Add(i + offset);
+      for (size_t k = 0; k < count; ++k) pixel[removable[k]] = 0;
+      for (size_t k = 0; k < count; ++k)
+        for (int64_t offset : around) {
+          const int64_t neighbour = removable[k] + offset;
+          if (pixel[neighbour]) work.Add(static_cast<uint32_t>(neighbour));
+        }
     }
   }
   Napi::Uint8Array skeleton = Napi::Uint8Array::New(env, static_cast<size_t>(width * height));

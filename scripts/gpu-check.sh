@@ -32,7 +32,7 @@ bench() {
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/gpu.csv" 2>&1
-step build npx cmake-js rebuild || exit 1
+step build node scripts/build-native.mjs rebuild || exit 1
 node --input-type=module -e \
   "import('./dist/runtime.js').then((m) => console.log(JSON.stringify(m.runtimeInfo())))" \
   >"$out/runtime.json"

@@ -40,7 +40,7 @@ if (values['from-build']) {
         napi: true,
         strip: true,
         tagLibc: true,
-        nodeGyp: join(here, 'scripts', 'cmake-js-rebuild.mjs'),
+        nodeGyp: join(here, 'scripts', 'build-native.mjs'),
       },
       (err) => (err ? reject(err) : resolve()),
     ),
