@@ -151,7 +151,7 @@ torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double 
   if (norms.empty()) return torch::zeros({}, parameters.front().options());
   torch::Tensor total = torch::stack(norms).norm(2);
   if (maxNorm > 0) {
-    torch::Tensor factor = torch::clamp(maxNorm / (total + 1e-6), c10::nullopt, 1.0);
+    torch::Tensor factor = torch::clamp_max(maxNorm / (total + 1e-6), 1.0);
     for (const auto& param : parameters)
       if (param.grad().defined()) param.grad().detach().mul_(factor);
   }
