@@ -1,5 +1,5 @@
 // Module entry: registers TorchModule, the trainer, the native functions of ts/binding.ts and the
-// runtime queries (versions, devices, threads, device memory).
+// runtime queries (versions, devices, threads, device memory); turns TorchScript's CPU fusion off.
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <napi.h>
@@ -23,6 +23,12 @@
 #include "tensor_store.h"
 #include "torch_module.h"
 #include "trainer.h"
+
+namespace torch::jit {
+// From torch/csrc/jit/codegen/fuser/interface.h, which not every libtorch ships (Debian's does
+// not); every libtorch since 1.x exports it.
+TORCH_API void overrideCanFuseOnCPU(bool value);
+}  // namespace torch::jit
 
 namespace crackseg {
 namespace {
@@ -99,6 +105,11 @@ Napi::Value ResetPeakDeviceMemory(const Napi::CallbackInfo& info) {
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new crackseg::AddonData());
+  // TorchScript fuses CPU kernels only in a libtorch built with LLVM (Debian's, not PyTorch's
+  // own): they compile during a graph's first optimised runs, for seconds or without end (torch
+  // 2.6, a LoRA merge), and round differently from eager PyTorch. Off, as in PyTorch's builds;
+  // CUDA fusion is left as it is.
+  torch::jit::overrideCanFuseOnCPU(false);
   crackseg::TorchModuleWrap::Init(env, exports);
   crackseg::TrainerWrap::Init(env, exports);
   // The plain functions of the native surface (ts/binding.ts declares them), by their JS names.

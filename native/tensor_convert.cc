@@ -310,7 +310,8 @@ c10::IValue ToDevice(const c10::IValue& value, const c10::Device& device) {
   if (value.isList()) {
     c10::impl::GenericList in = value.toList();
     c10::impl::GenericList out(in.elementType());
-    for (const c10::IValue& item : in) out.push_back(ToDevice(item, device));
+    // By value: a list's iterator yields proxies (a reference to one: GCC 14 warns it may dangle).
+    for (c10::IValue item : in) out.push_back(ToDevice(item, device));
     return out;
   }
   return value;
@@ -326,7 +327,8 @@ c10::IValue ToHost(const c10::IValue& value) {
   if (value.isList()) {
     c10::impl::GenericList in = value.toList();
     c10::impl::GenericList out(in.elementType());
-    for (const c10::IValue& item : in) out.push_back(ToHost(item));
+    // By value, as in ToDevice.
+    for (c10::IValue item : in) out.push_back(ToHost(item));
     return out;
   }
   return value;
@@ -397,7 +399,7 @@ Napi::Value IValueToJs(Napi::Env env, const c10::IValue& value) {
       const auto& elements = value.toTupleRef().elements();
       items.assign(elements.begin(), elements.end());
     } else {
-      for (const c10::IValue& item : value.toList()) items.push_back(item);
+      items = value.toList().vec();
     }
     Napi::Array array = Napi::Array::New(env, items.size());
     for (size_t i = 0; i < items.size(); ++i) array.Set(i, IValueToJs(env, items[i]));

@@ -33,7 +33,8 @@ function fakeLibtorch(version: string): string {
 
 async function configure(env: NodeJS.ProcessEnv): Promise<string> {
   const build = mkdtempSync(join(scratch, 'build-'));
-  const { stdout } = await exec('cmake', ['-S', root, '-B', build], {
+  // Ninja, as cmake-js picks it (scripts/setup.sh installs it; make may be missing).
+  const { stdout } = await exec('cmake', ['-G', 'Ninja', '-S', root, '-B', build], {
     env: { ...process.env, ...env },
   });
   return stdout;

@@ -15,8 +15,8 @@ async function npm(args: string[], cwd: string): Promise<string> {
   return stdout + stderr;
 }
 
-async function packTo(dir: string, cwd: string, extra: string[] = []): Promise<string> {
-  const out = await npm(['pack', '--json', '--pack-destination', dir, ...extra], cwd);
+async function packTo(dir: string, cwd: string): Promise<string> {
+  const out = await npm(['pack', '--json', '--pack-destination', dir], cwd);
   const [{ filename }] = JSON.parse(out.slice(out.indexOf('[')).replace(/\][^\]]*$/, ']')) as [
     { filename: string },
   ];
@@ -38,7 +38,10 @@ t.test(
       '--root',
       unpacked,
     ]);
-    const tarball = await packTo(work, unpacked, ['--ignore-scripts']);
+    // Packed again as npm lays a tarball out (package/…); by tar, as `npm pack` may run the
+    // package's `prepare` script (npm 9 does, even with --ignore-scripts), which needs sources.
+    const tarball = join(work, 'with-prebuild.tgz');
+    await exec('tar', ['-czf', tarball, '-C', work, 'package']);
 
     const app = join(work, 'app');
     await exec('mkdir', ['-p', app]);

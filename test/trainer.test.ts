@@ -247,8 +247,12 @@ t.test(
     }
     const name = run.trainable[0]!;
     t.equal(run.weights[name]!.dtype, 'float32', 'masters are fp32');
+    // Looser than fp32's 1e-5: the two losses' fp32 gradients differ in their last bits, and
+    // rounded to bf16 (8 significant bits) some differ by a bf16 step; AdamW moves each master by
+    // about Σ lr = 3e-3 over the 4 steps, so a few percent of that (torch 2.6: 3.2e-5; 1.13: 0).
+    // A wrong learning rate, decay or master copy is off by the order of one step's lr (1e-3).
     const worst = worstDifference(run.trainable, run.weights, reference.parameters);
-    t.ok(worst <= 1e-5, `master weights after 4 optimizer steps: max |diff| ${worst} <= 1e-5`);
+    t.ok(worst <= 1e-4, `master weights after 4 optimizer steps: max |diff| ${worst} <= 1e-4`);
     // The model's copies are the masters rounded to bf16, not a separately drifting copy.
     let mismatched = 0;
     for (const n of run.trainable) {

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import torchscript_cpu  # noqa: F401  (TorchScript CPU fusion off)
+
 
 def decode_bytes(text, shape):
     return np.frombuffer(base64.b64decode(text), dtype=np.uint8).reshape(shape)
