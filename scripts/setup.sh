@@ -5,15 +5,20 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+packages=(libtorch-dev python3-torch cmake g++ ninja-build fonts-dejavu-core)
 # OpenBLAS by name: libtorch only recommends it, and without recommends apt satisfies its BLAS
-# dependency with the reference BLAS, 30x slower at matrix products.
-packages=(libtorch-dev python3-torch libopenblas0-pthread cmake g++ ninja-build fonts-dejavu-core)
+# dependency with the reference BLAS (30x slower at matrix products). Its OpenMP build, as torch
+# runs on OpenMP: the pthread build starts threads inside torch's (torch 2.6's CPU attention 3x
+# slower); a machine that has that build keeps it (see the note below).
+installed libopenblas0-pthread || packages+=(libopenblas0-openmp)
 # The tests compare against OpenCV and scikit-image.
 [[ ${CRACKSEG_TEST_DEPS:-1} == 1 ]] && packages+=(python3-opencv python3-skimage clang-format)
 
 missing=()
 for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+  installed "$package" || missing+=("$package")
 done
 if ((${#missing[@]})); then
   sudo=()
@@ -21,5 +26,10 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [[ $(readlink -f "/usr/lib/$(gcc -print-multiarch)/libblas.so.3") == *openblas-pthread* ]]; then
+  echo "setup: note: BLAS is OpenBLAS's pthread build; torch's CPU attention runs ~3x faster on" \
+    "its OpenMP build (libopenblas0-openmp, then update-alternatives --config for libblas.so.3," \
+    "liblapack.so.3 and libopenblas.so.0)"
 fi
 npm ci --no-audit --no-fund
