@@ -27,7 +27,9 @@ if ((${#missing[@]})); then
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-if [[ $(readlink -f "/usr/lib/$(gcc -print-multiarch)/libblas.so.3") == *openblas-pthread* ]]; then
+# torch 2's CPU attention calls BLAS inside its own threads (1.13 has no such kernel).
+if dpkg --compare-versions "$(dpkg-query -W -f='${Version}' libtorch-dev)" ge 2 &&
+  [[ $(readlink -f "/usr/lib/$(gcc -print-multiarch)/libblas.so.3") == *openblas-pthread* ]]; then
   echo "setup: note: BLAS is OpenBLAS's pthread build; torch's CPU attention runs ~3x faster on" \
     "its OpenMP build (libopenblas0-openmp, then update-alternatives --config for libblas.so.3," \
     "liblapack.so.3 and libopenblas.so.0)"
