@@ -106,7 +106,7 @@ Napi::Value ResetPeakDeviceMemory(const Napi::CallbackInfo& info) {
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new crackseg::AddonData());
   // TorchScript fuses CPU kernels only in a libtorch built with LLVM (Debian's, not PyTorch's
-  // own): they compile during a graph's first optimised runs, for seconds, or past ten minutes
+  // own): they compile during a graph's first optimised runs, for seconds, or past seven minutes
   // (torch 2.6 merging LoRA), and round differently from eager PyTorch. Off, as in PyTorch's
   // builds; CUDA fusion is left as it is.
   torch::jit::overrideCanFuseOnCPU(false);
