@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
-import { isHeld, type HeldPlane, type ProbabilityMap } from './image.js';
+import { isHeld, type BinaryMask, type HeldPlane, type ProbabilityMap } from './image.js';
 
 /** Element types a tensor can have in JS. 16-bit floats travel as raw bits in a Uint16Array. */
 export type Dtype =
@@ -317,6 +317,11 @@ export interface DeviceMemory {
   peakAllocatedBytes: number;
   reservedBytes: number;
   peakReservedBytes: number;
+}
+
+/** A mask as the addon reads it in place: its bytes as a uint8 [H, W] tensor. */
+export function maskTensor({ width, height, data }: BinaryMask): Tensor<'uint8'> {
+  return { data, shape: [height, width], dtype: 'uint8' };
 }
 
 /** A probability map as the addon's statistics take it: its handle if held, else its data. */

@@ -2,7 +2,7 @@
  * Per-image evaluation. Pure functions over typed arrays with no shared state, so the evaluator
  * can run them in worker threads; the result is structured-clone friendly.
  */
-import { binding } from '../binding.js';
+import { binding, maskTensor } from '../binding.js';
 import type { BinaryMask, HeldPlane, ProbabilityMap } from '../image.js';
 import { zhangSuenSkeleton } from '../vision/skeleton.js';
 import type { MaskMetricKey } from './definitions.js';
@@ -162,12 +162,12 @@ function countSkeleton(
   mask: BinaryMask,
   offsets: Int32Array,
 ): { pixels: number; matched: number; inMask: number } {
-  const tensor = ({ width, height, data }: BinaryMask) => ({
-    data,
-    shape: [height, width],
-    dtype: 'uint8' as const,
-  });
-  return binding().skeletonMatches(tensor(skeleton), tensor(other), tensor(mask), offsets);
+  return binding().skeletonMatches(
+    maskTensor(skeleton),
+    maskTensor(other),
+    maskTensor(mask),
+    offsets,
+  );
 }
 
 function assertSameSize(a: BinaryMask, b: BinaryMask): void {

@@ -2,7 +2,7 @@
  * Threshold sweep over probability maps for ODS/OIS. Matching is pixel-exact (no distance
  * tolerance). A pixel is predicted crack at threshold t when p ≥ t, compared in float64.
  */
-import { binding, probabilityArg } from '../binding.js';
+import { binding, maskTensor, probabilityArg } from '../binding.js';
 import type { BinaryMask, HeldPlane, ProbabilityMap } from '../image.js';
 import { fMeasure, ratio } from './formulas.js';
 
@@ -47,7 +47,7 @@ export function thresholdCounts(
   // all[r], crack[r]: pixels reaching exactly the r lowest thresholds (r = 0..levels).
   const { all, crack } = binding().thresholdHistograms(
     probabilityArg(probabilities),
-    { data: groundTruth.data, shape: [groundTruth.height, groundTruth.width], dtype: 'uint8' },
+    maskTensor(groundTruth),
     THRESHOLD_GRID,
   );
   const predictedPixels = new Float64Array(levels);

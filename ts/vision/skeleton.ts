@@ -4,16 +4,11 @@
  * in the addon (native/skeleton.cc: the method, scikit-image's lookup table and how it departs
  * from the paper), 3× faster than it ran here in JS: skeletons are most of a scoring thread's work.
  */
-import { binding } from '../binding.js';
+import { binding, maskTensor } from '../binding.js';
 import type { BinaryMask } from '../image.js';
 
 /** The one-pixel-wide skeleton of `mask` (foreground = non-zero), same size, 0/1. */
 export function zhangSuenSkeleton(mask: BinaryMask): BinaryMask {
   const { width, height } = mask;
-  const data = binding().zhangSuenSkeleton({
-    data: mask.data,
-    shape: [height, width],
-    dtype: 'uint8',
-  });
-  return { width, height, data };
+  return { width, height, data: binding().zhangSuenSkeleton(maskTensor(mask)) };
 }
