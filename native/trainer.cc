@@ -1,5 +1,6 @@
 #include "trainer.h"
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/optim/adamw.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -278,6 +279,10 @@ QueuedStep QueueStep(TrainingState& state, const Batch& batch) {
   std::unique_lock<std::shared_mutex> writing(model.access);
   const TrainingOptions& o = state.options;
   TrainingModeScope training(model.module);
+  // The module's methods run op by op, each op recording its own backward as eager PyTorch does:
+  // the optimizing executor's differentiable graphs keep more of the forward alive for backward
+  // (docs/benchmarks.md, "Training memory"). Thread-local: prediction keeps the optimized plans.
+  torch::jit::GraphOptimizerEnabledGuard opOrder(false);
 
   int64_t batchSize = batch.images.size(0);
   int64_t height = batch.images.size(1), width = batch.images.size(2);

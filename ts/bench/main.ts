@@ -5,7 +5,7 @@
  *   npm run bench -- eval [--config test] [--device cpu] [--precision fp32] [--size 256]
  *                         [--images 16] [--batch-size 4] [--repeats 3]
  *   npm run bench -- train [--config test] [--device cpu] [--precision fp32] [--size 256]
- *                          [--batch-size 4] [--warmup-steps 2] [--steps 5] [--strategies A,B,C]
+ *                          [--batch-size 1,2,4] [--warmup-steps 2] [--steps 5] [--strategies A,B,C]
  *                          [--no-cache]
  *   npm run bench -- data [--size 640x360] [--images 64] [--batch-size 8]
  */
@@ -66,6 +66,10 @@ modelOptions(
     },
   );
 
+function positiveIntegers(value: string): number[] {
+  return value.split(',').map((s) => parsePositiveInteger(s.trim()));
+}
+
 type BenchStrategy = (typeof TRAIN_BENCH_STRATEGIES)[number];
 
 function strategies(value: string): BenchStrategy[] {
@@ -85,9 +89,9 @@ modelOptions(
     ),
 )
   .option(
-    '--batch-size <n>',
-    'images per step (default: 8 on CUDA, 4 on CPU)',
-    parsePositiveInteger,
+    '--batch-size <list>',
+    'images per step, one measurement per comma-separated size (default: 8 on CUDA, 4 on CPU)',
+    positiveIntegers,
   )
   .option(
     '--warmup-steps <n>',
@@ -103,13 +107,14 @@ modelOptions(
       device?: Device;
       precision?: Precision;
       size?: number;
-      batchSize?: number;
+      batchSize?: number[];
       warmupSteps?: number;
       steps?: number;
       strategies?: BenchStrategy[];
       cache: boolean;
     }) => {
-      console.log(JSON.stringify(await runTrainBenchmark(options), null, 2));
+      const { batchSize, ...rest } = options;
+      console.log(JSON.stringify(await runTrainBenchmark({ ...rest, batchSizes: batchSize }), null, 2));
     },
   );
 

@@ -51,6 +51,7 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
       const seconds = (performance.now() - started) / 1000;
       const device = deviceMemory(model.device);
       return {
+        batchSize: job.batchSize,
         imagesPerSecond: (job.steps * job.batchSize) / seconds,
         secondsPerStep: seconds / job.steps,
         peakMemoryMiB: device

@@ -1,6 +1,7 @@
 /**
  * The training benchmark: images per second in steady state (after warm-up steps) and peak
- * memory of the native training step, per LoRA strategy, on one synthetic batch repeated; and
+ * memory of the native training step, per LoRA strategy and batch size, on one synthetic batch
+ * repeated; and
  * strategy A with the frozen encoder's embedding cache on and off (no augmentation, so every step
  * after the first reuses the cached embeddings: the steady state of epochs 2+). Random weights
  * (exported into a temporary folder), so it runs anywhere.
@@ -31,8 +32,9 @@ export interface TrainBenchmarkOptions {
   device?: Device;
   /** Synthetic image side in pixels; default the model's input size (1024, or 256 for `test`). */
   size?: number;
-  /** Images per step; default 8 on CUDA (the issue's reference), 4 on the CPU. */
-  batchSize?: number;
+  /** Images per step, one measurement each; default [8] on CUDA (the issue's reference), [4] on
+   * the CPU. The embedding-cache comparison uses the first. */
+  batchSizes?: readonly number[];
   /** Untimed steps first; default 3 on CUDA, 2 on the CPU. */
   warmupSteps?: number;
   /** Timed steps; default 20 on CUDA, 5 on the CPU. */
@@ -59,6 +61,7 @@ export interface TrainBenchJob {
 
 /** What the worker measures. */
 export interface TrainBenchMeasurement {
+  batchSize: number;
   imagesPerSecond: number;
   /** Mean seconds per timed step. */
   secondsPerStep: number;
@@ -76,14 +79,16 @@ export interface TrainBenchmarkResult {
   cpu: string;
   config: ModelConfig;
   imageSize: { width: number; height: number };
-  batchSize: number;
+  batchSizes: number[];
   warmupSteps: number;
   steps: number;
   precision: Precision;
   /** What the peak memory figures are. */
   peakMemory: string;
-  strategies: Partial<Record<LoraStrategy, TrainBenchMeasurement>>;
-  /** Strategy A, augmentation off: embeddings cached vs encoded every step. */
+  /** Per strategy, one measurement per batch size (in `batchSizes` order). */
+  strategies: Partial<Record<LoraStrategy, TrainBenchMeasurement[]>>;
+  /** Strategy A at the first batch size, augmentation off: embeddings cached vs encoded every
+   * step. */
   embeddingCache: {
     off: TrainBenchMeasurement;
     on: TrainBenchMeasurement;
@@ -125,7 +130,7 @@ export async function runTrainBenchmark(
   const device = options.device ?? defaultDevice();
   const cuda = device !== 'cpu';
   const config = options.config ?? (cuda ? 'small' : 'test');
-  const batchSize = options.batchSize ?? (cuda ? 8 : 4);
+  const batchSizes = [...(options.batchSizes ?? [cuda ? 8 : 4])];
   const warmupSteps = options.warmupSteps ?? (cuda ? 3 : 2);
   const steps = options.steps ?? (cuda ? 20 : 5);
   const strategies = options.strategies ?? TRAIN_BENCH_STRATEGIES;
@@ -149,7 +154,7 @@ export async function runTrainBenchmark(
       imageSize = exported.metadata.image_size;
     }
     const size = options.size ?? imageSize;
-    const job = (lora: LoraStrategy, cache: boolean): TrainBenchJob => ({
+    const job = (lora: LoraStrategy, batchSize: number, cache: boolean): TrainBenchJob => ({
       model: models.get(lora)!,
       device,
       size,
@@ -160,20 +165,24 @@ export async function runTrainBenchmark(
       precision,
     });
     const measured: TrainBenchmarkResult['strategies'] = {};
-    for (const lora of strategies) measured[lora] = await runTrainBenchJob(job(lora, false));
+    for (const lora of strategies) {
+      const runs: TrainBenchMeasurement[] = [];
+      for (const batchSize of batchSizes) runs.push(await runTrainBenchJob(job(lora, batchSize, false)));
+      measured[lora] = runs;
+    }
     let embeddingCache: TrainBenchmarkResult['embeddingCache'] = null;
     if (options.cache !== false) {
-      const off = measured.A ?? (await runTrainBenchJob(job('A', false)));
-      const on = await runTrainBenchJob(job('A', true));
+      const off = measured.A?.[0] ?? (await runTrainBenchJob(job('A', batchSizes[0]!, false)));
+      const on = await runTrainBenchJob(job('A', batchSizes[0]!, true));
       embeddingCache = { off, on, speedUp: on.imagesPerSecond / off.imagesPerSecond };
     }
-    const first = Object.values(measured)[0] ?? embeddingCache?.on;
+    const first = Object.values(measured)[0]?.[0] ?? embeddingCache?.on;
     return {
       device: first?.device ?? device,
       cpu: `${cpus().length}-core ${cpus()[0]?.model.trim() ?? 'CPU'}`,
       config,
       imageSize: { width: size, height: size },
-      batchSize,
+      batchSizes,
       warmupSteps,
       steps,
       precision,
