@@ -11,6 +11,14 @@ import { syntheticBatch } from '../train/batches.js';
 import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/train.js';
 import type { TrainBenchJob, TrainBenchMeasurement } from './train.js';
 
+/** CUDA: the allocator's allocated bytes now or at their peak; CPU: the process's peak resident
+ * set either way (what it holds now is not tracked). MiB. */
+function memoryMiB(device: string, which: 'allocated' | 'peak'): number {
+  const memory = deviceMemory(device);
+  if (!memory) return process.resourceUsage().maxRSS / 1024;
+  return (which === 'peak' ? memory.peakAllocatedBytes : memory.allocatedBytes) / 2 ** 20;
+}
+
 async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
   // fp32 on load: the trainer takes fp32 masters, then casts the module to the job's precision.
   const model = await loadModel({ path: job.model, device: job.device, precision: 'fp32' });
@@ -45,18 +53,19 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
         }
         await inFlight;
       };
+      // The step's own memory: its peak above what the process held before the first step.
+      const before = memoryMiB(model.device, 'allocated');
       await steps(job.warmupSteps);
       const started = performance.now();
       await steps(job.steps);
       const seconds = (performance.now() - started) / 1000;
-      const device = deviceMemory(model.device);
+      const peak = memoryMiB(model.device, 'peak');
       return {
         batchSize: job.batchSize,
         imagesPerSecond: (job.steps * job.batchSize) / seconds,
         secondsPerStep: seconds / job.steps,
-        peakMemoryMiB: device
-          ? device.peakAllocatedBytes / 2 ** 20
-          : process.resourceUsage().maxRSS / 1024,
+        peakMemoryMiB: peak,
+        stepPeakMemoryMiB: peak - before,
         cachedImages: trainer.cachedImages,
         trainedTensors: trained.length,
         device: model.device,

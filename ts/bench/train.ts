@@ -67,6 +67,9 @@ export interface TrainBenchMeasurement {
   secondsPerStep: number;
   /** CUDA: peak allocated device memory (MiB); CPU: the worker process's peak resident set. */
   peakMemoryMiB: number;
+  /** How far the steps raised that peak above what the process held before the first step:
+   * activations, gradients and optimizer state, not the model or the runtime. */
+  stepPeakMemoryMiB: number;
   /** Images whose embeddings the trainer held at the end. */
   cachedImages: number;
   /** Parameter tensors that train (LoRA factors). */
