@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { exportModel } from '../ts/model/export.js';
 import { loadModel } from '../ts/model/load.js';
 import { synthesizeDataset } from '../ts/synth/synthesize.js';
-import { readSafetensors } from '../ts/train/safetensors.js';
+import { readSafetensors } from '../ts/model/safetensors.js';
 import { evaluate } from '../ts/evaluate/evaluate.js';
 import { TRAINING_BOX_PROMPT } from '../ts/train/box-prompt.js';
 import { validate } from '../ts/train/validate.js';

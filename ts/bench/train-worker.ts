@@ -6,8 +6,8 @@
 import { binding } from '../binding.js';
 import { loadModel } from '../model/load.js';
 import { deviceMemory } from '../runtime.js';
-import { trainedParameterNames } from '../train/adapter.js';
-import { syntheticBatch } from '../train/batches.js';
+import { trainedParameterNames } from '../model/adapter.js';
+import { syntheticBatch } from './synthetic-batch.js';
 import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/train.js';
 import type { TrainBenchJob, TrainBenchMeasurement } from './train.js';
 

@@ -9,10 +9,10 @@ import { hold } from '../held.js';
 import type { HeldPlane } from '../image.js';
 import type { PromptConfig } from '../prompts/config.js';
 import { buildPrompts, type PromptSet } from '../prompts/prompts.js';
-import { augmentSample, type Augmentation } from '../train/augment.js';
+import { augmentSample, type Augmentation } from './augment.js';
 import { siblingWorkerUrl, WorkerPool } from '../util/worker-pool.js';
 import { DatasetError, loadSample, type Sample } from './dataset.js';
-import type { ListEntry } from './listFile.js';
+import type { ListEntry } from './list-file.js';
 
 /**
  * Threads preparing samples unless told otherwise: one per four cores, at least 1 (four on a

@@ -47,6 +47,7 @@ import type { EvaluationSummary } from '../report/summary.js';
 import { ReportWriter } from '../report/writer.js';
 import { readHeld, releaseHeld, takeHeld } from '../held.js';
 import type { BinaryMask, RgbImage } from '../image.js';
+import { launchAhead } from '../util/launch-ahead.js';
 import { MetricsPool } from './metrics-pool.js';
 import { ProgressMeter, type EvaluationProgress } from './progress.js';
 import { SavedPredictionError, readSavedPrediction } from './saved.js';
@@ -406,22 +407,17 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       void written.finally(() => pending.delete(written));
       while (pending.size >= MAX_PENDING_BATCHES) await Promise.race(pending);
     };
-    let onDevice: ReturnType<typeof launch> | null = null;
-    try {
-      for await (const batch of sameSizeBatches(dataset, batchSize, (s) => s.image)) {
-        recordSkips();
-        if (options.signal?.aborted || failure) break; // the batch is released with the unlaunched
-        const next = launch(batch);
-        const previous = onDevice;
-        onDevice = next;
-        if (previous) await hand(previous);
-      }
-    } finally {
-      // The batch on the device is finished and written whatever ended the loop.
-      const last = onDevice;
-      onDevice = null;
-      if (last) await hand(last).catch((error: unknown) => void (failure ??= { error }));
-    }
+    await launchAhead(
+      sameSizeBatches(dataset, batchSize, (s) => s.image),
+      {
+        // A batch not launched is released with the unlaunched samples.
+        proceed: () => (recordSkips(), !options.signal?.aborted && !failure),
+        launch,
+        settle: hand,
+        // The batch on the device is finished and written whatever ended the loop.
+        abandon: (last) => hand(last).catch((error: unknown) => void (failure ??= { error })),
+      },
+    );
     recordSkips();
   } catch (error) {
     failure ??= { error };

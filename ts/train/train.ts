@@ -16,10 +16,11 @@ import {
 import type { LoraStrategy } from '../model/export.js';
 import type { Device } from '../torch-module.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { DEFAULT_AUGMENT, type AugmentOptions } from './augment.js';
-import { applyAdapter, saveAdapter, trainedParameterNames } from './adapter.js';
+import { DEFAULT_AUGMENT, type AugmentOptions } from '../data/augment.js';
+import { applyAdapter, saveAdapter, trainedParameterNames } from '../model/adapter.js';
 import { epochBatches, prefetchBatches, scanTrainingSet, type BatchOptions } from './batches.js';
 import { writeTrainingCurves } from './curves.js';
+import { launchAhead } from '../util/launch-ahead.js';
 import { validate, type ValidationMetrics } from './validate.js';
 import { SamplePool } from '../data/sample-pool.js';
 
@@ -240,6 +241,13 @@ interface LastState {
   bestEpoch: number | null;
   epochsWithoutImprovement: number;
   history: EpochRecord[];
+}
+
+/** A micro-batch handed to the trainer, its step result to come. */
+interface QueuedStep {
+  result: Promise<StepResult>;
+  index: number;
+  images: number;
 }
 
 interface LossSums {
@@ -489,8 +497,7 @@ async function run(
       );
       // One step is queued ahead of the one being read back, so the device never waits for the
       // host between steps (the trainer runs them in call order).
-      let inFlight: { result: Promise<StepResult>; index: number; images: number } | null = null;
-      const settle = async ({ result: pending, index, images }: NonNullable<typeof inFlight>) => {
+      const settle = async ({ result: pending, index, images }: QueuedStep) => {
         const result = await pending;
         const sums = state.epochSums;
         sums.loss += result.loss;
@@ -533,28 +540,22 @@ async function run(
           etaSeconds: (remaining * seconds) / throughput.batches,
         });
       };
-      try {
-        for await (const { index, batch, images } of prefetchBatches(
-          batches,
-          batchOptions,
-          epoch,
-          state.batchInEpoch,
-        )) {
+      const loop = await launchAhead(
+        prefetchBatches(batches, batchOptions, epoch, state.batchInEpoch),
+        {
           // Abort only between optimizer steps: the accumulated gradients are not saved.
-          if (signal?.aborted && index % config.gradAccum === 0) {
-            aborted = true;
-            break;
-          }
-          const queued = { result: trainer.step(batch), index, images };
-          if (inFlight) await settle(inFlight);
-          inFlight = queued;
-        }
-      } catch (err) {
-        // The queued step ends before the error leaves (and the trainer is disposed).
-        await inFlight?.result.catch(() => undefined);
-        throw err;
-      }
-      if (inFlight) await settle(inFlight);
+          proceed: ({ index }) => !(signal?.aborted && index % config.gradAccum === 0),
+          launch: ({ index, batch, images }): QueuedStep => {
+            const result = trainer.step(batch);
+            result.catch(() => undefined); // awaited in settle(); never unhandled meanwhile
+            return { result, index, images };
+          },
+          settle,
+          // The queued step ends before the error leaves (and the trainer is disposed).
+          abandon: (queued) => queued.result,
+        },
+      );
+      aborted = loop.stopped;
       if (aborted) break;
 
       const val = await validate({
