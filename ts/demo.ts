@@ -16,9 +16,8 @@ import { train, type TrainProgress, type TrainResult } from './train/train.js';
 /**
  * What trains besides the LoRA adapters (strategy A, the decoder's attention): everything. With
  * random weights there is nothing for low-rank updates to adapt — the trunk's features are random
- * projections of the image — so the whole model trains in full. Measured on the demo data, 16
- * epochs: val IoU 0.41 with the trunk trained, 0.23 with only neck, prompt encoder and decoder
- * (LoRA alone barely moves). With a real checkpoint, LoRA (plus perhaps the decoder) is the point.
+ * projections of the image — so the whole model trains in full (docs/benchmarks.md, "Measurements
+ * behind code choices"). With a real checkpoint, LoRA (plus perhaps the decoder) is the point.
  */
 export const DEMO_TRAIN_EXTRA = [
   '^image_encoder\\.trunk\\.',
