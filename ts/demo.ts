@@ -35,11 +35,25 @@ export const DEMO_TRAIN_EXTRA = [
 export const DEMO_RUNS = {
   full: {
     data: { train: 96, val: 16, test: 24, width: 256, height: 192 },
-    training: { epochs: 24, batchSize: 4, gradAccum: 1, lr: 2e-3, warmup: 0.05, seed: 0 },
+    training: {
+      epochs: 24,
+      batchSize: 4,
+      gradientAccumulation: 1,
+      learningRate: 2e-3,
+      warmup: 0.05,
+      seed: 0,
+    },
   },
   quick: {
     data: { train: 16, val: 8, test: 16, width: 128, height: 96 },
-    training: { epochs: 8, batchSize: 2, gradAccum: 1, lr: 2e-3, warmup: 0.05, seed: 0 },
+    training: {
+      epochs: 8,
+      batchSize: 2,
+      gradientAccumulation: 1,
+      learningRate: 2e-3,
+      warmup: 0.05,
+      seed: 0,
+    },
   },
 };
 

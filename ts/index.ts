@@ -48,16 +48,9 @@ export {
   type EvaluationResult,
   type SkipOptions,
 } from './evaluate/evaluate.js';
-export {
-  train,
-  TRAIN_DEFAULTS,
-  LOSS_AND_OPTIMIZER,
-  TRAINING_FILES,
-  type EpochRecord,
-  type TrainOptions,
-  type TrainProgress,
-  type TrainResult,
-} from './train/train.js';
+export { train, type EpochRecord, type TrainProgress, type TrainResult } from './train/train.js';
+export { TRAIN_DEFAULTS, LOSS_AND_OPTIMIZER, type TrainOptions } from './train/options.js';
+export { TRAINING_FILES } from './train/resume.js';
 export {
   applyAdapter,
   saveAdapter,

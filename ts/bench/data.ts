@@ -13,7 +13,7 @@ import { SamplePool } from '../data/sample-pool.js';
 import { synthesizeDataset } from '../synth/synthesize.js';
 import { DEFAULT_AUGMENT } from '../data/augment.js';
 import { epochBatches, prefetchBatches, scanTrainingSet } from '../train/batches.js';
-import { TRAIN_DEFAULTS } from '../train/train.js';
+import { TRAIN_DEFAULTS } from '../train/options.js';
 
 export interface DataBenchmarkOptions {
   /** Synthetic image size; default 640×360 (Crack500's). */

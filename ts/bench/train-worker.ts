@@ -9,7 +9,7 @@ import { deviceMemory } from '../runtime.js';
 import { trainedParameterNames } from '../model/adapter.js';
 import { launchAhead } from '../util/launch-ahead.js';
 import { syntheticBatch } from './synthetic-batch.js';
-import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/train.js';
+import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/options.js';
 import type { TrainBenchJob, TrainBenchMeasurement } from './train.js';
 
 async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
@@ -24,11 +24,11 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
     const trainer = binding().createTrainer(
       module.native,
       nativeTrainerOptions({
-        lr: TRAIN_DEFAULTS.lr,
+        learningRate: TRAIN_DEFAULTS.learningRate,
         weightDecay: TRAIN_DEFAULTS.weightDecay,
         warmup: 0,
         totalSteps: job.warmupSteps + job.steps,
-        gradAccum: 1,
+        gradientAccumulation: 1,
         skeletonLoss: false,
         seed: 0,
         precision: job.precision,
