@@ -45,9 +45,10 @@ import {
 } from '../report/predictions.js';
 import type { EvaluationSummary } from '../report/summary.js';
 import { ReportWriter } from '../report/writer.js';
-import { readHeld, releaseHeld, takeHeld } from '../held.js';
+import { readHeld, takeHeld } from '../held.js';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { launchAhead } from '../util/launch-ahead.js';
+import { HeldInputs } from './held-inputs.js';
 import { MetricsPool } from './metrics-pool.js';
 import { ProgressMeter, type EvaluationProgress } from './progress.js';
 import { SavedPredictionError, readSavedPrediction } from './saved.js';
@@ -287,12 +288,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   let pool: MetricsPool | undefined;
   let samplePool: SamplePool | undefined;
   let dataset: Dataset<HeldSample> | undefined;
-  // Samples whose image and mask are held natively and not yet handed to the device, and the
-  // loads still in flight: whatever the run does not reach is released at its end.
-  const unlaunched = new Set<HeldSample>();
-  const loads = new Set<Promise<unknown>>();
-  // Releases waiting for the scoring threads to finish reading a batch's ground truths.
-  const releases = new Set<Promise<unknown>>();
+  // Every image, mask and saved-only prediction held natively, released by its one owner.
+  const held = new HeldInputs();
 
   let recordedSkips = 0;
   const recordSkips = () => {
@@ -316,14 +313,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       listFile: options.listFile,
       skipBad: options.skipBad ?? false,
       concurrency: Math.max(4, 2 * batchSize),
-      load: (entry, index) => {
-        const load = loading
-          .prepare({ ...prepare, entry, index, prompts, hold: true })
-          .then((sample) => (unlaunched.add(sample), sample));
-        loads.add(load);
-        void load.catch(() => undefined).finally(() => loads.delete(load));
-        return load;
-      },
+      load: (entry, index) =>
+        held.track(loading.prepare({ ...prepare, entry, index, prompts, hold: true })),
     });
     // Every core but the JS thread's: scoring and PNG encoding are the most CPU of a GPU run.
     const workers = options.workers ?? Math.max(1, availableParallelism() - 1);
@@ -334,10 +325,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     let previousResolved = performance.now();
     const drawsEveryImage = runs.some((run) => run.writer?.drawsEveryImage);
     const launch = (batch: HeldSample[]) => {
-      for (const sample of batch) {
-        unlaunched.delete(sample);
-        indexById.set(sample.id, sample.index);
-      }
+      held.launched(batch);
+      for (const sample of batch) indexById.set(sample.id, sample.index);
       const prompts = runs.map((_, c) => batch.map((sample) => sample.prompts[c]!));
       const launched = performance.now();
       const predictions = skip.inference
@@ -361,9 +350,10 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       // The device has read the images once the predictions are back (unless every image gets
       // a figure: then they go with the ground truths, in hand()).
       if (!drawsEveryImage)
-        void predictions
-          .catch(() => undefined)
-          .finally(() => releaseHeld(batch.map((sample) => sample.image)));
+        held.releaseAfter(
+          predictions,
+          batch.map((sample) => sample.image),
+        );
       // The device time of a batch: from when the device could start it to its results.
       const timed = predictions.then((sets) => {
         const resolved = performance.now();
@@ -378,7 +368,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       // Released twice is harmless: the images may be gone already.
       const inputs = batch.flatMap((sample) => [sample.mask, sample.image]);
       const outcome = await timed.catch((error: unknown) => {
-        releaseHeld(inputs);
+        held.releaseAfter(timed, inputs);
         throw error;
       });
       const { sets: predictions, batchMsPerImage } = outcome;
@@ -388,14 +378,13 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
         writeBatch(run, batch, prompts[c]!, predictions[c]!, {
           batchMsPerImage,
           pool: scoring,
+          held,
           toleranceRadius,
           saveProbabilities,
         }),
       );
       // The scoring threads read the ground truths until every config's writes have settled.
-      const release = Promise.allSettled(chains).then(() => releaseHeld(inputs));
-      releases.add(release);
-      void release.then(() => releases.delete(release));
+      held.releaseAfter(Promise.allSettled(chains), inputs);
       const written = Promise.all(chains).then(
         () => {
           progress.done(batch.length - missing);
@@ -426,9 +415,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
   // Whatever stopped the run, what was started is finished and every report finalised.
   await Promise.all(pending);
-  // Samples read ahead but never batched, or batched but not launched, are released.
-  await Promise.allSettled([...loads]);
-  releaseHeld([...unlaunched].flatMap((sample) => [sample.image, sample.mask]));
+  await held.close();
   const cpu = process.cpuUsage(cpuAtStart);
   const busyMs = {
     jsThread: performance.eventLoopUtilization(loopAtStart).active,
@@ -451,7 +438,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const finished = await Promise.allSettled(
     runs.map(async (run) => {
       await run.chain.catch(() => undefined);
-      await Promise.all(releases);
+      await held.released();
       const summary = run.writer
         ? await run.writer.finish({ timings, metadata: endState, complete: !failure && !aborted })
         : null;
@@ -543,6 +530,7 @@ function writeBatch(
   context: {
     batchMsPerImage: number;
     pool: MetricsPool;
+    held: HeldInputs;
     toleranceRadius: number;
     saveProbabilities: ProbabilityBitDepth | false;
   },
@@ -555,9 +543,8 @@ function writeBatch(
     const promptCount = set.boxes.length + set.points.length;
     const { writer } = run;
     if (!writer) {
-      run.chain = run.chain
-        .then(() => savePrediction(run.dir, sample.id, prediction, bits))
-        .finally(() => releaseHeld([prediction.mask, prediction.probabilities]));
+      run.chain = run.chain.then(() => savePrediction(run.dir, sample.id, prediction, bits));
+      context.held.releaseAfter(run.chain, [prediction.mask, prediction.probabilities]);
       return;
     }
     const scored = context.pool.score({
