@@ -44,7 +44,7 @@ import {
   type ProbabilityBitDepth,
 } from '../report/predictions.js';
 import type { EvaluationSummary } from '../report/summary.js';
-import { ReportWriter } from '../report/writer.js';
+import { ReportWriter, type FinishExtras } from '../report/writer.js';
 import { readHeld, takeHeld } from '../held.js';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { launchAhead } from '../util/launch-ahead.js';
@@ -193,34 +193,10 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const started = performance.now();
   const cpuAtStart = process.cpuUsage();
   const loopAtStart = performance.eventLoopUtilization();
-  const skip = options.skip ?? {};
-  const batchSize = options.batchSize ?? defaultBatchSize(options.model?.device ?? 'cpu');
-  assertBatchSize(batchSize);
+  const plan = planEvaluation(options);
+  const { skip, batchSize, layout, numVis, outputDir, parentDir, plans } = plan;
+  const { toleranceRadius, saveProbabilities, seed, listFile } = plan;
   const model = options.model;
-  if (!skip.inference && !model) throw new Error('evaluate needs a model unless skip.inference');
-  if (skip.inference && skip.evaluation) {
-    throw new Error('skip.inference and skip.evaluation together leave nothing to do');
-  }
-  const layout = options.layout ?? 'per-config';
-  if (options.prompts.length === 0) throw new Error('evaluate needs at least one prompt config');
-  if (layout === 'config-folder' && options.prompts.length !== 1) {
-    throw new Error("layout 'config-folder' takes exactly one prompt config");
-  }
-  const numVis = skip.visualization ? 0 : (options.numVis ?? DEFAULT_NUM_VIS);
-  if (numVis !== 'all' && !(Number.isInteger(numVis) && numVis >= 0)) {
-    throw new RangeError(`numVis must be a non-negative integer or 'all', got ${numVis}`);
-  }
-  const outputDir = resolve(options.outputDir);
-  const parentDir = layout === 'config-folder' ? dirname(outputDir) : outputDir;
-  const toleranceRadius = options.toleranceRadius ?? DEFAULT_TOLERANCE_RADIUS;
-  const saveProbabilities = options.saveProbabilities ?? false;
-  const seed = options.seed ?? DEFAULT_SEED;
-  const listFile = resolve(options.dataRoot, options.listFile);
-  const plans = options.prompts.map((config) => {
-    const name = promptConfigName(config);
-    const folder = layout === 'config-folder' ? basename(outputDir) : name;
-    return { name, config, folder, dir: join(parentDir, folder) };
-  });
 
   // Everything that can fail cheaply fails here, before any output is touched: a re-run that
   // cannot start leaves the previous results as they were.
@@ -435,29 +411,20 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const endState = failure
     ? { error: failure.error instanceof Error ? failure.error.message : String(failure.error) }
     : { aborted };
-  const finished = await Promise.allSettled(
-    runs.map(async (run) => {
-      await run.chain.catch(() => undefined);
-      await held.released();
-      const summary = run.writer
-        ? await run.writer.finish({ timings, metadata: endState, complete: !failure && !aborted })
-        : null;
-      return { name: run.name, config: run.config, dir: run.dir, summary };
-    }),
-  );
-  const configs: ConfigResult[] = [];
-  for (const f of finished) {
-    if (f.status === 'fulfilled') configs.push(f.value);
-    else failure ??= { error: f.reason };
-  }
+  const finished = await finishReports(runs, held, {
+    timings,
+    metadata: endState,
+    complete: !failure && !aborted,
+  });
+  failure ??= finished.failure;
+  const { configs } = finished;
   const reportHtml = skip.evaluation ? null : join(outputDir, REPORT_HTML);
   if (reportHtml && configs.length > 0) {
-    const evaluation =
-      layout === 'config-folder'
-        ? { label: basename(outputDir), outputDir }
-        : { label: basename(outputDir), outputDir, only: runs.map((run) => run.folder) };
+    const only = layout === 'config-folder' ? undefined : runs.map((run) => run.folder);
     try {
-      await writeHtmlReport(reportHtml, [evaluation]);
+      await writeHtmlReport(reportHtml, [
+        { label: basename(outputDir), outputDir, ...(only ? { only } : {}) },
+      ]);
     } catch (error) {
       failure ??= { error };
     }
@@ -482,6 +449,81 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     reportHtml,
     host,
   };
+}
+
+/**
+ * The options checked and resolved, and each config's folder: the first stage of {@link evaluate},
+ * before anything is read or written.
+ */
+function planEvaluation(options: EvaluateOptions) {
+  const skip = options.skip ?? {};
+  const batchSize = options.batchSize ?? defaultBatchSize(options.model?.device ?? 'cpu');
+  assertBatchSize(batchSize);
+  if (!skip.inference && !options.model)
+    throw new Error('evaluate needs a model unless skip.inference');
+  if (skip.inference && skip.evaluation) {
+    throw new Error('skip.inference and skip.evaluation together leave nothing to do');
+  }
+  const layout = options.layout ?? 'per-config';
+  if (options.prompts.length === 0) throw new Error('evaluate needs at least one prompt config');
+  if (layout === 'config-folder' && options.prompts.length !== 1) {
+    throw new Error("layout 'config-folder' takes exactly one prompt config");
+  }
+  const numVis = skip.visualization ? 0 : (options.numVis ?? DEFAULT_NUM_VIS);
+  if (numVis !== 'all' && !(Number.isInteger(numVis) && numVis >= 0)) {
+    throw new RangeError(`numVis must be a non-negative integer or 'all', got ${numVis}`);
+  }
+  const outputDir = resolve(options.outputDir);
+  const parentDir = layout === 'config-folder' ? dirname(outputDir) : outputDir;
+  const toleranceRadius = options.toleranceRadius ?? DEFAULT_TOLERANCE_RADIUS;
+  const saveProbabilities = options.saveProbabilities ?? false;
+  const seed = options.seed ?? DEFAULT_SEED;
+  const listFile = resolve(options.dataRoot, options.listFile);
+  const plans = options.prompts.map((config) => {
+    const name = promptConfigName(config);
+    const folder = layout === 'config-folder' ? basename(outputDir) : name;
+    return { name, config, folder, dir: join(parentDir, folder) };
+  });
+  return {
+    skip,
+    batchSize,
+    layout,
+    numVis,
+    outputDir,
+    parentDir,
+    toleranceRadius,
+    saveProbabilities,
+    seed,
+    listFile,
+    plans,
+  };
+}
+
+/**
+ * The last stage of {@link evaluate}: once each config's images are written and the held planes
+ * released, each report is finalised (histograms, figures of the extremes, summary), whatever
+ * ended the run; the first failure is returned, not thrown, so every report is finalised.
+ */
+async function finishReports(
+  runs: readonly ConfigRun[],
+  held: HeldInputs,
+  extras: FinishExtras,
+): Promise<{ configs: ConfigResult[]; failure: { error: unknown } | undefined }> {
+  const finished = await Promise.allSettled(
+    runs.map(async (run) => {
+      await run.chain.catch(() => undefined);
+      await held.released();
+      const summary = run.writer ? await run.writer.finish(extras) : null;
+      return { name: run.name, config: run.config, dir: run.dir, summary };
+    }),
+  );
+  const configs: ConfigResult[] = [];
+  let failure: { error: unknown } | undefined;
+  for (const f of finished) {
+    if (f.status === 'fulfilled') configs.push(f.value);
+    else failure ??= { error: f.reason };
+  }
+  return { configs, failure };
 }
 
 function exists(path: string): Promise<boolean> {
