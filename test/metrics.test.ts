@@ -18,7 +18,7 @@ import {
   thresholdCounts,
   type ImageEvaluation,
   type SkeletonCounts,
-} from '../ts/metrics/index.js';
+} from '../ts/index.js';
 
 /** A mask from rows of '#' (crack) and '.' (background). */
 function mask(...rows: string[]): BinaryMask {

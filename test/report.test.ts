@@ -8,8 +8,9 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import type { BinaryMask, ProbabilityMap, RgbImage } from '../ts/image.js';
 import { findPython } from '../ts/python.js';
-import { evaluateImage, MASK_METRICS } from '../ts/metrics/index.js';
 import {
+  evaluateImage,
+  MASK_METRICS,
   OVERLAY_COLORS,
   RESULT_COLUMNS,
   ReportWriter,
@@ -30,7 +31,7 @@ import {
   MIN_PANEL_WIDTH,
   type ImageResult,
   type SkipCategory,
-} from '../ts/report/index.js';
+} from '../ts/index.js';
 
 const run = promisify(execFile);
 
