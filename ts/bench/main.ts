@@ -114,7 +114,9 @@ modelOptions(
       cache: boolean;
     }) => {
       const { batchSize, ...rest } = options;
-      console.log(JSON.stringify(await runTrainBenchmark({ ...rest, batchSizes: batchSize }), null, 2));
+      console.log(
+        JSON.stringify(await runTrainBenchmark({ ...rest, batchSizes: batchSize }), null, 2),
+      );
     },
   );
 

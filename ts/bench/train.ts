@@ -170,7 +170,8 @@ export async function runTrainBenchmark(
     const measured: TrainBenchmarkResult['strategies'] = {};
     for (const lora of strategies) {
       const runs: TrainBenchMeasurement[] = [];
-      for (const batchSize of batchSizes) runs.push(await runTrainBenchJob(job(lora, batchSize, false)));
+      for (const batchSize of batchSizes)
+        runs.push(await runTrainBenchJob(job(lora, batchSize, false)));
       measured[lora] = runs;
     }
     let embeddingCache: TrainBenchmarkResult['embeddingCache'] = null;
