@@ -279,12 +279,12 @@ t.test(
     });
     t.equal(resumed.optimizerSteps, 3);
     // The first step after the resume sees bit for bit the batch and the bf16 weights the
-    // uninterrupted run had (test/trainer.test.ts checks the masters themselves). Later steps
-    // match only closely: the TorchScript executor's first run of a graph differentiates it
-    // differently from its optimised runs, in the last bits, which bf16 makes visible.
-    const [first, loss] = [...afterResume][0]!;
+    // uninterrupted run had (test/trainer.test.ts checks the masters themselves); every step runs
+    // the module op by op, the same way each time, so the later steps match bit for bit too.
+    const [first] = [...afterResume][0]!;
     t.ok(first > 1, `resumed at batch ${first}`);
-    t.equal(loss, uninterrupted.get(first), "its loss equals the uninterrupted run's");
+    for (const [batch, loss] of afterResume)
+      t.equal(loss, uninterrupted.get(batch), `batch ${batch}: the uninterrupted run's loss`);
 
     const weights = await lastWeights('bf16-full');
     for (const [name, tensor] of weights)
