@@ -19,6 +19,8 @@ import {
   resolveCheckpoint,
 } from '../ts/model/official-checkpoints.js';
 import { formatDownloadProgress } from '../ts/cli/download-progress.js';
+import { register } from '../ts/cli/export.js';
+import { Command } from 'commander';
 
 for (const name of [
   'HTTP_PROXY',
@@ -361,3 +363,50 @@ t.test('offline: connection refused gives a clear message', async (t) => {
     /cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED.*\n.*cannot reach .*\nOffline\? .*Behind a proxy\? Set HTTPS_PROXY/,
   );
 });
+
+t.test(
+  'crackseg export --checkpoint <name>: downloads, implies --config, runs the exporter',
+  async (t) => {
+    const cacheDir = freshCache();
+    const exportCli = (...args: string[]) => {
+      const program = new Command().exitOverride();
+      register(program);
+      return program.parseAsync(['export', '--cache-dir', cacheDir, ...args], { from: 'user' });
+    };
+    const out = join(dir, 'named.pt');
+    await t.rejects(
+      exportCli('--checkpoint', 'sam2.1_hiera_tiny', '--config', 'small', '--out', out),
+      /config "small" does not match the checkpoint sam2\.1_hiera_tiny \(config tiny\)/,
+    );
+    t.equal(log.length, 0, 'refused before any request');
+
+    const logs = t.capture(console, 'log');
+    const errs = t.capture(process.stderr, 'write');
+    // the fixture is random bytes, so the exporter (given the cached file) refuses it
+    await t.rejects(
+      exportCli('--checkpoint', 'facebook/sam2.1-hiera-tiny', '--out', out),
+      /model export failed: .*/,
+    );
+    const printed = logs().map((c) => String(c.args[0]));
+    t.match(
+      printed[0],
+      new RegExp(
+        `^downloaded .*${FILE} \\(293 KiB, SHA-256 ${sha256} verified\\) to ${join(cacheDir, 'checkpoints', FILE)}$`,
+      ),
+    );
+    t.match(
+      String(errs().at(-1)?.args[0]),
+      /^sam2\.1_hiera_tiny\.pt 293 KiB \/ 293 KiB \(100%\), .*, done\n$/,
+      'progress line on a pipe',
+    );
+    t.notOk(existsSync(out), 'nothing written');
+
+    log.length = 0;
+    await t.rejects(
+      exportCli('--checkpoint', 'sam2.1_hiera_tiny', '--out', out),
+      /model export failed/,
+    );
+    t.match(String(logs().at(-1)?.args[0]), /^using the cached .*sam2\.1_hiera_tiny\.pt$/);
+    t.equal(log.length, 0, 'no request');
+  },
+);
