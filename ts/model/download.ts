@@ -101,7 +101,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   }
 }
 
-/** Follows redirects with HEAD requests, collecting what the hops declare. */
+/** Follows redirects with HEAD requests, collecting what the hops declare, up to the file. */
 async function probe(url: string, dispatcher: Dispatcher): Promise<Declared> {
   let location = url;
   let size: number | null = null;
@@ -114,6 +114,9 @@ async function probe(url: string, dispatcher: Dispatcher): Promise<Declared> {
     const next = response.headers.get('location');
     if (response.status >= 300 && response.status < 400 && next) {
       location = new URL(next, location).href;
+      // Hugging Face redirects to a signed CDN URL, which may be valid for GET only: with the
+      // size and hash declared, there is nothing more to ask (as huggingface_hub does).
+      if (size !== null && sha256 !== null) return { url, location, size, sha256 };
       continue;
     }
     if (!response.ok) throw new HttpStatusError(response.status, location);
