@@ -10,6 +10,7 @@ import { evaluate } from '../ts/evaluate/evaluate.js';
 import { TRAINING_BOX_PROMPT } from '../ts/train/box-prompt.js';
 import { validate } from '../ts/train/validate.js';
 import { train, TRAINING_FILES, type TrainOptions, type TrainProgress } from '../ts/train/train.js';
+import { coded } from './helpers/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-train-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -150,8 +151,8 @@ t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
   t.teardown(() => [trainedModel, untrained].forEach((m) => m.module.dispose()));
   const name = result.trainedParameters.find((n) => n.endsWith('lora_B'))!;
   t.notSame(
-    [...trainedModel.module.getParameter(name).data],
-    [...untrained.module.getParameter(name).data],
+    [...(await trainedModel.module.getParameter(name)).data],
+    [...(await untrained.module.getParameter(name)).data],
   );
 });
 
@@ -344,7 +345,7 @@ t.test('both list files are read, and every sample decoded, before training', as
       outputDir: out('bad-val'),
       onProgress: (e) => events.push(e),
     }),
-    { name: 'DatasetError', message: /^bad-val\.txt:1: .*broken\.jpg/ },
+    { name: 'DatasetError', ...coded('dataset'), message: /^bad-val\.txt:1: .*broken\.jpg/ },
   );
   t.same(events, [], 'no step was taken');
 });

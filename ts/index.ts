@@ -73,7 +73,6 @@ export {
   writeSafetensors,
   encodeSafetensors,
   decodeSafetensors,
-  SafetensorsError,
   type SafetensorsContent,
 } from './train/safetensors.js';
 export { DEFAULT_AUGMENT, type AugmentOptions } from './train/augment.js';
@@ -96,10 +95,20 @@ export {
 } from './model/export.js';
 export type { BinaryMask, ProbabilityMap, RgbImage } from './image.js';
 export {
+  CracksegError,
+  DatasetError,
+  DemoStoppedError,
+  ERROR_CODES,
+  errorCode,
+  NATIVE_ERROR_CODES,
+  SafetensorsError,
+  SavedPredictionError,
+  type ErrorCode,
+} from './errors.js';
+export {
   readDataset,
   readList,
   loadSample,
-  DatasetError,
   DEFAULT_CONCURRENCY,
   type Dataset,
   type DatasetOptions,
