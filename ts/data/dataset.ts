@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { decodeImage, decodeMask } from './decode.js';
 import { DatasetError } from '../errors.js';
-import { parseListFile, type ListEntry } from './listFile.js';
+import { parseListFile, type ListEntry } from './list-file.js';
 
 /** Its errors: re-exported for the callers that read datasets. */
 export { DatasetError };
