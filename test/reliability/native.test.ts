@@ -197,7 +197,7 @@ t.test('calls issued during a training step do not block the event loop', async 
   await module.setRequiresGrad(/lora_/, true);
   const trainer = native.createTrainer(module.native, trainerOptions);
   const batch = batchOf(64, 1);
-  await trainer.step(batch); // the first runs profile and optimise the graphs
+  await trainer.step(batch); // the first step builds the methods' execution plans
   let started = performance.now();
   await trainer.step(batch);
   const stepMs = performance.now() - started;
