@@ -81,6 +81,9 @@ def learning_rate(o, step):
 def main(model_path, batches_path, options_path, out_path):
     model = torch.jit.load(model_path)
     model.train()
+    # As the native trainer steps: the methods run op by op, never as optimized differentiable
+    # graphs (whose later runs round differently in the last bits, which bf16 shows).
+    torch._C._set_graph_executor_optimize(False)
     o = json.load(open(options_path))
     batches = json.load(open(batches_path))
     names = [name for name, _ in model.named_parameters() if "lora_" in name]
