@@ -1,5 +1,5 @@
 // Issue 3.6: the exported model run from Node equals the Python eager model. The reference
-// script (scripts/crackseg_sam2/tests/parity_reference.py) exports the `test` config with LoRA C
+// script (test/python/parity_reference.py) exports the `test` config with LoRA C
 // and random non-zero lora_B, and writes the eager model's outputs for encode_image, decode
 // (boxes, points, box + negative point; multimask true/false; with and without mask_input) and
 // forward. Node runs the same calls through TorchModule.run and compares each output:
@@ -36,7 +36,7 @@ interface Manifest {
 const dir = await mkdtemp(join(tmpdir(), 'crackseg-parity-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 await runPython(
-  new URL('../scripts/crackseg_sam2/tests/parity_reference.py', import.meta.url).pathname,
+  new URL('./python/parity_reference.py', import.meta.url).pathname,
   [dir],
 );
 const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;
