@@ -16,8 +16,8 @@ packages=("${torch_packages[@]}" cmake g++ ninja-build fonts-dejavu-core)
 # runs on OpenMP: the pthread build starts threads inside torch's (docs/benchmarks.md has both
 # measurements); a machine that has that build keeps it (see the note below).
 installed libopenblas0-pthread || packages+=(libopenblas0-openmp)
-# The tests compare against OpenCV and scikit-image.
-[[ ${CRACKSEG_TEST_DEPS:-1} == 1 ]] && packages+=(python3-opencv python3-skimage clang-format)
+# The tests compare against OpenCV and scikit-image; lint runs clang-format and flake8.
+[[ ${CRACKSEG_TEST_DEPS:-1} == 1 ]] && packages+=(python3-opencv python3-skimage clang-format flake8)
 
 missing=()
 for package in "${packages[@]}"; do

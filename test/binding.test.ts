@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +27,7 @@ const x: Tensor<'float32'> = {
   dtype: 'float32',
 };
 
-function closeTo(t: Tap.Test, actual: ArrayLike<number>, wanted: number[], message: string): void {
+function closeTo(t: Test, actual: ArrayLike<number>, wanted: number[], message: string): void {
   t.equal(actual.length, wanted.length, `${message}: length`);
   const worst = Math.max(0, ...wanted.map((w, i) => Math.abs(w - actual[i]!)));
   t.ok(worst <= 1e-6, `${message}: max |diff| ${worst} <= 1e-6`);
@@ -86,10 +86,14 @@ t.test('loads methods and extra files; outputs equal Python', async (t) => {
   closeTo(t, forward.data as Float32Array, expected.forward, 'forward');
 
   const [scaled, sums] = (await module.run('pair', [x, 3, 0.5])) as [Tensor, Tensor];
-  closeTo(t, scaled!.data as Float32Array, expected.pair[0], 'pair[0]');
-  closeTo(t, sums!.data as Float32Array, expected.pair[1], 'pair[1]');
+  closeTo(t, scaled.data as Float32Array, expected.pair[0], 'pair[0]');
+  closeTo(t, sums.data as Float32Array, expected.pair[1], 'pair[1]');
 
-  const factor = { data: new Float32Array([2, 2, 2]), shape: [3], dtype: 'float32' } as const;
+  const factor: Tensor<'float32'> = {
+    data: new Float32Array([2, 2, 2]),
+    shape: [3],
+    dtype: 'float32',
+  };
   const flipped = (await module.run('maybe_scale', [x, factor, true])) as Tensor;
   closeTo(t, flipped.data as Float32Array, expected.maybe_scale, 'Optional tensor + bool');
   const unscaled = (await module.run('maybe_scale', [x, null, false])) as Tensor;
@@ -145,7 +149,7 @@ t.test('parameters: list, read, write, requiresGrad by pattern', async (t) => {
     expected.weight,
     'weight read',
   );
-  const zeros = { data: new Float32Array(12), shape: [4, 3], dtype: 'float32' } as const;
+  const zeros: Tensor<'float32'> = { data: new Float32Array(12), shape: [4, 3], dtype: 'float32' };
   await module.setParameter('weight', zeros);
   const out = (await module.run('forward', [x])) as Tensor;
   const bias = (await module.getParameter('bias')).data as Float32Array;
@@ -257,11 +261,11 @@ t.test('8 concurrent runs all return their own results', async (t) => {
 t.test('memory stays flat over 5,000 runs', async (t) => {
   const module = await TorchModule.load(modulePath);
   t.teardown(() => module.dispose());
-  const big = {
+  const big: Tensor<'float32'> = {
     data: new Float32Array(64 * 3).fill(0.5),
     shape: [64, 3],
     dtype: 'float32',
-  } as const;
+  };
   for (let i = 0; i < 500; i++) await module.run('forward', [big]); // warm-up: allocator pools
   global.gc?.();
   const before = process.memoryUsage().rss;

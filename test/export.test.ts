@@ -1,5 +1,5 @@
 // The SAM 2.1 exporter: TypeScript wrapper, CLI and the Python-side checks of the exported
-// TorchScript (scripts/crackseg_sam2/tests/checks.py), all on the small `test` configuration.
+// TorchScript (test/python/checks.py), all on the small `test` configuration.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -13,7 +13,7 @@ import { exporterArgs, exportModel, pythonError } from '../ts/model/export.js';
 import { findPython } from '../ts/python.js';
 
 const run = promisify(execFile);
-const checks = fileURLToPath(new URL('../scripts/crackseg_sam2/tests/checks.py', import.meta.url));
+const checks = fileURLToPath(new URL('./python/checks.py', import.meta.url));
 const fixture = fileURLToPath(new URL('./fixtures/sam2.1-image-keys.json', import.meta.url));
 
 /** Runs one Python check; resolves with its JSON result, rejects with its assertion. */

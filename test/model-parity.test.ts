@@ -1,10 +1,10 @@
 // Issue 3.6: the exported model run from Node equals the Python eager model. The reference
-// script (scripts/crackseg_sam2/tests/parity_reference.py) exports the `test` config with LoRA C
+// script (test/python/parity_reference.py) exports the `test` config with LoRA C
 // and random non-zero lora_B, and writes the eager model's outputs for encode_image, decode
 // (boxes, points, box + negative point; multimask true/false; with and without mask_input) and
 // forward. Node runs the same calls through TorchModule.run and compares each output:
 // max|a − b| ≤ 1e-5 · max(1, max|b|), b being the Python eager output.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,10 +35,7 @@ interface Manifest {
 
 const dir = await mkdtemp(join(tmpdir(), 'crackseg-parity-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-await runPython(
-  new URL('../scripts/crackseg_sam2/tests/parity_reference.py', import.meta.url).pathname,
-  [dir],
-);
+await runPython(new URL('./python/parity_reference.py', import.meta.url).pathname, [dir]);
 const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;
 
 async function load(spec: TensorSpec): Promise<Tensor> {
@@ -57,7 +54,9 @@ async function load(spec: TensorSpec): Promise<Tensor> {
 }
 
 async function inputs(c: Case): Promise<Value[]> {
-  return Promise.all(c.inputs.map((v) => (v === null || typeof v === 'boolean' ? v : load(v))));
+  return Promise.all(
+    c.inputs.map((v) => (v === null || typeof v === 'boolean' ? Promise.resolve(v) : load(v))),
+  );
 }
 
 /** max|a − b| / max(1, max|b|). */
@@ -71,7 +70,7 @@ function relDiff(a: Float32Array, b: Float32Array): number {
   return diff / scale;
 }
 
-async function compare(t: Tap.Test, c: Case, got: Value): Promise<number> {
+async function compare(t: Test, c: Case, got: Value): Promise<number> {
   const outs = (c.outputs.length === 1 ? [got] : got) as Tensor[];
   t.equal(outs.length, c.outputs.length, `${c.name}: number of outputs`);
   let worst = 0;

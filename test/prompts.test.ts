@@ -161,7 +161,7 @@ t.test('skeleton placement: points lie on the skeleton, spread along it', async 
   // Evenly spaced: near 1/6, 3/6 and 5/6 of the way along.
   t.ok(
     xs[0]! > 6 && xs[0]! < 12 && Math.abs(xs[1]! - 22) <= 2 && xs[2]! > 32 && xs[2]! < 38,
-    `x = ${xs}`,
+    `x = ${xs.join(', ')}`,
   );
   t.same(group!.labels, [1, 1, 1]);
 });

@@ -416,10 +416,7 @@ t.test('the report writer', async (t) => {
       [...MASK_METRICS.map((m) => `${m.column}_histogram.png`), 'best_f_histogram.png'].sort(),
     );
     const histogram = await sharp(join(configDir, 'plots', 'iou_histogram.png')).metadata();
-    t.ok(
-      histogram.width! > 400 && histogram.height! > 200,
-      'histogram PNG has a chart-sized canvas',
-    );
+    t.ok(histogram.width > 400 && histogram.height > 200, 'histogram PNG has a chart-sized canvas');
   });
 
   t.test('no stray temp files', async (t) => {

@@ -440,10 +440,14 @@ t.test(
         lowResLogits: true,
       });
     const [baseline] = await predict();
-    const runs = [];
-    for (let i = 0; i < 3; i++) runs.push(trainer.step(batch), predict());
-    const results = await Promise.all(runs);
-    for (const result of results.filter(Array.isArray)) {
+    const steps: Array<ReturnType<typeof trainer.step>> = [];
+    const predictions: Array<ReturnType<typeof predict>> = [];
+    for (let i = 0; i < 3; i++) {
+      steps.push(trainer.step(batch));
+      predictions.push(predict());
+    }
+    const [, results] = await Promise.all([Promise.all(steps), Promise.all(predictions)]);
+    for (const result of results) {
       t.same(
         result[0]!.lowResLogits!.data,
         baseline!.lowResLogits!.data,

@@ -114,7 +114,7 @@ def get_config(name: str) -> Dict[str, Any]:
 
 
 def trunk_channels(cfg: Dict[str, Any]) -> list:
-    """Channels at the end of each trunk stage, from the first (stride 4) to the last (stride 32)."""
+    """Channels at the end of each trunk stage, first (stride 4) to last (stride 32)."""
     t = cfg["trunk"]
     dims = []
     dim = t["embed_dim"]

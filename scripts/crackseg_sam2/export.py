@@ -104,7 +104,8 @@ def export(out: str, **kwargs: Any) -> Dict[str, Any]:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="crackseg_sam2.export", description="Export SAM 2.1 (image path) with LoRA as TorchScript"
+        prog="crackseg_sam2.export",
+        description="Export SAM 2.1 (image path) with LoRA as TorchScript",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="official sam2.1_hiera_*.pt file")

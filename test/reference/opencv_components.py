@@ -1,8 +1,8 @@
 """Reference for test/components.test.ts: OpenCV's 8-connected components with stats.
 
 stdin: JSON list of {"width", "height", "data": base64 of 0/1 bytes, row-major}.
-stdout: JSON list, per mask, of {"labels": base64 int32 little-endian, "stats": [[x, y, w, h, area], ...]}
-(background row dropped).
+stdout: JSON list, per mask, of {"labels": base64 int32 little-endian,
+"stats": [[x, y, w, h, area], ...]} (background row dropped).
 """
 import base64
 import json

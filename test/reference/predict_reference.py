@@ -13,8 +13,8 @@ coordinates mapped by SAM2Transforms.transform_coords (float32 x / W * S), boxes
 labelled 2 and 3; encode_image once per batch; the prompts decoded in groups of equal point
 count, never padded (the official predictor decodes one image's prompts at a time and adds only
 its own single not-a-point, which the model appends); low-res logits upsampled bilinearly
-(align_corners=False) to the image size, > 0, ORed over the image's prompts. Metrics are plain numpy on the confusion counts (empty-case convention of
-docs/metrics.md).
+(align_corners=False) to the image size, > 0, ORed over the image's prompts. Metrics are plain
+numpy on the confusion counts (empty-case convention of docs/metrics.md).
 """
 
 import base64

@@ -1,7 +1,8 @@
 """An independent safetensors reader and writer (struct + json + numpy; the Debian python3 has no
 ``safetensors`` package), for the TS implementation's interop tests.
 
-    python3 safetensors_reference.py read FILE    -> JSON {metadata, tensors: {name: {dtype, shape, values}}}
+    python3 safetensors_reference.py read FILE    -> JSON {metadata, tensors:
+                                                     {name: {dtype, shape, values}}}
     python3 safetensors_reference.py write FILE   -> writes FILE, prints the same JSON for it
 
 Values are floats (F16/BF16 widened to float32) or ints, flattened in row-major order.
@@ -72,7 +73,8 @@ def write(path):
     offset = 0
     for name, dtype, shape, array in tensors:
         blob = array.tobytes()
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+        offsets = [offset, offset + len(blob)]
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": offsets}
         blobs.append(blob)
         offset += len(blob)
     encoded = json.dumps(header).encode("utf-8")

@@ -5,9 +5,9 @@ weights are taken; gradients are summed into the masters in fp32, AdamW updates 
 they are copied (rounded) into the model after each optimizer step.
 
 usage: train_step_reference.py MODEL.pt BATCHES.json OPTIONS.json OUT.json
-BATCHES.json: [{images: flat uint8 [B, H, W, 3], images_shape, masks: flat, masks_shape, coords, coords_shape,
-labels, labels_shape, image_index}] — micro-batches in order. Writes per-micro-batch losses, the
-(master) weights after the last step and, as float, the model's own copies of them.
+BATCHES.json: [{images: flat uint8 [B, H, W, 3], images_shape, masks: flat, masks_shape, coords,
+coords_shape, labels, labels_shape, image_index}] — micro-batches in order. Writes per-micro-batch
+losses, the (master) weights after the last step and, as float, the model's own copies of them.
 """
 import json
 import math
@@ -75,7 +75,8 @@ def learning_rate(o, step):
         return o["learningRate"] * (step + 1) / o["warmupSteps"]
     span = max(1, o["totalSteps"] - o["warmupSteps"])
     progress = min(1.0, (step - o["warmupSteps"]) / span)
-    return o["minLearningRate"] + 0.5 * (o["learningRate"] - o["minLearningRate"]) * (1 + math.cos(math.pi * progress))
+    low, high = o["minLearningRate"], o["learningRate"]
+    return low + 0.5 * (high - low) * (1 + math.cos(math.pi * progress))
 
 
 def main(model_path, batches_path, options_path, out_path):
@@ -96,8 +97,8 @@ def main(model_path, batches_path, options_path, out_path):
     params = [p for name, p in model.named_parameters() if name in names]
     if not bf16:
         masters = params
-    optimizer = torch.optim.AdamW(masters, lr=o["learningRate"], betas=tuple(o["betas"]), eps=o["eps"],
-                                  weight_decay=o["weightDecay"])
+    optimizer = torch.optim.AdamW(masters, lr=o["learningRate"], betas=tuple(o["betas"]),
+                                  eps=o["eps"], weight_decay=o["weightDecay"])
     records, steps = [], 0
     for i, batch in enumerate(batches):
         total, dice, focal, skeleton = losses(model, batch, o)
@@ -123,7 +124,9 @@ def main(model_path, batches_path, options_path, out_path):
                         "skeleton": skeleton.item(), "learningRate": lr})
     out = {"steps": records,
            "parameters": {n: m.detach().flatten().tolist() for n, m in zip(names, masters)},
-           "moduleParameters": {n: p.detach().float().flatten().tolist() for n, p in zip(names, params)}}
+           "moduleParameters": {
+               n: p.detach().float().flatten().tolist() for n, p in zip(names, params)
+           }}
     json.dump(out, open(out_path, "w"))
 
 

@@ -238,7 +238,7 @@ export function register(program: Command): void {
             flags.saveProbabilities === true
               ? DEFAULT_PROBABILITY_BITS
               : (flags.saveProbabilities ?? false),
-          onProgress: bar.update,
+          onProgress: (progress) => bar.update(progress),
           signal: interrupts.signal,
         });
         bar.end();

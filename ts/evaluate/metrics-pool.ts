@@ -79,7 +79,7 @@ export class MetricsPool {
   score(input: ScoreRequest): Promise<Scored> {
     if (this.closed) return Promise.reject(new Error('metrics pool is closed'));
     const owned = this.pool && ownedBuffers(input);
-    const scored = owned ? this.pool!.run(owned, transferables(owned)) : scoreImage(input);
+    const scored = owned ? this.pool.run(owned, transferables(owned)) : scoreImage(input);
     return scored.finally(() => releaseHeld([input.prediction, input.probabilities]));
   }
 

@@ -183,7 +183,9 @@ async function transfer(
   const file = await open(part, offset > 0 ? 'a' : 'w');
   try {
     if (!response.body) throw new Error('the response has no body');
-    for await (const chunk of response.body) {
+    // A fetch body streams bytes (the Fetch standard); undici types its chunks as any.
+    const body: AsyncIterable<Uint8Array> = response.body;
+    for await (const chunk of body) {
       await file.write(chunk);
       hash.update(chunk);
       received += chunk.length;

@@ -16,7 +16,8 @@ export function readModelMetadata(module: TorchModule): ModelMetadata {
   const metadata = module.extraJson<ModelMetadata>('metadata.json');
   const problem = !metadata
     ? 'has no metadata.json'
-    : metadata.format !== MODEL_FORMAT
+    : // Unchecked JSON: any value may stand in `format`.
+      (metadata.format as unknown) !== MODEL_FORMAT
       ? `has format '${String(metadata.format)}', expected '${MODEL_FORMAT}'`
       : !Number.isInteger(metadata.image_size) || metadata.image_size <= 0
         ? 'has no valid image_size'

@@ -171,7 +171,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'buffer'): Safeten
     if (end < begin || end - begin !== expected)
       throw fail(
         `tensor '${name}': data_offsets [${begin}, ${end}] hold ${end - begin} bytes, ` +
-          `shape [${(shape as number[]).join(', ')}] of ${dtypeName} needs ${expected}`,
+          `shape [${(shape as number[]).join(', ')}] of ${String(dtypeName)} needs ${expected}`,
       );
     if (end > dataLength)
       throw fail(

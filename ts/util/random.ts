@@ -5,16 +5,17 @@
 
 /** A stream of pseudo-random numbers. */
 export interface Random {
+  // Plain functions, not methods: they may be passed around unbound (e.g. `rng.next`).
   /** Uniform in [0, 1). */
-  next(): number;
+  next: () => number;
   /** Uniform integer in [0, n). */
-  int(n: number): number;
+  int: (n: number) => number;
   /** Uniform in [low, high). */
-  uniform(low: number, high: number): number;
+  uniform: (low: number, high: number) => number;
   /** True with probability `p`. */
-  chance(p: number): boolean;
+  chance: (p: number) => boolean;
   /** Standard normal (Box–Muller). */
-  normal(): number;
+  normal: () => number;
 }
 
 /** Mixes 32 bits well (the murmur3 finaliser), so nearby seeds give unrelated streams. */

@@ -23,18 +23,20 @@ export type Task<Request, Reply> = (
 export function serveRequests<Request, Reply>(task: Task<Request, Reply>): void {
   const port = parentPort;
   if (!port) throw new Error('a worker module must run in a worker thread');
-  port.on('message', async ({ id, request }: Envelope<Request>) => {
-    let answer: ReplyEnvelope<Reply>;
+  const answer = async ({ id, request }: Envelope<Request>): Promise<void> => {
+    let reply: ReplyEnvelope<Reply>;
     let transfer: ArrayBuffer[] = [];
     try {
       const done = await task(request);
-      answer = { id, reply: done.reply };
+      reply = { id, reply: done.reply };
       transfer = done.transfer;
     } catch (err) {
-      answer = { id, error: err instanceof Error ? err.message : String(err) };
+      reply = { id, error: err instanceof Error ? err.message : String(err) };
     }
-    port.postMessage(answer, transfer);
-  });
+    port.postMessage(reply, transfer);
+  };
+  // answer() turns the task's failure into a reply; nothing is left to await here.
+  port.on('message', (envelope: Envelope<Request>) => void answer(envelope));
 }
 
 /**

@@ -1,7 +1,7 @@
 """Reference side of test/model-parity.test.ts: exports the ``test`` config with LoRA C and
 random non-zero ``lora_B``, and writes the PYTHON EAGER model's outputs for fixed inputs.
 
-    /usr/bin/python3 scripts/crackseg_sam2/tests/parity_reference.py OUT_DIR
+    /usr/bin/python3 test/python/parity_reference.py OUT_DIR
 
 Writes OUT_DIR/model.pt (the TorchScript file, lora_B set), OUT_DIR/manifest.json and one raw
 little-endian ``.bin`` file per tensor.  The manifest lists cases ``{name, method, inputs,
@@ -23,7 +23,7 @@ import sys
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "scripts"))
 
 from crackseg_sam2.export import export  # noqa: E402
 

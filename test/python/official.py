@@ -3,7 +3,7 @@ sources, for one-off reference work: deriving the key fixture and numeric compar
 by the package or by the tests.
 
     git -C <sam2 mirror> archive HEAD sam2 | tar x -C .ref     # .ref/sam2/...
-    /usr/bin/python3 scripts/crackseg_sam2/tests/official.py   # writes the key fixture
+    /usr/bin/python3 test/python/official.py   # writes the key fixture
 
 The official package imports hydra, iopath and tqdm (absent here) and calls
 ``F.scaled_dot_product_attention`` (absent in torch 1.13); this module stubs the imports it
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 REF = os.environ.get("CRACKSEG_SAM2_REF", os.path.join(ROOT, ".ref"))
 FIXTURE = os.path.join(ROOT, "test", "fixtures", "sam2.1-image-keys.json")
 
@@ -120,7 +120,7 @@ def write_fixture() -> None:
     out = {
         "about": (
             "Image-path state-dict keys and shapes of the official SAM 2.1 models, and the "
-            "prefixes of their memory-path keys. Produced by scripts/crackseg_sam2/tests/"
+            "prefixes of their memory-path keys. Produced by test/python/"
             "official.py, which instantiates facebookresearch/sam2 (commit in 'source') from "
             "its sam2.1 YAML configs with torch " + torch.__version__ + ": every key of "
             "SAM2Base.state_dict() that does not start with a memory prefix is listed. Memory "

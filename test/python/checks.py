@@ -1,6 +1,6 @@
 """Python-side checks of the exporter, run by test/export.test.ts (one sub-command per check):
 
-    /usr/bin/python3 scripts/crackseg_sam2/tests/checks.py <check> [args]
+    /usr/bin/python3 test/python/checks.py <check> [args]
 
 Each prints one JSON object on success and exits 1 with the failed assertion on stderr.  The
 expectations are computed here independently of the package: parameter counts from the config
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "scripts"))
 
 from crackseg_sam2.checkpoint import (  # noqa: E402
     MEMORY_PREFIXES,
@@ -346,7 +346,8 @@ def _random_official_sd(config, with_memory):
     if config in fixture["image_keys"]:
         shapes = fixture["image_keys"][config]
     else:
-        shapes = {k: list(v.shape) for k, v in Sam2ImageModel(get_config(config)).state_dict().items()}
+        state = Sam2ImageModel(get_config(config)).state_dict()
+        shapes = {k: list(v.shape) for k, v in state.items()}
     sd = {k: torch.randn(v, generator=g) for k, v in shapes.items()}
     if with_memory:
         for k, v in fixture["memory_path_keys"]["tiny"].items():
@@ -397,7 +398,8 @@ def check_checkpoint():
         model, _ = load(out)
         params = dict(model.named_parameters())
         assert torch.equal(params[key], sd[key])
-        assert "sam_mask_decoder.transformer.layers.1.cross_attn_token_to_image.k_proj.lora_A" in params
+        lora_a = "sam_mask_decoder.transformer.layers.1.cross_attn_token_to_image.k_proj.lora_A"
+        assert lora_a in params
 
         # a pickle that would run code on loading is refused (weights_only), and runs nothing
         marker = os.path.join(tmp, "ran")
