@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "pixel_stats.h"
 #include "predictor.h"
+#include "process_group.h"
 #include "skeleton.h"
 #include "tensor_convert.h"
 #include "tensor_store.h"
@@ -112,6 +113,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   torch::jit::overrideCanFuseOnCPU(false);
   crackseg::TorchModuleWrap::Init(env, exports);
   crackseg::TrainerWrap::Init(env, exports);
+  crackseg::ProcessGroupWrap::Init(env, exports);
   // The plain functions of the native surface (ts/binding.ts declares them), by their JS names.
   const std::pair<const char*, Napi::Function::Callback> functions[] = {
       {"predictMasks", crackseg::PredictMasks},

@@ -22,6 +22,13 @@ import { epochBatches, prefetchBatches, scanTrainingSet, type BatchOptions } fro
 import { writeTrainingCurves } from './curves.js';
 import { validate, type ValidationMetrics } from './validate.js';
 import { SamplePool } from '../data/sample-pool.js';
+import type { ProcessGroup } from '../distributed/group.js';
+import {
+  agreeToStop,
+  GRADIENT_BUCKET_BYTES,
+  resumedBatchInEpoch,
+  sumAcrossRanks,
+} from '../distributed/training.js';
 
 /** Defaults of {@link train}, used as they are by the CLI and docs/training.md. */
 export const TRAIN_DEFAULTS = {
@@ -164,6 +171,12 @@ export interface TrainOptions {
   onProgress?: (progress: TrainProgress) => void;
   /** Stops at the next optimizer-step boundary (or during validation), saving `last`. */
   signal?: AbortSignal;
+  /**
+   * Data-parallel training with the other ranks of this group (docs/distributed.md): each rank
+   * trains on its share of every epoch's order, gradients averaged across ranks; validation is
+   * sharded; only rank 0 writes files. Every rank gets the same options.
+   */
+  group?: ProcessGroup;
 }
 
 /** One finished epoch, as in metrics.jsonl. */
@@ -233,8 +246,10 @@ interface LastState {
   optimizerSteps: number;
   /** Epochs finished. */
   epoch: number;
-  /** Micro-batches done in the unfinished epoch (a multiple of gradAccum). */
+  /** Micro-batches done in the unfinished epoch (a multiple of gradAccum), per rank. */
   batchInEpoch: number;
+  /** Ranks of the run that saved this (absent: 1). */
+  worldSize?: number;
   epochSums: LossSums;
   bestValIou: number | null;
   bestEpoch: number | null;
@@ -398,11 +413,16 @@ async function run(
     };
   if (validationSet.entries.length + validationSet.withoutCrack === 0)
     throw new Error(`validation list ${config.valFile} has no images`);
-  const perEpoch = epochBatches(
-    trainingSet.entries,
-    { ...config, gradientAccumulation: config.gradAccum },
-    0,
-  ).length;
+  const group = options.group;
+  const shard = group ? { rank: group.rank, worldSize: group.worldSize } : undefined;
+  // Only one process writes the run's files.
+  const writes = !group || group.rank === 0;
+  const batchPlan = {
+    ...config,
+    gradientAccumulation: config.gradAccum,
+    ...(shard ? { shard } : {}),
+  };
+  const perEpoch = epochBatches(trainingSet.entries, batchPlan, 0).length;
   if (perEpoch === 0)
     throw new Error(
       `${config.trainFile} has ${trainingSet.entries.length} image(s) with cracks: ` +
@@ -421,6 +441,7 @@ async function run(
   );
   try {
     if (resumed) await restoreOptimizer(file, resumed, trainer);
+    if (group) trainer.distribute(group.native, GRADIENT_BUCKET_BYTES);
     return await trainLoop();
   } finally {
     // Frees the optimizer state and cached embeddings now, on success, error or abort alike.
@@ -431,15 +452,22 @@ async function run(
     let state: LastState;
     if (resumed) {
       state = resumed.state;
+      state.batchInEpoch = resumedBatchInEpoch(state, trainingSet.entries, batchPlan, shard);
+      state.worldSize = shard?.worldSize ?? 1;
+      // The saved sums are all ranks' together: rank 0 carries them on, the others add theirs.
+      if (!writes) state.epochSums = emptySums();
     } else {
-      await mkdir(join(config.outputDir, 'checkpoints'), { recursive: true });
-      await rm(file('metrics'), { force: true });
+      if (writes) {
+        await mkdir(join(config.outputDir, 'checkpoints'), { recursive: true });
+        await rm(file('metrics'), { force: true });
+      }
       state = {
         version: 1,
         settings,
         optimizerSteps: 0,
         epoch: 0,
         batchInEpoch: 0,
+        worldSize: shard?.worldSize ?? 1,
         epochSums: emptySums(),
         bestValIou: null,
         bestEpoch: null,
@@ -448,9 +476,12 @@ async function run(
       };
     }
 
-    const log = (line: object) => appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
+    const log = async (line: object) => {
+      if (writes) await appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
+    };
     const saveLast = async () => {
       state.optimizerSteps = trainer.optimizerSteps;
+      if (!writes) return;
       await saveAdapter(file('lastWeights'), module, {
         tensors: await trainer.weights(),
         trainExtra: config.trainExtra,
@@ -482,11 +513,7 @@ async function run(
 
     for (let epoch = state.epoch; epoch < config.epochs && !aborted && !stoppedEarly; epoch++) {
       const epochStarted = performance.now();
-      const batches = epochBatches(
-        trainingSet.entries,
-        { ...config, gradientAccumulation: config.gradAccum },
-        epoch,
-      );
+      const batches = epochBatches(trainingSet.entries, batchPlan, epoch);
       // One step is queued ahead of the one being read back, so the device never waits for the
       // host between steps (the trainer runs them in call order).
       let inFlight: { result: Promise<StepResult>; index: number; images: number } | null = null;
@@ -540,8 +567,9 @@ async function run(
           epoch,
           state.batchInEpoch,
         )) {
-          // Abort only between optimizer steps: the accumulated gradients are not saved.
-          if (signal?.aborted && index % config.gradAccum === 0) {
+          // Abort only between optimizer steps: the accumulated gradients are not saved. With
+          // several ranks, all stop at the same step, once any was told to.
+          if (index % config.gradAccum === 0 && (await agreeToStop(group, signal))) {
             aborted = true;
             break;
           }
@@ -564,6 +592,7 @@ async function run(
         listFile: config.valFile,
         batchSize: config.batchSize,
         ...(signal ? { signal } : {}),
+        ...(group ? { group } : {}),
         onBatch: (done) =>
           options.onProgress?.({
             phase: 'validate',
@@ -572,12 +601,13 @@ async function run(
             done,
           }),
       });
-      if (val === null || signal?.aborted) {
+      // (validate() says null on every rank once any rank was stopped)
+      if (val === null || (!group && signal?.aborted)) {
         // The epoch's training is kept; a resume validates it again.
         aborted = true;
         break;
       }
-      const sums = state.epochSums;
+      const sums = group ? await sumAcrossRanks(group, state.epochSums) : state.epochSums;
       const improved = state.bestValIou === null || val.iou > state.bestValIou;
       const record: EpochRecord = {
         epoch: epoch + 1,
@@ -599,25 +629,29 @@ async function run(
         state.bestValIou = val.iou;
         state.bestEpoch = epoch + 1;
         state.epochsWithoutImprovement = 0;
-        await saveAdapter(file('best'), module, {
-          tensors: await trainer.weights(),
-          trainExtra: config.trainExtra,
-          epoch: epoch + 1,
-          valMetrics: adapterMetrics(val),
-        });
+        if (writes)
+          await saveAdapter(file('best'), module, {
+            tensors: await trainer.weights(),
+            trainExtra: config.trainExtra,
+            epoch: epoch + 1,
+            valMetrics: adapterMetrics(val),
+          });
       } else {
         state.epochsWithoutImprovement++;
       }
       await log({ type: 'epoch', ...record });
       await saveLast();
-      await writeTrainingCurves(file('curves'), state.history, state.bestEpoch);
+      if (writes) await writeTrainingCurves(file('curves'), state.history, state.bestEpoch);
       options.onProgress?.({ phase: 'epoch', epochs: config.epochs, record });
       stoppedEarly =
         config.patience !== null &&
         state.epochsWithoutImprovement >= config.patience &&
         epoch + 1 < config.epochs;
     }
-    if (aborted) await saveLast();
+    if (aborted) {
+      if (group) state.epochSums = await sumAcrossRanks(group, state.epochSums);
+      await saveLast();
+    }
 
     return {
       outputDir: config.outputDir,
