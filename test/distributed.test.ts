@@ -72,6 +72,7 @@ async function runRanks(worldSize: number, args: string[], timeoutMs = 120_000):
 const entries = (n: number): ListEntry[] =>
   Array.from({ length: n }, (_, i) => ({
     line: i + 1,
+    id: String(i),
     imagePath: `${i}.jpg`,
     maskPath: `${i}.png`,
   }));
