@@ -130,8 +130,9 @@ std::shared_ptr<DistributedGroup> DistributedGroup::Join(const GroupOptions& opt
     storeOptions.numWorkers = options.worldSize;
     storeOptions.timeout = options.timeout;
     impl.store = c10::make_intrusive<c10d::TCPStore>(options.masterAddr, storeOptions);
+    std::string me = c10::str(HostName(), " ", getpid());
     impl.store->set("crackseg/peer/" + std::to_string(options.rank),
-                    c10::str(HostName(), " ", getpid()));
+                    std::vector<uint8_t>(me.begin(), me.end()));
     for (int r = 0; r < options.worldSize; ++r) {
       std::vector<uint8_t> value = impl.store->get("crackseg/peer/" + std::to_string(r));
       std::istringstream in(std::string(value.begin(), value.end()));
