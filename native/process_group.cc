@@ -157,7 +157,11 @@ std::shared_ptr<DistributedGroup> DistributedGroup::Join(const GroupOptions& opt
 
 c10::intrusive_ptr<c10d::Work> DistributedGroup::StartAllreduce(
     std::vector<torch::Tensor>& tensors, Channel channel) {
-  return impl_->channels[static_cast<int>(channel)]->Allreduce(tensors);
+  try {
+    return impl_->channels[static_cast<int>(channel)]->Allreduce(tensors);
+  } catch (...) {
+    throw Failure("allreduce");
+  }
 }
 
 void DistributedGroup::Wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) {
@@ -166,11 +170,15 @@ void DistributedGroup::Wait(const c10::intrusive_ptr<c10d::Work>& work, const st
       throw std::runtime_error("timed out after " + std::to_string(options_.timeout.count()) +
                                " ms");
   } catch (...) {
-    std::string cause = CurrentExceptionMessage();
-    throw std::runtime_error(what + " failed on rank " + std::to_string(rank()) + " of " +
-                             std::to_string(worldSize()) + ": " + PeerReport() + " (" +
-                             cause.substr(0, cause.find('\n')) + ")");
+    throw Failure(what);
   }
+}
+
+std::runtime_error DistributedGroup::Failure(const std::string& what) const {
+  std::string cause = CurrentExceptionMessage();
+  return std::runtime_error(what + " failed on rank " + std::to_string(rank()) + " of " +
+                            std::to_string(worldSize()) + ": " + PeerReport() + " (" +
+                            cause.substr(0, cause.find('\n')) + ")");
 }
 
 void DistributedGroup::Barrier() {

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,8 @@ class DistributedGroup {
   explicit DistributedGroup(GroupOptions options);
   // Why a collective may have failed: the ranks of this machine whose process is gone.
   std::string PeerReport() const;
+  // The error for collective `what`, from the exception in flight.
+  std::runtime_error Failure(const std::string& what) const;
 
   GroupOptions options_;
   std::unique_ptr<Impl> impl_;

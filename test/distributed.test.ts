@@ -31,6 +31,36 @@ const nodeArgs = process.execArgv.filter((arg) => arg.includes('typescript'));
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-distributed-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
+const randomized = join(dir, 'model.pt');
+const dataRoot = join(dir, 'data');
+await Promise.all([
+  exportModel({
+    config: 'test',
+    seed: 3,
+    lora: 'A',
+    rank: 4,
+    alpha: 8,
+    dropout: 0,
+    out: join(dir, 'base.pt'),
+  }).then(() =>
+    runPython(new URL('./fixtures/randomize_lora.py', import.meta.url).pathname, [
+      join(dir, 'base.pt'),
+      randomized,
+      '5',
+    ]),
+  ),
+  synthesizeDataset({
+    out: dataRoot,
+    train: 4,
+    val: 3,
+    test: 0,
+    width: 64,
+    height: 48,
+    seed: 3,
+    crackFreeFraction: 0,
+  }),
+]);
+
 interface Exit {
   rank: number;
   code: number | null;
@@ -192,49 +222,22 @@ t.test('launcher: worker arguments, environment, and a failing rank fails the jo
   t.ok(performance.now() - started < 15_000, 'the others were stopped, not waited for');
 });
 
-const randomized = join(dir, 'model.pt');
-const dataRoot = join(dir, 'data');
-await Promise.all([
-  exportModel({
-    config: 'test',
-    seed: 3,
-    lora: 'A',
-    rank: 4,
-    alpha: 8,
-    dropout: 0,
-    out: join(dir, 'base.pt'),
-  }).then(() =>
-    runPython(new URL('./fixtures/randomize_lora.py', import.meta.url).pathname, [
-      join(dir, 'base.pt'),
-      randomized,
-      '5',
-    ]),
-  ),
-  synthesizeDataset({
-    out: dataRoot,
-    train: 6,
-    val: 5,
-    test: 0,
-    width: 64,
-    height: 48,
-    seed: 3,
-    crackFreeFraction: 0,
-  }),
-]);
-
 t.test('gradients: 2 ranks of batch b equal one process of batch 2b', async (t) => {
+  const out = join(dir, 'steps.json');
+  const exits = await runRanks(2, ['steps', randomized, out, '4', '2', '1,2', 'float32']);
+  t.same(
+    exits.map((e) => [e.code, e.stderr]),
+    [
+      [0, ''],
+      [0, ''],
+    ],
+  );
+  const byAccumulation = JSON.parse(readFileSync(out, 'utf8')) as Record<
+    string,
+    Record<string, number[]>
+  >;
   for (const accumulation of [1, 2]) {
-    const out = join(dir, `steps-${accumulation}.json`);
-    const args = ['steps', randomized, out, '4', '2', String(accumulation), 'float32'];
-    const exits = await runRanks(2, args);
-    t.same(
-      exits.map((e) => [e.code, e.stderr]),
-      [
-        [0, ''],
-        [0, ''],
-      ],
-    );
-    const ranks = JSON.parse(readFileSync(out, 'utf8')) as Record<string, number[]>;
+    const ranks = byAccumulation[accumulation]!;
     const one = await trainSteps(
       randomized,
       { steps: 4, perRankBatch: 2, gradientAccumulation: accumulation, precision: 'float32' },
@@ -269,7 +272,7 @@ t.test('sharded validation equals one process exactly', async (t) => {
   const model = await loadModel({ path: randomized, device: 'cpu' });
   const one = await validate({ model, dataRoot, listFile: 'val.txt', batchSize: 2 });
   model.module.dispose();
-  t.equal(one!.images, 5);
+  t.equal(one!.images, 3);
   for (const rank of [0, 1])
     t.same(JSON.parse(readFileSync(`${out}.${rank}`, 'utf8')), one, `rank ${rank}`);
 });
@@ -279,7 +282,7 @@ t.test('a rank killed mid-epoch; then resume with one process', async (t) => {
     model: randomized,
     device: 'cpu',
     dataRoot,
-    epochs: 3,
+    epochs: 2,
     batchSize: 1,
     gradAccum: 1,
     augment: false,
@@ -289,29 +292,33 @@ t.test('a rank killed mid-epoch; then resume with one process', async (t) => {
   const optionsFile = join(dir, 'train.json');
   writeFileSync(optionsFile, JSON.stringify(options));
   // Rank 1 dies in epoch 2, after epoch 1's checkpoint.
-  const exits = await runRanks(2, ['train', optionsFile, '1', '2:2'], 90_000);
+  const exits = await runRanks(2, ['train', optionsFile, '1', '2:1'], 90_000);
   t.equal(exits[1]!.signal, 'SIGKILL');
   t.not(exits[0]!.code, 0, 'rank 0 fails');
-  t.match(exits[0]!.stderr, /rank 1 \(pid \d+\) exited/, 'naming the rank that died');
+  t.match(
+    exits[0]!.stderr,
+    /rank 1 \(pid \d+\) exited/,
+    `naming the rank that died: ${exits[0]!.stderr}`,
+  );
   t.ok(exits[0]!.seconds < 80, `within the timeout (${exits[0]!.seconds.toFixed(1)} s)`);
 
   const last = JSON.parse(readFileSync(join(options.outputDir!, TRAINING_FILES.lastState), 'utf8'));
   t.equal(last.epoch, 1);
   t.equal(last.worldSize, 2);
-  t.equal(last.optimizerSteps, 3, '6 images: 3 per rank, 3 steps');
+  t.equal(last.optimizerSteps, 2, '4 images: 2 per rank, 2 steps');
   const result = await train({ ...options, resume: true });
   t.same(
     result.history.map((r) => r.epoch),
-    [1, 2, 3],
+    [1, 2],
   );
-  t.equal(result.optimizerSteps, 3 + 2 * 6, 'then 6 steps per epoch with one process');
+  t.equal(result.optimizerSteps, 2 + 4, 'then 4 steps in epoch 2 with one process');
   const lines = readFileSync(join(options.outputDir!, TRAINING_FILES.metrics), 'utf8')
     .trim()
     .split('\n')
     .map((line) => JSON.parse(line) as { type: string; step?: number });
   t.same(
     lines.filter((l) => l.type === 'epoch').length,
-    3,
+    2,
     'metrics.jsonl: one record per epoch (rank 0 only)',
   );
 });
@@ -348,8 +355,8 @@ t.test('crackseg train --nproc-per-node 2', async (t) => {
   const code = await new Promise((resolve) => child.on('close', resolve));
   t.equal(code, 0, stderr);
   t.match(stdout, /global batch 2 = 1 per rank × 1 accumulated × 2 rank\(s\)/);
-  t.match(stdout, /done after 3 optimizer steps/);
+  t.match(stdout, /done after 2 optimizer steps/);
   t.notMatch(stdout, /\[rank 1\]/, 'rank 1 says nothing');
   const last = JSON.parse(readFileSync(join(outputDir, TRAINING_FILES.lastState), 'utf8'));
-  t.equal(last.optimizerSteps, 3);
+  t.equal(last.optimizerSteps, 2);
 });
