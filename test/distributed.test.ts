@@ -12,12 +12,14 @@ import { distributedEnv } from '../ts/distributed/env.js';
 import { freePort, launchWorkers } from '../ts/distributed/launch.js';
 import { shardOrder } from '../ts/distributed/sampler.js';
 import { resumedBatchInEpoch } from '../ts/distributed/training.js';
-import type { ListEntry } from '../ts/data/listFile.js';
+import type { ListEntry } from '../ts/data/list-file.js';
 import { exportModel } from '../ts/model/export.js';
 import { loadModel } from '../ts/model/load.js';
 import { synthesizeDataset } from '../ts/synth/synthesize.js';
 import { epochBatches, shuffledOrder } from '../ts/train/batches.js';
-import { train, TRAINING_FILES, type TrainOptions } from '../ts/train/train.js';
+import type { TrainOptions } from '../ts/train/options.js';
+import { TRAINING_FILES } from '../ts/train/resume.js';
+import { train } from '../ts/train/train.js';
 import { validate } from '../ts/train/validate.js';
 import { deriveSeed } from '../ts/util/random.js';
 import { runPython } from './helpers/python.js';
@@ -284,7 +286,7 @@ t.test('a rank killed mid-epoch; then resume with one process', async (t) => {
     dataRoot,
     epochs: 2,
     batchSize: 1,
-    gradAccum: 1,
+    gradientAccumulation: 1,
     augment: false,
     outputDir: join(dir, 'killed'),
     logEverySteps: 1,

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { inShard, type Shard } from '../distributed/sampler.js';
 import { decodeImage, decodeMask } from './decode.js';
-import { parseListFile, type ListEntry } from './listFile.js';
+import { parseListFile, type ListEntry } from './list-file.js';
 
 /** How many samples are decoded ahead of the consumer unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 4;

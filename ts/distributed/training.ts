@@ -2,7 +2,7 @@
  * What data-parallel training adds to train(): the gradient bucket size, agreement on stopping,
  * sums over ranks, and where a run saved by one world size resumes in another.
  */
-import type { ListEntry } from '../data/listFile.js';
+import type { ListEntry } from '../data/list-file.js';
 import { epochBatches } from '../train/batches.js';
 import type { ProcessGroup } from './group.js';
 import type { Shard } from './sampler.js';
