@@ -3,10 +3,10 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
-#include <torch/csrc/distributed/c10d/Work.hpp>
 
 #include <algorithm>
 #include <mutex>
+#include <torch/csrc/distributed/c10d/Work.hpp>
 
 namespace crackseg {
 
@@ -19,16 +19,16 @@ struct GradientSync::Buckets {
   std::shared_ptr<DistributedGroup> group;
   std::vector<torch::Tensor> parameters, masters;
   bool separateMasters = false;
-  std::vector<torch::Tensor> buckets;     // fp32, flat
-  std::vector<torch::Tensor> slots;       // per parameter: its view into its bucket
-  std::vector<size_t> bucketOf;           // per parameter
-  std::vector<size_t> bucketSize;         // parameters per bucket
-  std::mutex mutex;                       // hooks may run on the autograd engine's device thread
+  std::vector<torch::Tensor> buckets;  // fp32, flat
+  std::vector<torch::Tensor> slots;    // per parameter: its view into its bucket
+  std::vector<size_t> bucketOf;        // per parameter
+  std::vector<size_t> bucketSize;      // parameters per bucket
+  std::mutex mutex;                    // hooks may run on the autograd engine's device thread
   bool armed = false;
-  std::vector<bool> ready;                // per parameter, in the armed backward
-  std::vector<float> hasGradient;         // per parameter, in the armed backward
-  std::vector<size_t> waiting;            // per bucket: parameters not ready yet
-  size_t nextBucket = 0;                  // the next bucket to start
+  std::vector<bool> ready;         // per parameter, in the armed backward
+  std::vector<float> hasGradient;  // per parameter, in the armed backward
+  std::vector<size_t> waiting;     // per bucket: parameters not ready yet
+  size_t nextBucket = 0;           // the next bucket to start
   std::vector<c10::intrusive_ptr<c10d::Work>> started;
 
   // Copies parameter i's gradient (plus, with separate masters, what earlier micro-batches

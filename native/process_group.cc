@@ -8,10 +8,9 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-#include <utility>
-
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <utility>
 
 // Gloo needs its headers (Debian: libgloo-dev); NCCL is in CUDA builds of libtorch that have it.
 #if __has_include(<gloo/algorithm.h>)
@@ -60,9 +59,9 @@ std::unique_ptr<Collectives> MakeCollectives(const c10::intrusive_ptr<c10d::Stor
     auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
     // As torch.distributed: the interface GLOO_SOCKET_IFNAME names, else the hostname's address.
     const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
-    options->devices.push_back(interface && *interface
-                                   ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
-                                   : c10d::ProcessGroupGloo::createDefaultDevice());
+    options->devices.push_back(
+        interface && *interface ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
+                                : c10d::ProcessGroupGloo::createDefaultDevice());
     return std::make_unique<BackendCollectives<c10d::ProcessGroupGloo>>(
         c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.worldSize, options));
 #else
@@ -79,8 +78,8 @@ std::unique_ptr<Collectives> MakeCollectives(const c10::intrusive_ptr<c10d::Stor
     throw std::runtime_error("this build of crackseg has no NCCL (a CUDA libtorch with NCCL)");
 #endif
   }
-  throw std::invalid_argument("process group backend must be 'gloo' or 'nccl', got '" +
-                              o.backend + "'");
+  throw std::invalid_argument("process group backend must be 'gloo' or 'nccl', got '" + o.backend +
+                              "'");
 }
 
 std::string HostName() {
@@ -141,9 +140,9 @@ std::shared_ptr<DistributedGroup> DistributedGroup::Join(const GroupOptions& opt
       impl.peers.push_back(peer);
     }
     for (int c = 0; c < 2; ++c)
-      impl.channels[c] = MakeCollectives(
-          c10::make_intrusive<c10d::PrefixStore>("crackseg/channel" + std::to_string(c), impl.store),
-          options);
+      impl.channels[c] = MakeCollectives(c10::make_intrusive<c10d::PrefixStore>(
+                                             "crackseg/channel" + std::to_string(c), impl.store),
+                                         options);
   } catch (const std::invalid_argument&) {
     throw;
   } catch (...) {
@@ -155,8 +154,8 @@ std::shared_ptr<DistributedGroup> DistributedGroup::Join(const GroupOptions& opt
   return group;
 }
 
-c10::intrusive_ptr<c10d::Work> DistributedGroup::StartAllreduce(
-    std::vector<torch::Tensor>& tensors, Channel channel) {
+c10::intrusive_ptr<c10d::Work> DistributedGroup::StartAllreduce(std::vector<torch::Tensor>& tensors,
+                                                                Channel channel) {
   try {
     return impl_->channels[static_cast<int>(channel)]->Allreduce(tensors);
   } catch (...) {
@@ -215,50 +214,49 @@ void ProcessGroupWrap::Init(Napi::Env env, Napi::Object exports) {
                       InstanceMethod<&ProcessGroupWrap::Close>("close"),
                   });
   GetAddonData(env).processGroup = Napi::Persistent(constructor);
-  exports.Set(
-      "joinProcessGroup",
-      Napi::Function::New(
-          env,
-          [](const Napi::CallbackInfo& info) -> Napi::Value {
-            Napi::Env env = info.Env();
-            if (info.Length() < 1 || !info[0].IsObject())
-              throw Napi::TypeError::New(env, "joinProcessGroup(options)");
-            Napi::Object o = info[0].As<Napi::Object>();
-            auto integer = [&](const char* name) {
-              Napi::Value value = o.Get(name);
-              if (!value.IsNumber())
-                throw Napi::TypeError::New(env, std::string("joinProcessGroup: ") + name +
-                                                    " must be a number");
-              return value.As<Napi::Number>().Int64Value();
-            };
-            auto text = [&](const char* name) {
-              Napi::Value value = o.Get(name);
-              if (!value.IsString())
-                throw Napi::TypeError::New(env, std::string("joinProcessGroup: ") + name +
-                                                    " must be a string");
-              return value.As<Napi::String>().Utf8Value();
-            };
-            GroupOptions options;
-            options.rank = static_cast<int>(integer("rank"));
-            options.worldSize = static_cast<int>(integer("worldSize"));
-            options.masterAddr = text("masterAddr");
-            options.masterPort = static_cast<int>(integer("masterPort"));
-            options.backend = text("backend");
-            options.timeout = std::chrono::milliseconds(integer("timeoutMs"));
-            std::string device = text("device");
-            using Joined = std::shared_ptr<DistributedGroup>;
-            return Guarded(env, [&] {
-              options.device = ParseDevice(device);
-              return AsyncJob<Joined>::Start(
-                  env, [options]() { return DistributedGroup::Join(options); },
-                  [](Napi::Env env, Joined& group) -> Napi::Value {
-                    auto* handle = new Joined(std::move(group));
-                    return GetAddonData(env).processGroup.New(
-                        {Napi::External<Joined>::New(env, handle)});
-                  });
-            });
-          },
-          "joinProcessGroup"));
+  exports.Set("joinProcessGroup",
+              Napi::Function::New(
+                  env,
+                  [](const Napi::CallbackInfo& info) -> Napi::Value {
+                    Napi::Env env = info.Env();
+                    if (info.Length() < 1 || !info[0].IsObject())
+                      throw Napi::TypeError::New(env, "joinProcessGroup(options)");
+                    Napi::Object o = info[0].As<Napi::Object>();
+                    auto integer = [&](const char* name) {
+                      Napi::Value value = o.Get(name);
+                      if (!value.IsNumber())
+                        throw Napi::TypeError::New(
+                            env, std::string("joinProcessGroup: ") + name + " must be a number");
+                      return value.As<Napi::Number>().Int64Value();
+                    };
+                    auto text = [&](const char* name) {
+                      Napi::Value value = o.Get(name);
+                      if (!value.IsString())
+                        throw Napi::TypeError::New(
+                            env, std::string("joinProcessGroup: ") + name + " must be a string");
+                      return value.As<Napi::String>().Utf8Value();
+                    };
+                    GroupOptions options;
+                    options.rank = static_cast<int>(integer("rank"));
+                    options.worldSize = static_cast<int>(integer("worldSize"));
+                    options.masterAddr = text("masterAddr");
+                    options.masterPort = static_cast<int>(integer("masterPort"));
+                    options.backend = text("backend");
+                    options.timeout = std::chrono::milliseconds(integer("timeoutMs"));
+                    std::string device = text("device");
+                    using Joined = std::shared_ptr<DistributedGroup>;
+                    return Guarded(env, [&] {
+                      options.device = ParseDevice(device);
+                      return AsyncJob<Joined>::Start(
+                          env, [options]() { return DistributedGroup::Join(options); },
+                          [](Napi::Env env, Joined& group) -> Napi::Value {
+                            auto* handle = new Joined(std::move(group));
+                            return GetAddonData(env).processGroup.New(
+                                {Napi::External<Joined>::New(env, handle)});
+                          });
+                    });
+                  },
+                  "joinProcessGroup"));
 }
 
 ProcessGroupWrap::ProcessGroupWrap(const Napi::CallbackInfo& info)
@@ -305,8 +303,7 @@ Napi::Value ProcessGroupWrap::AllreduceSum(const Napi::CallbackInfo& info) {
   auto group = Group(env);
   Napi::Float64Array input = info[0].As<Napi::Float64Array>();
   torch::Tensor values =
-      torch::from_blob(input.Data(), {static_cast<int64_t>(input.ElementLength())},
-                       torch::kFloat64)
+      torch::from_blob(input.Data(), {static_cast<int64_t>(input.ElementLength())}, torch::kFloat64)
           .clone();
   return AsyncJob<torch::Tensor>::Start(
       env,

@@ -27,7 +27,7 @@ struct GroupOptions {
   int worldSize = 1;
   std::string masterAddr;
   int masterPort = 0;
-  std::string backend;  // "gloo" or "nccl"
+  std::string backend;            // "gloo" or "nccl"
   c10::Device device{c10::kCPU};  // where the control channel's tensors go (NCCL: this rank's GPU)
   std::chrono::milliseconds timeout{0};
 };
