@@ -226,7 +226,8 @@ t.test('launcher: worker arguments, environment, and a failing rank fails the jo
 
 t.test('gradients: 2 ranks of batch b equal one process of batch 2b', async (t) => {
   const out = join(dir, 'steps.json');
-  const exits = await runRanks(2, ['steps', randomized, out, '4', '2', '1,2', 'float32']);
+  const runs = ['1:float32', '2:float32', '2:bfloat16'];
+  const exits = await runRanks(2, ['steps', randomized, out, '4', '2', runs.join(',')]);
   t.same(
     exits.map((e) => [e.code, e.stderr]),
     [
@@ -234,15 +235,13 @@ t.test('gradients: 2 ranks of batch b equal one process of batch 2b', async (t) 
       [0, ''],
     ],
   );
-  const byAccumulation = JSON.parse(readFileSync(out, 'utf8')) as Record<
-    string,
-    Record<string, number[]>
-  >;
-  for (const accumulation of [1, 2]) {
-    const ranks = byAccumulation[accumulation]!;
+  const byRun = JSON.parse(readFileSync(out, 'utf8')) as Record<string, Record<string, number[]>>;
+  for (const run of runs) {
+    const [accumulation, precision] = run.split(':') as [string, 'float32' | 'bfloat16'];
+    const ranks = byRun[run]!;
     const one = await trainSteps(
       randomized,
-      { steps: 4, perRankBatch: 2, gradientAccumulation: accumulation, precision: 'float32' },
+      { steps: 4, perRankBatch: 2, gradientAccumulation: Number(accumulation), precision },
       null,
     );
     const names = Object.keys(one);
@@ -258,8 +257,11 @@ t.test('gradients: 2 ranks of batch b equal one process of batch 2b', async (t) 
       });
     }
     start.module.dispose();
-    t.ok(moved > 1e-3, `training moved the weights (by up to ${moved})`);
-    t.ok(worst < 1e-5, `accumulation ${accumulation}: weights agree to ${worst}`);
+    t.ok(moved > 1e-4, `training moved the weights (by up to ${moved})`);
+    // bf16: the frozen weights and activations round to 8 bits, so the two batch layouts'
+    // forward passes differ in the last bits of bf16 (2^-8 relative); fp32 to 1e-5.
+    const tolerance = precision === 'float32' ? 1e-5 : 1e-3;
+    t.ok(worst < tolerance, `${run}: weights agree to ${worst}`);
   }
 });
 
@@ -302,7 +304,9 @@ t.test('a rank killed mid-epoch; then resume with one process', async (t) => {
     /rank 1 \(pid \d+\) exited/,
     `naming the rank that died: ${exits[0]!.stderr}`,
   );
-  t.ok(exits[0]!.seconds < 80, `within the timeout (${exits[0]!.seconds.toFixed(1)} s)`);
+  // The group's timeout is 60 s (the worker's); a dead peer is seen at once, not after it.
+  const after = exits[0]!.seconds - exits[1]!.seconds;
+  t.ok(after < 30, `rank 0 exited ${after.toFixed(1)} s after rank 1`);
 
   const last = JSON.parse(readFileSync(join(options.outputDir!, TRAINING_FILES.lastState), 'utf8'));
   t.equal(last.epoch, 1);
