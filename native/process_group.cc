@@ -25,8 +25,8 @@
 
 #include "addon_data.h"
 #include "async_job.h"
+#include "device_transfer.h"
 #include "errors.h"
-#include "tensor_convert.h"
 
 namespace crackseg {
 
@@ -149,7 +149,7 @@ std::shared_ptr<DistributedGroup> DistributedGroup::Join(const GroupOptions& opt
     throw std::runtime_error("rank " + std::to_string(options.rank) + " of " +
                              std::to_string(options.worldSize) + " could not join the " +
                              options.backend + " process group at " + where + ": " +
-                             CurrentExceptionMessage());
+                             std::string(CurrentNativeError().what()));
   }
   return group;
 }
@@ -174,7 +174,7 @@ void DistributedGroup::Wait(const c10::intrusive_ptr<c10d::Work>& work, const st
 }
 
 std::runtime_error DistributedGroup::Failure(const std::string& what) const {
-  std::string cause = CurrentExceptionMessage();
+  std::string cause = std::string(CurrentNativeError().what());
   return std::runtime_error(what + " failed on rank " + std::to_string(rank()) + " of " +
                             std::to_string(worldSize()) + ": " + PeerReport() + " (" +
                             cause.substr(0, cause.find('\n')) + ")");
