@@ -20,6 +20,7 @@
 #include "js_values.h"
 #include "pixel_stats.h"
 #include "predictor.h"
+#include "process_group.h"
 #include "skeleton.h"
 #include "tensor_store.h"
 #include "torch_module.h"
@@ -98,6 +99,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   torch::jit::overrideCanFuseOnCPU(false);
   crackseg::TorchModuleWrap::Init(env, exports);
   crackseg::TrainerWrap::Init(env, exports);
+  crackseg::ProcessGroupWrap::Init(env, exports);
   // The plain functions of the native surface (ts/binding.ts declares them), by their JS names.
   const std::pair<const char*, Napi::Function::Callback> functions[] = {
       {"predictMasks", crackseg::GuardedEntry<crackseg::PredictMasks>},

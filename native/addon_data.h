@@ -8,6 +8,7 @@ namespace crackseg {
 struct AddonData {
   Napi::FunctionReference torchModule;
   Napi::FunctionReference trainer;
+  Napi::FunctionReference processGroup;
 };
 
 inline AddonData& GetAddonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

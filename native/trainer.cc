@@ -19,8 +19,10 @@
 #include "async_job.h"
 #include "device_transfer.h"
 #include "errors.h"
+#include "gradient_sync.h"
 #include "js_values.h"
 #include "losses.h"
+#include "process_group.h"
 #include "sam_ops.h"
 #include "torch_module.h"
 
@@ -47,6 +49,8 @@ struct TrainingState {
   std::vector<torch::Tensor> masters;
   TrainingOptions options;
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  // Set by distribute(): averages the gradients across ranks at optimizer-step boundaries.
+  std::unique_ptr<GradientSync> sync;
   int64_t microSteps = 0;
   std::atomic<int64_t> optimizerSteps{0};
   // Embeddings of images whose encoder pass has no trainable parameter, by the caller's key.
@@ -255,8 +259,18 @@ QueuedStep QueueStep(TrainingState& state, const Batch& batch) {
     skeleton = SoftClDiceLoss(probabilities, target);
     loss = loss + o.skeletonWeight * skeleton;
   }
-  (loss / static_cast<double>(o.gradientAccumulation)).backward();
-  if (SeparateMasters(state)) AccumulateIntoMasters(state);
+  bool reduce = state.sync && (state.microSteps + 1) % o.gradientAccumulation == 0;
+  if (reduce) state.sync->Arm();
+  try {
+    (loss / static_cast<double>(o.gradientAccumulation)).backward();
+  } catch (...) {
+    if (reduce) state.sync->Disarm();
+    throw;
+  }
+  if (reduce)
+    state.sync->Finish();  // leaves the rank-averaged sum of the micro-batches in the masters
+  else if (SeparateMasters(state))
+    AccumulateIntoMasters(state);
 
   StepResult result;
   result.learningRate = LearningRateAt(o, state.optimizerSteps);
@@ -409,6 +423,7 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
                       InstanceMethod<&TrainerWrap::Weights>("weights"),
                       InstanceMethod<&TrainerWrap::SaveState>("saveState"),
                       InstanceMethod<&TrainerWrap::LoadState>("loadState"),
+                      InstanceMethod<&TrainerWrap::Distribute>("distribute"),
                       InstanceMethod<&TrainerWrap::Dispose>("dispose"),
                   });
   GetAddonData(env).trainer = Napi::Persistent(constructor);
@@ -575,6 +590,25 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value TrainerWrap::Distribute(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "distribute(group, bucketBytes)");
+  auto group = ProcessGroupWrap::FromValue(info[0], "distribute: group");
+  int64_t bucketBytes = info[1].As<Napi::Number>().Int64Value();
+  if (bucketBytes < 1) throw Napi::TypeError::New(env, "distribute: bucketBytes must be positive");
+  auto state = State();
+  Guarded(env, [&] {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    if (state->microSteps % state->options.gradientAccumulation != 0)
+      throw std::runtime_error("distribute: call it between optimizer steps");
+    state->sync =
+        std::make_unique<GradientSync>(group, state->parameters, state->masters, bucketBytes);
+    return 0;
+  });
+  return env.Undefined();
+}
+
 Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo& info) {
   return Guarded(info.Env(), [&] {
     // Released in turn, after the calls made before it: the JS thread never waits for a step.
@@ -583,6 +617,7 @@ Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo& info) {
           info.Env(), state_,
           [](TrainingState& state) {
             state.optimizer.reset();
+            state.sync.reset();
             state.cache.clear();
             state.cachedImages = 0;
             return true;

@@ -35,6 +35,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Weights(const Napi::CallbackInfo& info);
   Napi::Value SaveState(const Napi::CallbackInfo& info);
   Napi::Value LoadState(const Napi::CallbackInfo& info);
+  // distribute(group, bucketBytes): gradients averaged across the group's ranks from now on.
+  Napi::Value Distribute(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<TrainingState> state_;

@@ -10,7 +10,8 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 torch_packages=(libtorch-dev python3-torch)
 installed libtorch-cuda-dev && torch_packages=(libtorch-cuda-dev python3-torch-cuda)
-packages=("${torch_packages[@]}" cmake g++ ninja-build fonts-dejavu-core)
+# libgloo-dev: the Gloo headers c10d's ProcessGroupGloo needs (distributed training on the CPU).
+packages=("${torch_packages[@]}" libgloo-dev cmake g++ ninja-build fonts-dejavu-core)
 # OpenBLAS by name: libtorch only recommends it, and without recommends apt satisfies its BLAS
 # dependency with the reference BLAS, far slower at matrix products. Its OpenMP build, as torch
 # runs on OpenMP: the pthread build starts threads inside torch's (docs/benchmarks.md has both

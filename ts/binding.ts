@@ -244,10 +244,46 @@ export interface NativeTrainer {
   /** Loads a saved state; a bad file leaves the trainer as it was. */
   loadState(path: string): Promise<void>;
   /**
+   * From now on, averages the gradients across `group`'s ranks at each optimizer step (the last
+   * micro-batch's backward reduces the accumulated sum in fp32 buckets of up to `bucketBytes`,
+   * overlapped with backward; earlier micro-batches accumulate locally). Call it between
+   * optimizer steps, before any step is queued.
+   */
+  distribute(group: NativeProcessGroup, bucketBytes: number): void;
+  /**
    * Releases the optimizer state and cached embeddings once the calls made before it are done
    * (without waiting on the JS thread); every later call throws.
    */
   dispose(): void;
+}
+
+/** Where and how a process joins a c10d process group (as torchrun's environment says). */
+export interface ProcessGroupOptions {
+  rank: number;
+  worldSize: number;
+  /** Host of rank 0, which serves the group's TCPStore at `masterPort`. */
+  masterAddr: string;
+  masterPort: number;
+  backend: 'gloo' | 'nccl';
+  /** Where the group's own tensors live: `cpu` for Gloo, this rank's `cuda:N` for NCCL. */
+  device: string;
+  /** Joining, and every collective, fails after this long. */
+  timeoutMs: number;
+}
+
+/**
+ * This process's membership in a c10d process group. Collectives must be called in the same
+ * order on every rank, one at a time (ts/distributed/group.ts queues them).
+ */
+export interface NativeProcessGroup {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly backend: string;
+  /** The element-wise sum over ranks. */
+  allreduceSum(values: Float64Array): Promise<Float64Array>;
+  barrier(): Promise<void>;
+  /** Leaves the group (collectives in flight finish first); every later call throws. */
+  close(): void;
 }
 
 /** The addon's exports. */
@@ -315,6 +351,8 @@ export interface Binding {
   ): Uint8Array | Uint16Array;
   /** A trainer over the module's parameters that require grad at this moment. */
   createTrainer(module: NativeTorchModule, options: TrainerOptions): NativeTrainer;
+  /** Joins a process group once every rank has (Gloo on the CPU, NCCL on CUDA). */
+  joinProcessGroup(options: ProcessGroupOptions): Promise<NativeProcessGroup>;
   runtimeInfo(): RuntimeInfo;
   setThreads(threads: number): void;
   /** The CUDA caching allocator's counts for `device`; null for the CPU. */

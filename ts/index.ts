@@ -69,6 +69,9 @@ export {
   type SafetensorsContent,
 } from './model/safetensors.js';
 export { DEFAULT_AUGMENT, type AugmentOptions } from './data/augment.js';
+export { distributedEnv, type DistributedEnv } from './distributed/env.js';
+export { DEFAULT_TIMEOUT_SECONDS, ProcessGroup } from './distributed/group.js';
+export { launchWorkers, type LaunchOptions, type LaunchResult } from './distributed/launch.js';
 export {
   demo,
   DEMO_TRAIN_EXTRA,

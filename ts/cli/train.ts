@@ -16,6 +16,12 @@ import type { Device } from '../torch-module.js';
 import { TRAIN_DEFAULTS } from '../train/options.js';
 import { train, type EpochRecord, type TrainProgress } from '../train/train.js';
 import {
+  addDistributedOptions,
+  joinFromEnv,
+  launchIfAsked,
+  type DistributedFlags,
+} from './distributed.js';
+import {
   collect,
   DEFAULT_DATA_ROOT,
   formatDuration,
@@ -30,7 +36,7 @@ import {
   PRECISION_HELP,
 } from './options.js';
 
-interface TrainFlags {
+interface TrainFlags extends DistributedFlags {
   model: string;
   device?: Device;
   precision?: Precision;
@@ -78,7 +84,7 @@ function progressLine(p: Extract<TrainProgress, { phase: 'train' }>): string {
 
 export function register(program: Command): void {
   const d = TRAIN_DEFAULTS;
-  program
+  const command = program
     .command('train')
     .description('Fine-tune the LoRA adapters of an exported SAM 2.1 model on crack masks')
     .requiredOption('--model <file>', 'exported TorchScript model (crackseg export --lora ...)')
@@ -136,75 +142,84 @@ export function register(program: Command): void {
     )
     .option('--output-dir <dir>', 'output folder', d.outputDir)
     .option('--resume', 'continue from <output-dir>/checkpoints/last.*')
-    .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed)
-    .action(async (flags: TrainFlags) => {
-      const interrupts = handleInterrupts(
-        'stopping at the next optimizer step (or after the validation batch) and saving last',
+    .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed);
+  addDistributedOptions(command).action(async (flags: TrainFlags) => {
+    if (await launchIfAsked(flags)) return;
+    const interrupts = handleInterrupts(
+      'stopping at the next optimizer step (or after the validation batch) and saving last',
+    );
+    const tty = process.stderr.isTTY;
+    let barShown = false;
+    const clearBar = () => {
+      if (barShown) process.stderr.write('\r\x1b[K');
+      barShown = false;
+    };
+    const { group, device, env } = await joinFromEnv(flags.device ?? defaultDevice(), flags);
+    // Rank 0 speaks for the job; the others only report their errors.
+    const say = env && env.rank !== 0 ? () => undefined : console.log;
+    try {
+      say(`training ${flags.model} on ${device}; output ${flags.outputDir}`);
+      const ranks = group?.worldSize ?? 1;
+      say(
+        `global batch ${flags.batchSize * flags.gradientAccumulationSteps * ranks} = ` +
+          `${flags.batchSize} per rank × ${flags.gradientAccumulationSteps} accumulated × ${ranks} rank(s)`,
       );
-      const tty = process.stderr.isTTY;
-      let barShown = false;
-      const clearBar = () => {
-        if (barShown) process.stderr.write('\r\x1b[K');
-        barShown = false;
-      };
-      try {
-        const device = flags.device ?? defaultDevice();
-        console.log(`training ${flags.model} on ${device}; output ${flags.outputDir}`);
-        const result = await train({
-          model: flags.model,
-          device,
-          ...(flags.precision ? { precision: flags.precision } : {}),
-          dataRoot: flags.dataRoot,
-          // On the command line a list file is relative to the current directory.
-          trainFile: listFilePath(flags.trainFile, flags.dataRoot, d.trainFile),
-          valFile: listFilePath(flags.valFile, flags.dataRoot, d.valFile),
-          ...(flags.loraStrategy ? { strategy: flags.loraStrategy } : {}),
-          epochs: flags.epochs,
-          batchSize: flags.batchSize,
-          gradientAccumulation: flags.gradientAccumulationSteps,
-          learningRate: flags.learningRate,
-          weightDecay: flags.weightDecay,
-          warmup: flags.warmup,
-          skeletonLoss: flags.useSkeletonLoss ?? false,
-          augment: flags.augment,
-          earlyStopping: { patience: flags.patience },
-          outputDir: flags.outputDir,
-          resume: flags.resume ?? false,
-          seed: flags.seed,
-          trainExtra: flags.trainExtra ?? [],
-          embeddingCache: flags.embeddingCache,
-          signal: interrupts.signal,
-          onProgress: (p) => {
-            if (p.phase === 'train' && tty) {
-              process.stderr.write(`\r\x1b[K${progressLine(p)}`);
-              barShown = true;
-            } else if (p.phase === 'validate' && tty) {
-              process.stderr.write(
-                `\r\x1b[Kepoch ${p.epoch}/${p.epochs} validating: ${p.done} images`,
-              );
-              barShown = true;
-            } else if (p.phase === 'epoch') {
-              clearBar();
-              console.log(epochLine(p.record, p.epochs));
-            }
-          },
-        });
-        clearBar();
-        if (result.skippedWithoutCrack > 0)
-          console.log(
-            `${result.skippedWithoutCrack} training image(s) without cracks were left out`,
-          );
-        const why = result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early' : 'done';
-        console.log(
-          `${why} after ${result.optimizerSteps} optimizer steps in ${formatDuration(result.seconds)}; ` +
-            (result.bestModel
-              ? `best val IoU ${result.bestValIou!.toFixed(4)} at epoch ${result.bestEpoch}: ${result.bestModel}`
-              : 'no epoch finished'),
-        );
-        if (result.aborted) console.log(`resume with the same flags and --resume`);
-      } finally {
-        clearBar();
-        interrupts.release();
-      }
-    });
+      const result = await train({
+        model: flags.model,
+        device,
+        ...(group ? { group } : {}),
+        ...(flags.precision ? { precision: flags.precision } : {}),
+        dataRoot: flags.dataRoot,
+        // On the command line a list file is relative to the current directory.
+        trainFile: listFilePath(flags.trainFile, flags.dataRoot, d.trainFile),
+        valFile: listFilePath(flags.valFile, flags.dataRoot, d.valFile),
+        ...(flags.loraStrategy ? { strategy: flags.loraStrategy } : {}),
+        epochs: flags.epochs,
+        batchSize: flags.batchSize,
+        gradientAccumulation: flags.gradientAccumulationSteps,
+        learningRate: flags.learningRate,
+        weightDecay: flags.weightDecay,
+        warmup: flags.warmup,
+        skeletonLoss: flags.useSkeletonLoss ?? false,
+        augment: flags.augment,
+        earlyStopping: { patience: flags.patience },
+        outputDir: flags.outputDir,
+        resume: flags.resume ?? false,
+        seed: flags.seed,
+        trainExtra: flags.trainExtra ?? [],
+        embeddingCache: flags.embeddingCache,
+        signal: interrupts.signal,
+        onProgress: (p) => {
+          if (env && env.rank !== 0) return;
+          if (p.phase === 'train' && tty) {
+            process.stderr.write(`\r\x1b[K${progressLine(p)}`);
+            barShown = true;
+          } else if (p.phase === 'validate' && tty) {
+            process.stderr.write(
+              `\r\x1b[Kepoch ${p.epoch}/${p.epochs} validating: ${p.done} images`,
+            );
+            barShown = true;
+          } else if (p.phase === 'epoch') {
+            clearBar();
+            console.log(epochLine(p.record, p.epochs));
+          }
+        },
+      });
+      clearBar();
+      if (result.skippedWithoutCrack > 0)
+        say(`${result.skippedWithoutCrack} training image(s) without cracks were left out`);
+      const why = result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early' : 'done';
+      say(
+        `${why} after ${result.optimizerSteps} optimizer steps in ${formatDuration(result.seconds)}; ` +
+          (result.bestModel
+            ? `best val IoU ${result.bestValIou!.toFixed(4)} at epoch ${result.bestEpoch}: ${result.bestModel}`
+            : 'no epoch finished'),
+      );
+      if (result.aborted) say(`resume with the same flags and --resume`);
+    } finally {
+      clearBar();
+      interrupts.release();
+      group?.close();
+    }
+  });
 }

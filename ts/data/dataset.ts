@@ -6,6 +6,7 @@
 import { readFile as fsReadFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { BinaryMask, RgbImage } from '../image.js';
+import { inShard, type Shard } from '../distributed/sampler.js';
 import { decodeImage, decodeMask } from './decode.js';
 import { DatasetError } from '../errors.js';
 import { parseListFile, type ListEntry } from './list-file.js';
@@ -32,6 +33,8 @@ export interface DatasetOptions<S = Sample> {
    * threads; it rejects a bad file with its {@link DatasetError}.
    */
   load?: (entry: ListEntry, index: number) => Promise<S>;
+  /** Only the entries of this rank's share (index ≡ rank mod worldSize), for sharded runs. */
+  shard?: Shard;
 }
 
 /** One decoded sample. */
@@ -194,6 +197,7 @@ export function readDataset<S = Sample>(options: DatasetOptions<S>): Dataset<S> 
     const refill = () => {
       while (window.length < concurrency && next < entries.length) {
         const index = next++;
+        if (!inShard(index, options.shard)) continue;
         window.push(
           load(entries[index] as ListEntry, index).then(
             (sample) => ({ sample }),

@@ -6,6 +6,7 @@
 import sharp from 'sharp';
 import type { Tensor, TrainBatch } from '../binding.js';
 import { DatasetError, DEFAULT_CONCURRENCY, readList } from '../data/dataset.js';
+import { shardOrder, type Shard } from '../distributed/sampler.js';
 import type { SamplePool } from '../data/sample-pool.js';
 import type { ListEntry } from '../data/list-file.js';
 import type { BinaryMask, RgbImage } from '../image.js';
@@ -121,16 +122,20 @@ export interface BatchOptions {
 }
 
 /**
- * The micro-batches of one epoch, as lists of entries: the entries shuffled for (seed, epoch),
- * cut into `batchSize` chunks (the last may be shorter), keeping a multiple of
- * `gradientAccumulation` chunks so every epoch ends on an optimizer step.
+ * The micro-batches of one epoch, as lists of entries: the entries shuffled for (seed, epoch)
+ * (of that order, `shard`'s part: see distributed/sampler.ts), cut into `batchSize` chunks (the
+ * last may be shorter), keeping a multiple of `gradientAccumulation` chunks so every epoch ends
+ * on an optimizer step.
  */
 export function epochBatches(
   entries: readonly ListEntry[],
-  options: { batchSize: number; gradientAccumulation: number; seed: number },
+  options: { batchSize: number; gradientAccumulation: number; seed: number; shard?: Shard },
   epoch: number,
 ): ListEntry[][] {
-  const order = shuffledOrder(entries.length, deriveSeed(options.seed, 'order', epoch));
+  const order = shardOrder(
+    shuffledOrder(entries.length, deriveSeed(options.seed, 'order', epoch)),
+    options.shard ?? { rank: 0, worldSize: 1 },
+  );
   const batches: ListEntry[][] = [];
   for (let i = 0; i < order.length; i += options.batchSize)
     batches.push(order.slice(i, i + options.batchSize).map((k) => entries[k]!));

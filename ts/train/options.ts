@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import type { TrainerOptions } from '../binding.js';
 import { DEFAULT_AUGMENT, type AugmentOptions } from '../data/augment.js';
+import type { ProcessGroup } from '../distributed/group.js';
 import type { LoraStrategy } from '../model/export.js';
 import { PRECISION_DTYPE, type Precision } from '../model/load.js';
 import type { Device } from '../torch-module.js';
@@ -141,6 +142,12 @@ export interface TrainOptions {
   onProgress?: (progress: TrainProgress) => void;
   /** Stops at the next optimizer-step boundary (or during validation), saving `last`. */
   signal?: AbortSignal;
+  /**
+   * Data-parallel training with the other ranks of this group (docs/distributed.md): each rank
+   * trains on its share of every epoch's order, gradients averaged across ranks; validation is
+   * sharded; only rank 0 writes files. Every rank gets the same options.
+   */
+  group?: ProcessGroup;
 }
 
 export type ResolvedTrainOptions = ReturnType<typeof resolveTrainOptions>;

@@ -31,6 +31,8 @@ export interface LastState {
   epoch: number;
   /** Micro-batches done in the unfinished epoch (a multiple of gradientAccumulation). */
   batchInEpoch: number;
+  /** Ranks of the run that saved this (absent: 1); batchInEpoch counts each rank's batches. */
+  worldSize?: number;
   epochSums: LossSums;
   bestValIou: number | null;
   bestEpoch: number | null;

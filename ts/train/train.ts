@@ -36,6 +36,14 @@ import {
   type RunSettings,
 } from './resume.js';
 import { validate, type ValidationMetrics } from './validate.js';
+import type { ProcessGroup } from '../distributed/group.js';
+import type { Shard } from '../distributed/sampler.js';
+import {
+  agreeToStop,
+  GRADIENT_BUCKET_BYTES,
+  resumedBatchInEpoch,
+  sumAcrossRanks,
+} from '../distributed/training.js';
 
 /** One finished epoch, as in metrics.jsonl. */
 export interface EpochRecord {
@@ -169,7 +177,11 @@ async function run(
     };
   if (validationSet.entries.length + validationSet.withoutCrack === 0)
     throw new Error(`validation list ${config.valFile} has no images`);
-  const perEpoch = epochBatches(trainingSet.entries, config, 0).length;
+  const group = options.group;
+  const shard = group ? { rank: group.rank, worldSize: group.worldSize } : undefined;
+  // The epochs' batches: with a group, this rank's share of each epoch's order.
+  const plan = { ...config, ...(shard ? { shard } : {}) };
+  const perEpoch = epochBatches(trainingSet.entries, plan, 0).length;
   if (perEpoch === 0)
     throw new Error(
       `${config.trainFile} has ${trainingSet.entries.length} image(s) with cracks: ` +
@@ -188,11 +200,15 @@ async function run(
   );
   try {
     if (resumed) await restoreOptimizer(file, resumed, trainer);
+    if (group) trainer.distribute(group.native, GRADIENT_BUCKET_BYTES);
     return await trainEpochs({
       model,
       loader,
       trainer,
       config,
+      plan,
+      group,
+      shard,
       trainingSet,
       perEpoch,
       totalSteps,
@@ -216,6 +232,9 @@ interface EpochLoop {
   loader: SamplePool;
   trainer: NativeTrainer;
   config: ResolvedTrainOptions;
+  plan: ResolvedTrainOptions & { shard?: Shard };
+  group: ProcessGroup | undefined;
+  shard: Shard | undefined;
   trainingSet: TrainingSet;
   /** Micro-batches per epoch. */
   perEpoch: number;
@@ -235,20 +254,29 @@ interface EpochLoop {
  */
 async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
   const { model, loader, trainer, config, trainingSet, perEpoch, totalSteps, file } = loop;
-  const { settings, resumed, trained, started, signal, onProgress } = loop;
+  const { settings, resumed, trained, started, signal, onProgress, plan, group, shard } = loop;
   const { module } = model;
+  // Only one process writes the run's files.
+  const writes = !group || group.rank === 0;
   let state: LastState;
   if (resumed) {
     state = resumed.state;
+    state.batchInEpoch = resumedBatchInEpoch(state, trainingSet.entries, plan, shard);
+    state.worldSize = shard?.worldSize ?? 1;
+    // The saved sums are all ranks' together: rank 0 carries them on, the others add theirs.
+    if (!writes) state.epochSums = emptySums();
   } else {
-    await mkdir(join(config.outputDir, 'checkpoints'), { recursive: true });
-    await rm(file('metrics'), { force: true });
+    if (writes) {
+      await mkdir(join(config.outputDir, 'checkpoints'), { recursive: true });
+      await rm(file('metrics'), { force: true });
+    }
     state = {
       version: 1,
       settings,
       optimizerSteps: 0,
       epoch: 0,
       batchInEpoch: 0,
+      worldSize: shard?.worldSize ?? 1,
       epochSums: emptySums(),
       bestValIou: null,
       bestEpoch: null,
@@ -257,9 +285,12 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
     };
   }
 
-  const log = (line: object) => appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
+  const log = async (line: object) => {
+    if (writes) await appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
+  };
   const saveLast = async () => {
     state.optimizerSteps = trainer.optimizerSteps;
+    if (!writes) return;
     await saveAdapter(file('lastWeights'), module, {
       tensors: await trainer.weights(),
       trainExtra: config.trainExtra,
@@ -291,7 +322,7 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
 
   for (let epoch = state.epoch; epoch < config.epochs && !aborted && !stoppedEarly; epoch++) {
     const epochStarted = performance.now();
-    const batches = epochBatches(trainingSet.entries, config, epoch);
+    const batches = epochBatches(trainingSet.entries, plan, epoch);
     // One step is queued ahead of the one being read back, so the device never waits for the
     // host between steps (the trainer runs them in call order).
     const settle = async ({ result: pending, index, images }: QueuedStep) => {
@@ -340,8 +371,10 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
     const loop = await launchAhead(
       prefetchBatches(batches, batchOptions, epoch, state.batchInEpoch),
       {
-        // Abort only between optimizer steps: the accumulated gradients are not saved.
-        proceed: ({ index }) => !(signal?.aborted && index % config.gradientAccumulation === 0),
+        // Abort only between optimizer steps: the accumulated gradients are not saved. With a
+        // group, all ranks stop after the same step, once any was told to.
+        proceed: async ({ index }) =>
+          index % config.gradientAccumulation !== 0 || !(await agreeToStop(group, signal)),
         launch: ({ index, batch, images }): QueuedStep => {
           const result = trainer.step(batch);
           result.catch(() => undefined); // awaited in settle(); never unhandled meanwhile
@@ -362,6 +395,7 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
       listFile: config.valFile,
       batchSize: config.batchSize,
       ...(signal ? { signal } : {}),
+      ...(group ? { group } : {}),
       onBatch: (done) =>
         onProgress?.({
           phase: 'validate',
@@ -370,12 +404,13 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
           done,
         }),
     });
-    if (val === null || signal?.aborted) {
+    // (with a group, validate() is null on every rank once any rank was stopped)
+    if (val === null || (!group && signal?.aborted)) {
       // The epoch's training is kept; a resume validates it again.
       aborted = true;
       break;
     }
-    const sums = state.epochSums;
+    const sums = group ? await sumAcrossRanks(group, state.epochSums) : state.epochSums;
     const improved = state.bestValIou === null || val.iou > state.bestValIou;
     const record: EpochRecord = {
       epoch: epoch + 1,
@@ -397,25 +432,29 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
       state.bestValIou = val.iou;
       state.bestEpoch = epoch + 1;
       state.epochsWithoutImprovement = 0;
-      await saveAdapter(file('best'), module, {
-        tensors: await trainer.weights(),
-        trainExtra: config.trainExtra,
-        epoch: epoch + 1,
-        valMetrics: adapterMetrics(val),
-      });
+      if (writes)
+        await saveAdapter(file('best'), module, {
+          tensors: await trainer.weights(),
+          trainExtra: config.trainExtra,
+          epoch: epoch + 1,
+          valMetrics: adapterMetrics(val),
+        });
     } else {
       state.epochsWithoutImprovement++;
     }
     await log({ type: 'epoch', ...record });
     await saveLast();
-    await writeTrainingCurves(file('curves'), state.history, state.bestEpoch);
+    if (writes) await writeTrainingCurves(file('curves'), state.history, state.bestEpoch);
     onProgress?.({ phase: 'epoch', epochs: config.epochs, record });
     stoppedEarly =
       config.patience !== null &&
       state.epochsWithoutImprovement >= config.patience &&
       epoch + 1 < config.epochs;
   }
-  if (aborted) await saveLast();
+  if (aborted) {
+    if (group) state.epochSums = await sumAcrossRanks(group, state.epochSums);
+    await saveLast();
+  }
 
   return {
     outputDir: config.outputDir,

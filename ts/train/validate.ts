@@ -6,6 +6,8 @@
  * `crackseg evaluate` reports.
  */
 import { DEFAULT_CONCURRENCY, readDataset } from '../data/dataset.js';
+import type { ProcessGroup } from '../distributed/group.js';
+import { gatherImageMetrics, type ImageMetrics } from '../distributed/validate.js';
 import { SamplePool, type PreparedSample } from '../data/sample-pool.js';
 import { distribution } from '../metrics/accumulator.js';
 import { pixelMetricsFromCounts } from '../metrics/formulas.js';
@@ -34,6 +36,12 @@ export interface ValidateOptions {
   signal?: AbortSignal;
   /** Prepares the samples (default: a pool of its own for this call). */
   loader?: SamplePool;
+  /**
+   * Sharded across this group's ranks: each predicts its share of the list, the per-image
+   * metrics are gathered, and every rank returns the same means as one process would. Null on
+   * every rank when any was stopped.
+   */
+  group?: ProcessGroup;
 }
 
 /** A batch handed to the device, with its predictions to come. */
@@ -48,7 +56,7 @@ interface Launched {
  */
 export async function validate(options: ValidateOptions): Promise<ValidationMetrics | null> {
   const batchSize = options.batchSize ?? defaultBatchSize(options.model.device);
-  const values = { iou: [] as number[], dice: [] as number[], f1: [] as number[] };
+  const scored: ImageMetrics[] = [];
   const launch = (batch: PreparedSample[]): Launched => {
     const predictions = predict(
       options.model,
@@ -64,19 +72,19 @@ export async function validate(options: ValidateOptions): Promise<ValidationMetr
   const score = async ({ batch, predictions }: Launched) => {
     (await predictions).forEach((prediction, i) => {
       const metrics = pixelMetricsFromCounts(confusionCounts(prediction.mask, batch[i]!.mask));
-      values.iou.push(metrics.iou);
-      values.dice.push(metrics.dice);
-      values.f1.push(metrics.f1);
+      scored.push({ index: batch[i]!.index, iou: metrics.iou, dice: metrics.dice, f1: metrics.f1 });
     });
-    options.onBatch?.(values.iou.length);
+    options.onBatch?.(scored.length);
   };
   // Prepared ahead as evaluation prepares them (worker threads read, decode and draw the boxes):
   // a batch is predicted while the next is read.
   const loader = options.loader ?? new SamplePool();
   const prepare = { root: options.dataRoot, listFile: options.listFile, seed: 0 };
+  const group = options.group;
   const samples = readDataset({
     root: options.dataRoot,
     listFile: options.listFile,
+    ...(group ? { shard: { rank: group.rank, worldSize: group.worldSize } } : {}),
     concurrency: Math.max(DEFAULT_CONCURRENCY, 2 * batchSize),
     load: (entry, index) =>
       loader.prepare({ ...prepare, entry, index, prompts: [TRAINING_BOX_PROMPT] }),
@@ -97,9 +105,15 @@ export async function validate(options: ValidateOptions): Promise<ValidationMetr
   } finally {
     if (!options.loader) await loader.close();
   }
-  if (options.signal?.aborted) return null;
-  const images = values.iou.length;
+  const all = group
+    ? await gatherImageMetrics(group, options.dataRoot, options.listFile, scored, options.signal)
+    : options.signal?.aborted
+      ? null
+      : scored;
+  if (all === null) return null;
+  const images = all.length;
   if (images === 0) throw new Error(`validation list '${options.listFile}' has no images`);
-  const mean = (of: number[]) => distribution(of).mean!;
-  return { iou: mean(values.iou), dice: mean(values.dice), f1: mean(values.f1), images };
+  // distribution() sums in sorted order: the means do not depend on which rank scored what.
+  const mean = (key: 'iou' | 'dice' | 'f1') => distribution(all.map((m) => m[key])).mean!;
+  return { iou: mean('iou'), dice: mean('dice'), f1: mean('f1'), images };
 }

@@ -11,9 +11,10 @@ export interface LaunchAheadSteps<T, L> {
   settle: (launched: L) => Promise<void>;
   /**
    * Called before each item is launched: false ends the loop there (the item is not launched;
-   * the one in flight is still settled). Default: always true.
+   * the one in flight is still settled). It may ask other processes first (a promise). Default:
+   * always true.
    */
-  proceed?: (item: T) => boolean;
+  proceed?: (item: T) => boolean | Promise<boolean>;
   /**
    * When the loop fails (the items, `launch` or `settle` threw), waits for the item still in
    * flight, so nothing runs on the device once the error leaves; its own failure is ignored.
@@ -33,7 +34,7 @@ export async function launchAhead<T, L>(
   let stopped = false;
   try {
     for await (const item of items) {
-      if (steps.proceed && !steps.proceed(item)) {
+      if (steps.proceed && !(await steps.proceed(item))) {
         stopped = true;
         break;
       }
