@@ -104,13 +104,26 @@ export class DatasetError extends Error {
   }
 }
 
-/** Reads and parses a list file, for callers that want the entries (e.g. a count) up front. */
+/**
+ * Reads and parses a list file, for callers that want the entries (e.g. a count) up front. A file
+ * that cannot be read is an error naming it, with the system's `code` (e.g. `ENOENT`, `EISDIR`).
+ */
 export async function readList(
   root: string,
   listFile: string,
   readFile: (path: string) => Promise<Uint8Array> = fsReadFile,
 ): Promise<ReturnType<typeof parseListFile>> {
-  const bytes = await readFile(resolve(root, listFile));
+  const path = resolve(root, listFile);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    // Node's message names no path for some failures (EISDIR: "illegal operation on a directory, read").
+    throw Object.assign(new Error(`cannot read list file '${path}': ${describe(err)}`), {
+      code: (err as NodeJS.ErrnoException | null)?.code,
+      path,
+    });
+  }
   return parseListFile(new TextDecoder('utf-8').decode(bytes));
 }
 
