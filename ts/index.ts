@@ -107,7 +107,14 @@ export {
   type SkippedEntry,
 } from './data/dataset.js';
 export { parseListFile, type ListEntry } from './data/listFile.js';
-export { decodeImage, decodeMask } from './data/decode.js';
+export {
+  decodeImage,
+  decodeMask,
+  MASK_RULES,
+  type DecodeOptions,
+  type MaskRule,
+} from './data/decode.js';
+export { DEFAULT_MAX_PIXELS } from './data/pixel-limit.js';
 export {
   synthesizeDataset,
   SYNTH_DEFAULTS,

@@ -27,9 +27,12 @@ import {
   parsePositiveInteger,
   parsePrecision,
   PRECISION_HELP,
+  DECODE_FLAG_OPTIONS,
+  decodeOptions,
+  type DecodeFlags,
 } from './options.js';
 
-interface TrainFlags {
+interface TrainFlags extends DecodeFlags {
   model: string;
   device?: Device;
   precision?: Precision;
@@ -131,6 +134,8 @@ export function register(program: Command): void {
     .option('--output-dir <dir>', 'output folder', d.outputDir)
     .option('--resume', 'continue from <output-dir>/checkpoints/last.*')
     .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed)
+    .option(...DECODE_FLAG_OPTIONS[0])
+    .option(...DECODE_FLAG_OPTIONS[1])
     .action(async (flags: TrainFlags) => {
       const interrupts = handleInterrupts(
         'stopping at the next optimizer step (or after the validation batch) and saving last',
@@ -165,6 +170,7 @@ export function register(program: Command): void {
           outputDir: flags.outputDir,
           resume: flags.resume ?? false,
           seed: flags.seed,
+          decode: decodeOptions(flags),
           trainExtra: flags.trainExtra ?? [],
           embeddingCache: flags.embeddingCache,
           signal: interrupts.signal,

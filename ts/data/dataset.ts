@@ -6,7 +6,7 @@
 import { readFile as fsReadFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { BinaryMask, RgbImage } from '../image.js';
-import { decodeImage, decodeMask } from './decode.js';
+import { decodeImage, decodeMask, type DecodeOptions } from './decode.js';
 import { parseListFile, type ListEntry } from './listFile.js';
 
 /** How many samples are decoded ahead of the consumer unless told otherwise. */
@@ -21,6 +21,8 @@ export interface DatasetOptions<S = Sample> {
   concurrency?: number;
   /** Record bad lines and files in {@link Dataset.skipped} and go on, instead of throwing. */
   skipBad?: boolean;
+  /** The pixel limit and colour-mask rule of decoding. */
+  decode?: DecodeOptions;
   /** Reads a file's bytes; default `fs.readFile`. Lets tests observe or fake the file system. */
   readFile?: (path: string) => Promise<Uint8Array>;
   /**
@@ -138,15 +140,15 @@ function describe(err: unknown): string {
 export async function loadSample(
   entry: ListEntry,
   index: number,
-  options: Pick<DatasetOptions, 'root' | 'listFile' | 'readFile'>,
+  options: Pick<DatasetOptions, 'root' | 'listFile' | 'readFile' | 'decode'>,
 ): Promise<Sample> {
-  const { root, listFile, readFile = fsReadFile } = options;
+  const { root, listFile, readFile = fsReadFile, decode = {} } = options;
   const fail = (path: string, reason: string, category: SkipCategory) =>
     new DatasetError(listFile, entry.line, path, reason, category, entry.id);
   const load = async <T>(
     kind: 'image' | 'mask',
     path: string,
-    decode: (b: Uint8Array) => Promise<T>,
+    decodeFile: (b: Uint8Array, options: DecodeOptions) => Promise<T>,
   ) => {
     let bytes: Uint8Array;
     try {
@@ -160,7 +162,7 @@ export async function loadSample(
       );
     }
     try {
-      return await decode(bytes);
+      return await decodeFile(bytes, decode);
     } catch (err) {
       throw fail(
         path,
@@ -197,12 +199,12 @@ export async function loadSample(
  * it, both are recorded in `skipped`. A missing list file always throws.
  */
 export function readDataset<S = Sample>(options: DatasetOptions<S>): Dataset<S> {
-  const { root, listFile, skipBad = false, readFile = fsReadFile } = options;
+  const { root, listFile, skipBad = false, readFile = fsReadFile, decode } = options;
   const load =
     options.load ??
     // Without `load` the samples are plain ones: S is Sample.
     ((entry: ListEntry, index: number) =>
-      loadSample(entry, index, { root, listFile, readFile }) as Promise<S>);
+      loadSample(entry, index, { root, listFile, readFile, decode }) as Promise<S>);
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);

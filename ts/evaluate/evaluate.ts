@@ -21,6 +21,7 @@ import {
   type Dataset,
   type SkippedEntry,
 } from '../data/dataset.js';
+import type { DecodeOptions } from '../data/decode.js';
 import { defaultLoadWorkers, SamplePool, type HeldSample } from '../data/sample-pool.js';
 import { DEFAULT_TOLERANCE_RADIUS } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
@@ -104,6 +105,8 @@ export interface EvaluateOptions {
    * on; each record names list file, line, path, category and message.
    */
   skipBad?: boolean;
+  /** The pixel limit and the colour-mask rule of decoding ({@link DecodeOptions}). */
+  decode?: DecodeOptions;
   /** Seeds the random point prompts, per image (default {@link DEFAULT_SEED}). */
   seed?: number;
   /** Worker threads scoring images (default: cores − 1, at least 1); 0 scores on the JS thread. */
@@ -257,6 +260,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
               const sample = await loadSample(entries[index]!, index, {
                 root: options.dataRoot,
                 listFile: options.listFile,
+                decode: options.decode,
               });
               return { image: sample.image, groundTruth: sample.mask };
             },
@@ -306,7 +310,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
   try {
     if (failure) throw failure.error;
-    const loading = new SamplePool(options.loadWorkers ?? defaultLoadWorkers());
+    const loading = new SamplePool(options.loadWorkers ?? defaultLoadWorkers(), options.decode);
     samplePool = loading;
     const prepare = { root: options.dataRoot, listFile: options.listFile, seed };
     const prompts = runs.map((run) => run.config);

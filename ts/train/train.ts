@@ -21,6 +21,7 @@ import { applyAdapter, saveAdapter, trainedParameterNames } from './adapter.js';
 import { epochBatches, prefetchBatches, scanTrainingSet, type BatchOptions } from './batches.js';
 import { writeTrainingCurves } from './curves.js';
 import { validate, type ValidationMetrics } from './validate.js';
+import type { DecodeOptions } from '../data/decode.js';
 import { SamplePool } from '../data/sample-pool.js';
 
 /** Defaults of {@link train}, used as they are by the CLI and docs/training.md. */
@@ -139,6 +140,8 @@ export interface TrainOptions {
   outputDir?: string;
   /** Continue from `<outputDir>/checkpoints/last.*`. */
   resume?: boolean;
+  /** The pixel limit and the colour-mask rule of decoding ({@link DecodeOptions}). */
+  decode?: DecodeOptions;
   seed?: number;
   /**
    * Regular expressions of parameter names trained in full besides the LoRA factors (e.g.
@@ -344,7 +347,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     precision: 'fp32',
   });
   // Threads reading, decoding and augmenting samples, for the scan, the batches and validation.
-  const loader = new SamplePool();
+  const loader = new SamplePool(undefined, options.decode);
   try {
     return await run(model, loader, config, options, started);
   } finally {
