@@ -1,12 +1,13 @@
 /** An exported model's embedded `metadata.json` (docs/model-interface.md), read and checked. */
+import type { Tensor } from '../binding.js';
 import type { TorchModule } from '../torch-module.js';
 import type { ExportMetadata } from './export.js';
 
 /** The `format` an exported model's metadata declares. */
 export const MODEL_FORMAT: ExportMetadata['format'] = 'crackseg-sam2-image';
 
-/** The methods prediction needs (docs/model-interface.md). */
-const REQUIRED_METHODS = ['encode_image', 'decode'];
+/** The methods prediction and the checks below need (docs/model-interface.md). */
+const REQUIRED_METHODS = ['encode_image', 'decode', 'preprocess'];
 
 /** An exported model's `metadata.json` (docs/model-interface.md). */
 export type ModelMetadata = ExportMetadata;
@@ -30,4 +31,101 @@ export function readModelMetadata(module: TorchModule): ModelMetadata {
     );
   }
   return metadata!;
+}
+
+/** `…lora_A` parameters: their module name and rank. */
+const LORA_A = /^(.*)\.lora_A$/;
+
+/**
+ * Checks `metadata` against what the module itself is: its input side (what `preprocess` resizes
+ * to), its configuration's name (`config_name()`, in files exported since it exists), the
+ * structure the configuration implies (trunk width and depth, FPN width, decoder depth and MLP
+ * width), its LoRA targets and rank, and its parameter counts. Metadata is only a description:
+ * a disagreement is an error naming the file and both values, never a run with wrong masks.
+ */
+export async function checkMetadata(module: TorchModule, metadata: ModelMetadata): Promise<void> {
+  const parameters = module.parameters();
+  const shapeOf = (name: string) => parameters.find((p) => p.name === name)?.shape;
+  const count = (pattern: RegExp) =>
+    new Set(parameters.flatMap((p) => pattern.exec(p.name)?.[1] ?? [])).size;
+  const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  const pixel: Tensor<'uint8'> = { data: new Uint8Array(3), shape: [1, 3, 1, 1], dtype: 'uint8' };
+  const side = ((await module.run('preprocess', [pixel])) as Tensor).shape[2];
+  const lora = parameters.flatMap((p) => {
+    const match = LORA_A.exec(p.name);
+    return match ? [{ target: match[1]!, rank: p.shape[0] }] : [];
+  });
+  const config = (metadata.config ?? {}) as {
+    image_size?: unknown;
+    trunk?: { embed_dim?: unknown; stages?: unknown };
+    neck?: { d_model?: unknown };
+    decoder?: { transformer_depth?: unknown; transformer_mlp_dim?: unknown };
+  };
+  const stages = config.trunk?.stages;
+  const blocks = Array.isArray(stages) ? stages.reduce((a: number, b) => a + Number(b), 0) : stages;
+  const ranks = [...new Set(lora.map((l) => l.rank))];
+  const sorted = (names: unknown) =>
+    Array.isArray(names) ? JSON.stringify([...(names as string[])].sort()) : JSON.stringify(names);
+  // [what, metadata.json says, the module is]
+  const facts: Array<[string, unknown, unknown]> = [
+    ['image_size', metadata.image_size, side],
+    ['config.image_size', config.image_size, side],
+    ['embed_size', metadata.embed_size, side === undefined ? side : side / 16],
+    ['mask_size', metadata.mask_size, side === undefined ? side : side / 4],
+    [
+      'config.trunk.embed_dim',
+      config.trunk?.embed_dim,
+      shapeOf('image_encoder.trunk.patch_embed.proj.weight')?.[0],
+    ],
+    ['trunk blocks (config.trunk.stages)', blocks, count(/^image_encoder\.trunk\.blocks\.(\d+)\./)],
+    [
+      'config.neck.d_model',
+      config.neck?.d_model,
+      shapeOf('image_encoder.neck.convs.0.conv.weight')?.[0],
+    ],
+    [
+      'config.decoder.transformer_depth',
+      config.decoder?.transformer_depth,
+      count(/^sam_mask_decoder\.transformer\.layers\.(\d+)\./),
+    ],
+    [
+      'config.decoder.transformer_mlp_dim',
+      config.decoder?.transformer_mlp_dim,
+      shapeOf('sam_mask_decoder.transformer.layers.0.mlp.layers.0.weight')?.[0],
+    ],
+    ['lora_targets', sorted(metadata.lora_targets), sorted(lora.map((l) => l.target))],
+    ...(lora.length > 0
+      ? [
+          ['lora_rank', metadata.lora_rank, ranks.length === 1 ? ranks[0] : ranks.join('/')] as [
+            string,
+            unknown,
+            unknown,
+          ],
+        ]
+      : []),
+    [
+      'total_parameters',
+      metadata.total_parameters,
+      parameters.reduce((n, p) => n + numel(p.shape), 0),
+    ],
+    [
+      'trainable_parameters',
+      metadata.trainable_parameters,
+      parameters.filter((p) => /\.lora_[AB]$/.test(p.name)).reduce((n, p) => n + numel(p.shape), 0),
+    ],
+  ];
+  if (module.methodNames.includes('config_name'))
+    facts.push(['config_name', metadata.config_name, await module.run('config_name')]);
+  const wrong = facts.filter(([, said, is]) => said !== is);
+  if (wrong.length > 0) {
+    throw new Error(
+      `${module.path}: metadata.json disagrees with the module: ` +
+        wrong
+          .map(
+            ([what, said, is]) =>
+              `${what} is ${JSON.stringify(said)} in metadata.json, ${JSON.stringify(is)} in the module`,
+          )
+          .join('; '),
+    );
+  }
 }

@@ -138,7 +138,9 @@ function flatten(promptsPerImage: readonly PromptSet[], sizes: readonly ImageSiz
   }
   const flat: FlatPrompt[] = [];
   promptsPerImage.forEach((prompts, image) => {
-    promptPoints(prompts, image).forEach((points, prompt) => flat.push({ image, prompt, ...points }));
+    promptPoints(prompts, image).forEach((points, prompt) =>
+      flat.push({ image, prompt, ...points }),
+    );
   });
   return flat;
 }
