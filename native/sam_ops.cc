@@ -19,18 +19,19 @@ std::string Describe(const c10::IValue& value) {
 }
 
 // The elements of a method's tuple result; `count` of them, else an error saying what came back.
-const std::vector<c10::IValue>& Outputs(const c10::IValue& result, const char* method, size_t count,
-                                        const char* expected) {
+std::vector<c10::IValue> Outputs(const c10::IValue& result, const char* method, size_t count,
+                                 const char* expected) {
   if (!result.isTuple() || result.toTupleRef().elements().size() != count)
     throw std::runtime_error(
         std::string(method) + " returned " +
         (result.isTuple() ? "a tuple of " + std::to_string(result.toTupleRef().elements().size())
                           : Describe(result)) +
         ", expected " + expected);
-  return result.toTupleRef().elements();
+  const auto& elements = result.toTupleRef().elements();
+  return std::vector<c10::IValue>(elements.begin(), elements.end());
 }
 
-// Output `index` of `method` when it is a tensor of `dims` dimensions whose leading sizes are
+// Output `name` of `method` when it is a tensor of `dims` dimensions whose leading sizes are
 // `leading`; else an error naming the method, the output and what was expected.
 torch::Tensor Checked(const c10::IValue& value, const char* method, const char* name, int64_t dims,
                       const std::vector<int64_t>& leading, const std::string& expected) {
@@ -47,14 +48,15 @@ torch::Tensor Checked(const c10::IValue& value, const char* method, const char* 
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images) {
   c10::IValue encoded =
       module.get_method("encode_image")({images.permute({0, 3, 1, 2}).contiguous()});
-  const auto& elements = Outputs(encoded, "encode_image", 3,
-                                 "(image_embed, high_res_0, high_res_1) (docs/model-interface.md)");
+  std::vector<c10::IValue> elements =
+      Outputs(encoded, "encode_image", 3,
+              "(image_embed, high_res_0, high_res_1) (docs/model-interface.md)");
   const int64_t batch = images.size(0);
   const std::string expected = "[" + std::to_string(batch) + ", C, H, W] (one per image given)";
   const char* names[] = {"image_embed", "high_res_0", "high_res_1"};
   for (size_t i = 0; i < 3; ++i)
     Checked(elements[i], "encode_image", names[i], 4, {batch}, expected);
-  return std::vector<c10::IValue>(elements.begin(), elements.end());
+  return elements;
 }
 
 std::pair<torch::Tensor, torch::Tensor> DecodePrompts(torch::jit::Module& module,
