@@ -1,6 +1,7 @@
 /** An exported model's embedded `metadata.json` (docs/model-interface.md), read and checked. */
 import type { Tensor } from '../binding.js';
 import type { TorchModule } from '../torch-module.js';
+import { isLoraParameter } from '../train/adapter.js';
 import type { ExportMetadata } from './export.js';
 
 /** The `format` an exported model's metadata declares. */
@@ -64,8 +65,7 @@ export async function checkMetadata(module: TorchModule, metadata: ModelMetadata
   const stages = config.trunk?.stages;
   const blocks = Array.isArray(stages) ? stages.reduce((a: number, b) => a + Number(b), 0) : stages;
   const ranks = [...new Set(lora.map((l) => l.rank))];
-  const sorted = (names: unknown) =>
-    Array.isArray(names) ? JSON.stringify([...(names as string[])].sort()) : JSON.stringify(names);
+  const loraParameters = parameters.filter((p) => isLoraParameter(p.name));
   // [what, metadata.json says, the module is]
   const facts: Array<[string, unknown, unknown]> = [
     ['image_size', metadata.image_size, side],
@@ -93,16 +93,10 @@ export async function checkMetadata(module: TorchModule, metadata: ModelMetadata
       config.decoder?.transformer_mlp_dim,
       shapeOf('sam_mask_decoder.transformer.layers.0.mlp.layers.0.weight')?.[0],
     ],
-    ['lora_targets', sorted(metadata.lora_targets), sorted(lora.map((l) => l.target))],
-    ...(lora.length > 0
-      ? [
-          ['lora_rank', metadata.lora_rank, ranks.length === 1 ? ranks[0] : ranks.join('/')] as [
-            string,
-            unknown,
-            unknown,
-          ],
-        ]
-      : []),
+    targetsFact(
+      metadata.lora_targets,
+      lora.map((l) => l.target),
+    ),
     [
       'total_parameters',
       metadata.total_parameters,
@@ -111,9 +105,12 @@ export async function checkMetadata(module: TorchModule, metadata: ModelMetadata
     [
       'trainable_parameters',
       metadata.trainable_parameters,
-      parameters.filter((p) => /\.lora_[AB]$/.test(p.name)).reduce((n, p) => n + numel(p.shape), 0),
+      loraParameters.reduce((n, p) => n + numel(p.shape), 0),
     ],
   ];
+  // A rank is only the module's when it has LoRA factors (`none` keeps the rank it was given).
+  if (lora.length > 0)
+    facts.push(['lora_rank', metadata.lora_rank, ranks.length === 1 ? ranks[0] : ranks.join('/')]);
   if (module.methodNames.includes('config_name'))
     facts.push(['config_name', metadata.config_name, await module.run('config_name')]);
   const wrong = facts.filter(([, said, is]) => said !== is);
@@ -128,4 +125,22 @@ export async function checkMetadata(module: TorchModule, metadata: ModelMetadata
           .join('; '),
     );
   }
+}
+
+/**
+ * The LoRA-targets fact as counts and the first name only one side has (equal descriptions when
+ * they agree), instead of two lists of dozens of names.
+ */
+function targetsFact(said: unknown, is: string[]): [string, unknown, unknown] {
+  const listed = Array.isArray(said) ? (said as string[]) : [];
+  const only = (a: string[], b: string[]) => a.find((name) => !b.includes(name));
+  const metadataOnly = only(listed, is);
+  const moduleOnly = only(is, listed);
+  const describe = (names: string[], extra: string | undefined) =>
+    `${names.length} name(s)` + (extra ? `, e.g. '${extra}' only here` : '');
+  return [
+    'lora_targets',
+    Array.isArray(said) ? describe(listed, metadataOnly) : said,
+    describe(is, moduleOnly),
+  ];
 }
