@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { readDataset, type Sample } from '../../ts/data/dataset.js';
 import type { DecodeOptions } from '../../ts/data/decode.js';
 import { DEFAULT_MAX_PIXELS } from '../../ts/data/pixel-limit.js';
-import { readSafetensors } from '../../ts/train/safetensors.js';
+import { readSafetensors } from '../../ts/model/safetensors.js';
 
 async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'crackseg-inputs-'));

@@ -14,8 +14,8 @@ import { exportModel } from '../../ts/model/export.js';
 import { loadModel } from '../../ts/model/load.js';
 import { predict } from '../../ts/predict.js';
 import type { PromptSet } from '../../ts/prompts/prompts.js';
-import { isLoraParameter, saveAdapter } from '../../ts/train/adapter.js';
-import { readSafetensors } from '../../ts/train/safetensors.js';
+import { isLoraParameter, saveAdapter } from '../../ts/model/adapter.js';
+import { readSafetensors } from '../../ts/model/safetensors.js';
 import { runPython } from '../helpers/python.js';
 
 const variantsScript = fileURLToPath(new URL('model_variants.py', import.meta.url));

@@ -1,7 +1,7 @@
 /** An exported model's embedded `metadata.json` (docs/model-interface.md), read and checked. */
 import type { Tensor } from '../binding.js';
 import type { TorchModule } from '../torch-module.js';
-import { isLoraParameter } from '../train/adapter.js';
+import { isLoraParameter } from './adapter.js';
 import type { ExportMetadata } from './export.js';
 
 /** The `format` an exported model's metadata declares. */
