@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
+import { parseMaskRule } from '../../ts/cli/options.js';
 import { readDataset, type Sample } from '../../ts/data/dataset.js';
 import type { DecodeOptions } from '../../ts/data/decode.js';
 import { DEFAULT_MAX_PIXELS } from '../../ts/data/pixel-limit.js';
@@ -87,6 +88,13 @@ t.test('colour masks: channels that disagree are an error unless a rule is chose
       const [sample] = await readAll(dir, decode);
       t.same([...sample!.mask.data], expected, label);
     }
+  }
+});
+
+t.test('--mask-rule: the four rules, anything else refused', async (t) => {
+  for (const rule of ['strict', 'any', 'all', 'luma']) t.equal(parseMaskRule(rule), rule);
+  for (const bad of ['', 'ANY', 'red', 'strict ']) {
+    t.throws(() => parseMaskRule(bad), { message: 'expected strict, any, all, luma' }, bad);
   }
 });
 
