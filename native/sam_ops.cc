@@ -4,6 +4,9 @@
 #include <sstream>
 #include <string>
 
+#include "device_transfer.h"
+#include "errors.h"
+
 namespace crackseg {
 
 namespace {
@@ -22,11 +25,12 @@ std::string Describe(const c10::IValue& value) {
 std::vector<c10::IValue> Outputs(const c10::IValue& result, const char* method, size_t count,
                                  const char* expected) {
   if (!result.isTuple() || result.toTupleRef().elements().size() != count)
-    throw std::runtime_error(
-        std::string(method) + " returned " +
-        (result.isTuple() ? "a tuple of " + std::to_string(result.toTupleRef().elements().size())
-                          : Describe(result)) +
-        ", expected " + expected);
+    ThrowError(ErrorCode::kModule,
+               std::string(method) + " returned " +
+                   (result.isTuple()
+                        ? "a tuple of " + std::to_string(result.toTupleRef().elements().size())
+                        : Describe(result)) +
+                   ", expected " + expected);
   const auto& elements = result.toTupleRef().elements();
   return std::vector<c10::IValue>(elements.begin(), elements.end());
 }
@@ -38,8 +42,9 @@ torch::Tensor Checked(const c10::IValue& value, const char* method, const char* 
   bool ok = value.isTensor() && value.toTensor().dim() == dims;
   for (size_t d = 0; ok && d < leading.size(); ++d) ok = value.toTensor().size(d) == leading[d];
   if (!ok)
-    throw std::runtime_error(std::string(method) + " returned " + name + " as " + Describe(value) +
-                             ", expected " + expected + " (docs/model-interface.md)");
+    ThrowError(ErrorCode::kModule, std::string(method) + " returned " + name + " as " +
+                                       Describe(value) + ", expected " + expected +
+                                       " (docs/model-interface.md)");
   return value.toTensor();
 }
 
