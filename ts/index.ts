@@ -88,11 +88,13 @@ export {
 } from './model/export.js';
 export type { BinaryMask, ProbabilityMap, RgbImage } from './image.js';
 export {
+  AdapterError,
   CracksegError,
   DatasetError,
   DemoStoppedError,
   ERROR_CODES,
   errorCode,
+  ModelMetadataError,
   NATIVE_ERROR_CODES,
   SafetensorsError,
   SavedPredictionError,

@@ -80,7 +80,11 @@ t.test('colour masks: channels that disagree are an error unless a rule is chose
     if (expected instanceof RegExp) {
       await t.rejects(
         readAll(dir, decode),
-        { name: 'DatasetError', message: /^list\.txt:2: cannot decode mask 'mask\/a\.png': / },
+        {
+          name: 'DatasetError',
+          code: 'ERR_CRACKSEG_DATASET',
+          message: /^list\.txt:2: cannot decode mask 'mask\/a\.png': /,
+        },
         label,
       );
       await t.rejects(readAll(dir, decode), { message: expected }, label);
@@ -196,7 +200,12 @@ t.test('pixel limit: refused from the header, naming the file and its size', asy
     const dir = await tempDir(t);
     await dataset(dir, image, mask);
     const before = process.memoryUsage().rss;
-    if (error) await t.rejects(readAll(dir, decode), { message: error }, label);
+    if (error)
+      await t.rejects(
+        readAll(dir, decode),
+        { code: 'ERR_CRACKSEG_DATASET', message: error },
+        label,
+      );
     else t.equal((await readAll(dir, decode))[0]!.image.width, 64, label);
     const grown = process.memoryUsage().rss - before;
     t.ok(grown < 64 * 2 ** 20, `${label}: RSS grew ${(grown / 2 ** 20).toFixed(1)} MiB`);
@@ -262,7 +271,11 @@ t.test('safetensors: a header that lies is refused before the data is read', asy
     const before = process.memoryUsage().rss;
     await t.rejects(
       readSafetensors(path),
-      { name: 'SafetensorsError', message: new RegExp(`^${path}: not a valid safetensors file: `) },
+      {
+        name: 'SafetensorsError',
+        code: 'ERR_CRACKSEG_SAFETENSORS',
+        message: new RegExp(`^${path}: not a valid safetensors file: `),
+      },
       label,
     );
     await t.rejects(readSafetensors(path), { message: error }, label);

@@ -53,7 +53,12 @@ t.test('metadata that disagrees with the module is an error naming both values',
     }
     await t.rejects(
       load,
-      { message: new RegExp(`^${variant(name)}: metadata\\.json disagrees`) },
+      {
+        name: 'ModelMetadataError',
+        code: 'ERR_CRACKSEG_MODEL_METADATA',
+        path: variant(name),
+        message: new RegExp(`^${variant(name)}: metadata\\.json disagrees`),
+      },
       name,
     );
     await t.rejects(loadModel({ path: variant(name), device: 'cpu' }), { message: error }, name);
@@ -146,7 +151,16 @@ t.test(
         loaded.module.dispose();
         continue;
       }
-      await t.rejects(load, { message: new RegExp(`^cannot apply LoRA adapter '${path}'`) }, name);
+      await t.rejects(
+        load,
+        {
+          name: 'AdapterError',
+          code: 'ERR_CRACKSEG_ADAPTER',
+          path,
+          message: new RegExp(`^cannot apply LoRA adapter '${path}'`),
+        },
+        name,
+      );
       await t.rejects(
         loadModel({ path: modelPath, device: 'cpu', loraCheckpoint: path }),
         { message: error },
@@ -258,6 +272,11 @@ t.test('predict(): impossible prompts are rejected, naming the image and prompt'
   ];
   for (const [label, prompts, type, error] of table) {
     await t.rejects(predict(model, [image, image], [good, prompts]), type, label);
+    await t.rejects(
+      predict(model, [image, image], [good, prompts]),
+      { code: type === TypeError ? 'ERR_CRACKSEG_ARGUMENT' : 'ERR_CRACKSEG_RANGE' },
+      label,
+    );
     await t.rejects(predict(model, [image, image], [good, prompts]), { message: error }, label);
   }
   const [first, second] = await predict(model, [image, image], [good, good]);
@@ -291,7 +310,7 @@ t.test(
       t.notOk(model.module.methodNames.includes('config_name'), `${name}: no config_name()`);
       await t.rejects(
         predict(model, [image], [prompts]),
-        { message: new RegExp(`^${variant(name)}: `) },
+        { code: 'ERR_CRACKSEG_MODULE', message: new RegExp(`^${variant(name)}: `) },
         name,
       );
       await t.rejects(predict(model, [image], [prompts]), { message: error }, name);

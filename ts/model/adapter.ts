@@ -5,6 +5,7 @@
  * they belong to, so applying one to another model is refused instead of silently wrong.
  */
 import type { Tensor } from '../binding.js';
+import { AdapterError } from '../errors.js';
 import { readModelMetadata, type ModelMetadata } from './metadata.js';
 import type { TorchModule } from '../torch-module.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
@@ -131,7 +132,7 @@ export interface AppliedAdapter {
 export async function applyAdapter(module: TorchModule, path: string): Promise<AppliedAdapter> {
   const { tensors, metadata } = await readSafetensors(path);
   const fail = (reason: string) =>
-    new Error(`cannot apply LoRA adapter '${path}' to '${module.path}': ${reason}`);
+    new AdapterError(path, `cannot apply LoRA adapter '${path}' to '${module.path}': ${reason}`);
   if (metadata.format !== ADAPTER_FORMAT)
     throw fail(
       `it is not a crackseg adapter (__metadata__.format is ${JSON.stringify(metadata.format ?? null)})`,

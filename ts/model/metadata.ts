@@ -1,5 +1,6 @@
 /** An exported model's embedded `metadata.json` (docs/model-interface.md), read and checked. */
 import type { Tensor } from '../binding.js';
+import { ModelMetadataError } from '../errors.js';
 import type { TorchModule } from '../torch-module.js';
 import { isLoraParameter } from './adapter.js';
 import type { ExportMetadata } from './export.js';
@@ -25,7 +26,8 @@ export function readModelMetadata(module: TorchModule): ModelMetadata {
         : undefined;
   const missing = REQUIRED_METHODS.filter((m) => !module.methodNames.includes(m));
   if (problem || missing.length > 0) {
-    throw new Error(
+    throw new ModelMetadataError(
+      module.path,
       `${module.path} is not an exported crackseg model: it ` +
         (problem ?? `lacks the method(s) ${missing.join(', ')}`) +
         ' (export one with `crackseg export`, see docs/model-interface.md)',
@@ -115,7 +117,8 @@ export async function checkMetadata(module: TorchModule, metadata: ModelMetadata
     facts.push(['config_name', metadata.config_name, await module.run('config_name')]);
   const wrong = facts.filter(([, said, is]) => said !== is);
   if (wrong.length > 0) {
-    throw new Error(
+    throw new ModelMetadataError(
+      module.path,
       `${module.path}: metadata.json disagrees with the module: ` +
         wrong
           .map(

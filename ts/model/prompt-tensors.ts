@@ -4,6 +4,7 @@
  * box encoding and the grouping of prompts by length are defined once.
  */
 import type { PromptTensors } from '../binding.js';
+import { ERROR_CODES } from '../errors.js';
 import type { PromptSet } from '../prompts/prompts.js';
 
 /** Point labels of the SAM prompt encoder. */
@@ -29,6 +30,15 @@ export function toModelCoordinate(value: number, originalSize: number, modelSize
   return Math.fround(Math.fround(Math.fround(value) / originalSize) * modelSize);
 }
 
+/**
+ * A prompt error of the kind the addon gives the same fault: TypeError with `ERR_CRACKSEG_ARGUMENT`
+ * (a wrong type or form), RangeError with `ERR_CRACKSEG_RANGE` (a value out of range).
+ */
+function promptError(kind: typeof TypeError | typeof RangeError, message: string): Error {
+  const code = kind === TypeError ? ERROR_CODES.argument : ERROR_CODES.range;
+  return Object.assign(new kind(message), { code });
+}
+
 /** The labels a caller's point may have: 1 positive, 0 negative (boxes are given as boxes). */
 const POINT_LABELS: readonly number[] = [0, 1];
 
@@ -39,11 +49,14 @@ function finiteNumbers(value: unknown, count: number, where: () => string): numb
     value.length !== count ||
     !value.every((v) => typeof v === 'number')
   ) {
-    throw new TypeError(`${where()} must be ${count} numbers, got ${JSON.stringify(value)}`);
+    throw promptError(
+      TypeError,
+      `${where()} must be ${count} numbers, got ${JSON.stringify(value)}`,
+    );
   }
   const numbers = value as number[];
   if (!numbers.every(Number.isFinite)) {
-    throw new RangeError(`${where()} must be finite, got [${numbers.join(', ')}]`);
+    throw promptError(RangeError, `${where()} must be finite, got [${numbers.join(', ')}]`);
   }
   return numbers;
 }
@@ -60,7 +73,7 @@ function promptPoints(
 ): Array<{ coords: number[]; labels: number[] }> {
   const where = (prompt: number) => `image ${image}, prompt ${prompt}`;
   if (!Array.isArray(prompts?.boxes) || !Array.isArray(prompts.points)) {
-    throw new TypeError(`image ${image}: prompts must have 'boxes' and 'points' arrays`);
+    throw promptError(TypeError, `image ${image}: prompts must have 'boxes' and 'points' arrays`);
   }
   const boxes = prompts.boxes.map((box, b) => ({
     coords: finiteNumbers(box, 4, () => `${where(b)}: a box [x0, y0, x1, y1]`),
@@ -70,10 +83,11 @@ function promptPoints(
     const at = where(prompts.boxes.length + g);
     const { coords, labels } = group ?? {};
     if (!Array.isArray(coords) || !Array.isArray(labels)) {
-      throw new TypeError(`${at}: a point prompt needs 'coords' and 'labels' arrays`);
+      throw promptError(TypeError, `${at}: a point prompt needs 'coords' and 'labels' arrays`);
     }
     if (labels.length !== coords.length || coords.length === 0) {
-      throw new TypeError(
+      throw promptError(
+        TypeError,
         `${at}: a point prompt needs one label per point and at least one point, got ` +
           `${coords.length} points and ${labels.length} labels`,
       );
@@ -81,7 +95,8 @@ function promptPoints(
     const flat = coords.flatMap((point, p) => finiteNumbers(point, 2, () => `${at}: point ${p}`));
     const bad = labels.findIndex((label) => !POINT_LABELS.includes(label));
     if (bad >= 0) {
-      throw new RangeError(
+      throw promptError(
+        RangeError,
         `${at}: point ${bad} has label ${String(labels[bad])}; labels are 1 (positive) or 0 (negative)`,
       );
     }
