@@ -86,6 +86,16 @@ export {
   type LoraStrategy,
   type ModelConfig,
 } from './model/export.js';
+export {
+  cacheDirectory,
+  fetchOfficialCheckpoint,
+  officialCheckpoint,
+  OFFICIAL_CHECKPOINTS,
+  type FetchCheckpointOptions,
+  type FetchedCheckpoint,
+  type OfficialCheckpoint,
+} from './model/official-checkpoints.js';
+export { downloadFile, type DownloadProgress, type DownloadResult } from './model/download.js';
 export type { BinaryMask, ProbabilityMap, RgbImage } from './image.js';
 export {
   AdapterError,
