@@ -144,7 +144,7 @@ t.test(
       if (!error) {
         const loaded = await load;
         t.same(
-          [...loaded.module.getParameter(first).data].slice(0, 8),
+          [...(await loaded.module.getParameter(first)).data].slice(0, 8),
           [...fine[first]!.data].slice(0, 8),
           name,
         );
