@@ -1,20 +1,67 @@
 #include "sam_ops.h"
 
 #include <limits>
+#include <sstream>
+#include <string>
 
 #include "device_transfer.h"
 #include "errors.h"
 
 namespace crackseg {
 
+namespace {
+
+// What a method returned, for errors: a tensor's shape, else the value's kind.
+std::string Describe(const c10::IValue& value) {
+  std::ostringstream out;
+  if (value.isTensor())
+    out << "a tensor of shape " << value.toTensor().sizes();
+  else
+    out << "a " << value.tagKind();
+  return out.str();
+}
+
+// The elements of a method's tuple result; `count` of them, else an error saying what came back.
+std::vector<c10::IValue> Outputs(const c10::IValue& result, const char* method, size_t count,
+                                 const char* expected) {
+  if (!result.isTuple() || result.toTupleRef().elements().size() != count)
+    ThrowError(ErrorCode::kModule,
+               std::string(method) + " returned " +
+                   (result.isTuple()
+                        ? "a tuple of " + std::to_string(result.toTupleRef().elements().size())
+                        : Describe(result)) +
+                   ", expected " + expected);
+  const auto& elements = result.toTupleRef().elements();
+  return std::vector<c10::IValue>(elements.begin(), elements.end());
+}
+
+// Output `name` of `method` when it is a tensor of `dims` dimensions whose leading sizes are
+// `leading`; else an error naming the method, the output and what was expected.
+torch::Tensor Checked(const c10::IValue& value, const char* method, const char* name, int64_t dims,
+                      const std::vector<int64_t>& leading, const std::string& expected) {
+  bool ok = value.isTensor() && value.toTensor().dim() == dims;
+  for (size_t d = 0; ok && d < leading.size(); ++d) ok = value.toTensor().size(d) == leading[d];
+  if (!ok)
+    ThrowError(ErrorCode::kModule, std::string(method) + " returned " + name + " as " +
+                                       Describe(value) + ", expected " + expected +
+                                       " (docs/model-interface.md)");
+  return value.toTensor();
+}
+
+}  // namespace
+
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images) {
   c10::IValue encoded =
       module.get_method("encode_image")({images.permute({0, 3, 1, 2}).contiguous()});
-  if (!encoded.isTuple() || encoded.toTupleRef().elements().size() != 3)
-    ThrowError(ErrorCode::kModule,
-               "encode_image must return (image_embed, high_res_0, high_res_1)");
-  const auto& elements = encoded.toTupleRef().elements();
-  return std::vector<c10::IValue>(elements.begin(), elements.end());
+  std::vector<c10::IValue> elements =
+      Outputs(encoded, "encode_image", 3,
+              "(image_embed, high_res_0, high_res_1) (docs/model-interface.md)");
+  const int64_t batch = images.size(0);
+  const std::string expected = "[" + std::to_string(batch) + ", C, H, W] (one per image given)";
+  const char* names[] = {"image_embed", "high_res_0", "high_res_1"};
+  for (size_t i = 0; i < 3; ++i)
+    Checked(elements[i], "encode_image", names[i], 4, {batch}, expected);
+  return elements;
 }
 
 std::pair<torch::Tensor, torch::Tensor> DecodePrompts(torch::jit::Module& module,
@@ -28,10 +75,15 @@ std::pair<torch::Tensor, torch::Tensor> DecodePrompts(torch::jit::Module& module
   inputs.emplace_back(c10::IValue());  // no mask input
   inputs.emplace_back(false);          // single mask per prompt
   c10::IValue decoded = module.get_method("decode")(inputs);
-  if (!decoded.isTuple() || decoded.toTupleRef().elements().size() < 2)
-    ThrowError(ErrorCode::kModule, "decode must return (low_res_logits, iou, object_score_logits)");
-  const auto& outputs = decoded.toTupleRef().elements();
-  return {outputs[0].toTensor().to(torch::kFloat), outputs[1].toTensor().to(torch::kFloat)};
+  const auto& outputs = Outputs(
+      decoded, "decode", 3, "(low_res_logits, iou, object_score_logits) (docs/model-interface.md)");
+  const int64_t count = prompts.coords.size(0);
+  const std::string n = std::to_string(count);
+  torch::Tensor logits = Checked(outputs[0], "decode", "low_res_logits", 4, {count, 1},
+                                 "[" + n + ", 1, H, W] (one mask per prompt given)");
+  torch::Tensor iou =
+      Checked(outputs[1], "decode", "iou", 2, {count, 1}, "[" + n + ", 1] (one per prompt given)");
+  return {logits.to(torch::kFloat), iou.to(torch::kFloat)};
 }
 
 std::vector<std::vector<int64_t>> PromptsPerImage(const torch::Tensor& imageIndex,

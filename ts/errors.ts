@@ -48,6 +48,10 @@ export const ERROR_CODES = {
   savedPrediction: 'ERR_CRACKSEG_SAVED_PREDICTION',
   /** {@link DemoStoppedError}: the demo stopped through its signal. */
   demoStopped: 'ERR_CRACKSEG_DEMO_STOPPED',
+  /** {@link ModelMetadataError}: a model's metadata.json missing, invalid or not the module's. */
+  modelMetadata: 'ERR_CRACKSEG_MODEL_METADATA',
+  /** {@link AdapterError}: a LoRA adapter that cannot be applied to the model. */
+  adapter: 'ERR_CRACKSEG_ADAPTER',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -118,5 +122,27 @@ export class SavedPredictionError extends CracksegError {
 export class DemoStoppedError extends CracksegError {
   constructor(readonly stage: Exclude<DemoStage, { stage: 'done' }>['stage']) {
     super(ERROR_CODES.demoStopped, `demo stopped during ${stage}`);
+  }
+}
+
+/** An exported model whose metadata.json is missing, invalid or disagrees with the module. */
+export class ModelMetadataError extends CracksegError {
+  constructor(
+    /** The TorchScript file. */
+    readonly path: string,
+    message: string,
+  ) {
+    super(ERROR_CODES.modelMetadata, message);
+  }
+}
+
+/** A LoRA adapter that cannot be applied (another model, bad tensors); names both files. */
+export class AdapterError extends CracksegError {
+  constructor(
+    /** The adapter file. */
+    readonly path: string,
+    message: string,
+  ) {
+    super(ERROR_CODES.adapter, message);
   }
 }

@@ -101,11 +101,13 @@ export {
 export { downloadFile, type DownloadProgress, type DownloadResult } from './model/download.js';
 export type { BinaryMask, ProbabilityMap, RgbImage } from './image.js';
 export {
+  AdapterError,
   CracksegError,
   DatasetError,
   DemoStoppedError,
   ERROR_CODES,
   errorCode,
+  ModelMetadataError,
   NATIVE_ERROR_CODES,
   SafetensorsError,
   SavedPredictionError,
@@ -122,7 +124,14 @@ export {
   type SkippedEntry,
 } from './data/dataset.js';
 export { parseListFile, type ListEntry } from './data/list-file.js';
-export { decodeImage, decodeMask } from './data/decode.js';
+export {
+  decodeImage,
+  decodeMask,
+  MASK_RULES,
+  type DecodeOptions,
+  type MaskRule,
+} from './data/decode.js';
+export { DEFAULT_MAX_PIXELS } from './data/pixel-limit.js';
 export {
   synthesizeDataset,
   SYNTH_DEFAULTS,

@@ -208,9 +208,16 @@ async function predictWhole(
   const native = model.module.native;
   const sets = grouped.map((groups) => groups.map((g) => g.tensors));
   const tensors = imageTensors(images);
-  const outputs = options.hold
-    ? await binding().predictMasks(native, tensors, sets, { ...flags, hold: true })
-    : await binding().predictMasks(native, tensors, sets, flags);
+  let outputs: Array<PredictionSet | HeldPredictionSet>;
+  try {
+    outputs = options.hold
+      ? await binding().predictMasks(native, tensors, sets, { ...flags, hold: true })
+      : await binding().predictMasks(native, tensors, sets, flags);
+  } catch (err) {
+    // Whatever failed ran this model's methods (e.g. one that broke the interface): name its file.
+    if (err instanceof Error) err.message = `${model.module.path}: ${err.message}`;
+    throw err;
+  }
   return outputs.map((output: PredictionSet | HeldPredictionSet, s) =>
     images.map((size, b) => {
       const probabilities = output.probabilities?.[b];

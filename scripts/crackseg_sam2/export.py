@@ -46,7 +46,7 @@ def build(
     if lora not in STRATEGIES:
         raise ValueError(f"unknown LoRA strategy {lora!r}; known: {', '.join(STRATEGIES)}")
     torch.manual_seed(seed)
-    model = Sam2ImageModel(cfg)
+    model = Sam2ImageModel(cfg, config)
     skipped: List[str] = []
     digest = None
     if checkpoint is not None:

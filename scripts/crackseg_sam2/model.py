@@ -51,9 +51,11 @@ class ImageEncoder(nn.Module):
 
 
 class Sam2ImageModel(nn.Module):
-    def __init__(self, cfg: dict) -> None:
+    def __init__(self, cfg: dict, config_name: str = "") -> None:
         super().__init__()
         d = int(cfg["neck"]["d_model"])
+        # The configuration's name (configs.py), for loaders to check metadata.json against.
+        self.config_label = config_name
         self.image_size = int(cfg["image_size"])
         self.embed_size = self.image_size // 16
         self.image_encoder = ImageEncoder(cfg)
@@ -70,6 +72,10 @@ class Sam2ImageModel(nn.Module):
             "pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False
         )
         self.lora_merged = False
+
+    @torch.jit.export
+    def config_name(self) -> str:
+        return self.config_label
 
     @torch.jit.export
     def preprocess(self, images: Tensor) -> Tensor:

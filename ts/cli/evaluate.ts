@@ -43,9 +43,12 @@ import {
   parsePositiveInteger,
   parsePrecision,
   PRECISION_HELP,
+  DECODE_FLAG_OPTIONS,
+  decodeOptions,
+  type DecodeFlags,
 } from './options.js';
 
-export interface EvaluateFlags {
+export interface EvaluateFlags extends DecodeFlags {
   model?: string;
   loraCheckpoint?: string;
   device?: Device;
@@ -183,6 +186,8 @@ export function register(program: Command): void {
     .option('--skip-evaluation', 'only predict and save masks')
     .option('--skip-visualization', 'no overlays or figures')
     .option('--skip-bad', 'record unreadable samples and go on')
+    .option(...DECODE_FLAG_OPTIONS[0])
+    .option(...DECODE_FLAG_OPTIONS[1])
     .option(
       '--save-probabilities [bits]',
       `also save the probability maps (8 or 16 bits, default ${DEFAULT_PROBABILITY_BITS}) so that --skip-inference re-scores ODS/OIS`,
@@ -234,6 +239,7 @@ export function register(program: Command): void {
             visualization: flags.skipVisualization ?? false,
           },
           skipBad: flags.skipBad ?? false,
+          decode: decodeOptions(flags),
           saveProbabilities:
             flags.saveProbabilities === true
               ? DEFAULT_PROBABILITY_BITS

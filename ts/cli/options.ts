@@ -4,6 +4,8 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
+import { MASK_RULES, type DecodeOptions, type MaskRule } from '../data/decode.js';
+import { DEFAULT_MAX_PIXELS } from '../data/pixel-limit.js';
 import { PRECISION_DTYPE, type Precision } from '../model/load.js';
 
 /** The data root every command reads when `--data-root` is not given (the seed's). */
@@ -55,6 +57,40 @@ export function parsePrecision(value: string): Precision {
 
 /** The `--precision` help, shared by the commands that load a model. */
 export const PRECISION_HELP = 'fp32 or bf16 (default: bf16 on CUDA, fp32 on the CPU)';
+
+/** `strict`, `any`, `all` or `luma`. */
+export function parseMaskRule(value: string): MaskRule {
+  if (!MASK_RULES.includes(value as MaskRule))
+    throw new InvalidArgumentError(`expected ${MASK_RULES.join(', ')}`);
+  return value as MaskRule;
+}
+
+/** The decoding flags of the commands that read a dataset. */
+export interface DecodeFlags {
+  maskRule: MaskRule;
+  maxPixels: number;
+}
+
+/** `--mask-rule` and `--max-pixels`: flags, help, parser and default, for `Command.option`. */
+export const DECODE_FLAG_OPTIONS = [
+  [
+    '--mask-rule <rule>',
+    'colour masks: strict (channels must agree), any, all or luma (docs/data.md)',
+    parseMaskRule,
+    'strict',
+  ],
+  [
+    '--max-pixels <n>',
+    'largest image or mask decoded, width × height (8192×8192)',
+    parsePositiveInteger,
+    DEFAULT_MAX_PIXELS,
+  ],
+] as const;
+
+/** The API's decoding options from the flags. */
+export function decodeOptions(flags: DecodeFlags): DecodeOptions {
+  return { maskRule: flags.maskRule, maxPixels: flags.maxPixels };
+}
 
 /** `WIDTHxHEIGHT`, each ≥ 1. */
 export function parseSize(value: string): { width: number; height: number } {

@@ -34,9 +34,12 @@ import {
   parsePositiveInteger,
   parsePrecision,
   PRECISION_HELP,
+  DECODE_FLAG_OPTIONS,
+  decodeOptions,
+  type DecodeFlags,
 } from './options.js';
 
-interface TrainFlags extends DistributedFlags {
+interface TrainFlags extends DistributedFlags, DecodeFlags {
   model: string;
   device?: Device;
   precision?: Precision;
@@ -142,7 +145,9 @@ export function register(program: Command): void {
     )
     .option('--output-dir <dir>', 'output folder', d.outputDir)
     .option('--resume', 'continue from <output-dir>/checkpoints/last.*')
-    .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed);
+    .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed)
+    .option(...DECODE_FLAG_OPTIONS[0])
+    .option(...DECODE_FLAG_OPTIONS[1]);
   addDistributedOptions(command).action(async (flags: TrainFlags) => {
     if (await launchIfAsked(flags)) return;
     const interrupts = handleInterrupts(
@@ -186,6 +191,7 @@ export function register(program: Command): void {
         outputDir: flags.outputDir,
         resume: flags.resume ?? false,
         seed: flags.seed,
+        decode: decodeOptions(flags),
         trainExtra: flags.trainExtra ?? [],
         embeddingCache: flags.embeddingCache,
         signal: interrupts.signal,

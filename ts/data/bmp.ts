@@ -5,6 +5,7 @@
  * Run-length compressed files are rejected with a clear message.
  */
 import type { RgbImage } from '../image.js';
+import { assertPixelLimit } from './pixel-limit.js';
 
 const BI_RGB = 0;
 const BI_BITFIELDS = 3;
@@ -24,8 +25,11 @@ function channelReader(mask: number): (pixel: number) => number {
   return (pixel) => Math.round((((pixel & mask) >>> shift) * 255) / max);
 }
 
-/** Decodes a BMP file to RGB; alpha, if any, is dropped. Throws on a malformed or unsupported file. */
-export function decodeBmp(bytes: Uint8Array): RgbImage {
+/**
+ * Decodes a BMP file to RGB; alpha, if any, is dropped. Throws on a malformed or unsupported file,
+ * and on one larger than `maxPixels` before its pixels are allocated.
+ */
+export function decodeBmp(bytes: Uint8Array, maxPixels = Infinity): RgbImage {
   if (!isBmp(bytes) || bytes.length < 26) throw new Error('not a BMP file');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const pixelOffset = view.getUint32(10, true);
@@ -39,6 +43,7 @@ export function decodeBmp(bytes: Uint8Array): RgbImage {
   const height = Math.abs(signedHeight);
   const topDown = signedHeight < 0;
   if (width <= 0 || height === 0) throw new Error(`invalid BMP size ${width}x${height}`);
+  assertPixelLimit(width, height, maxPixels);
   if (compression !== BI_RGB && compression !== BI_BITFIELDS && compression !== BI_ALPHABITFIELDS) {
     throw new Error(`unsupported BMP compression ${compression} (only uncompressed BMP is read)`);
   }

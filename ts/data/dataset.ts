@@ -7,7 +7,7 @@ import { readFile as fsReadFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { inShard, type Shard } from '../distributed/sampler.js';
-import { decodeImage, decodeMask } from './decode.js';
+import { decodeImage, decodeMask, type DecodeOptions } from './decode.js';
 import { DatasetError } from '../errors.js';
 import { parseListFile, type ListEntry } from './list-file.js';
 
@@ -26,6 +26,8 @@ export interface DatasetOptions<S = Sample> {
   concurrency?: number;
   /** Record bad lines and files in {@link Dataset.skipped} and go on, instead of throwing. */
   skipBad?: boolean;
+  /** The pixel limit and colour-mask rule of decoding. */
+  decode?: DecodeOptions;
   /** Reads a file's bytes; default `fs.readFile`. Lets tests observe or fake the file system. */
   readFile?: (path: string) => Promise<Uint8Array>;
   /**
@@ -89,13 +91,26 @@ export interface Dataset<S = Sample> extends AsyncIterable<S> {
   readonly skipped: SkippedEntry[];
 }
 
-/** Reads and parses a list file, for callers that want the entries (e.g. a count) up front. */
+/**
+ * Reads and parses a list file, for callers that want the entries (e.g. a count) up front. A file
+ * that cannot be read is an error naming it, with the system's `code` (e.g. `ENOENT`, `EISDIR`).
+ */
 export async function readList(
   root: string,
   listFile: string,
   readFile: (path: string) => Promise<Uint8Array> = fsReadFile,
 ): Promise<ReturnType<typeof parseListFile>> {
-  const bytes = await readFile(resolve(root, listFile));
+  const path = resolve(root, listFile);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    // Node's message names no path for some failures (EISDIR: "illegal operation on a directory, read").
+    throw Object.assign(new Error(`cannot read list file '${path}': ${describe(err)}`), {
+      code: (err as NodeJS.ErrnoException | null)?.code,
+      path,
+    });
+  }
   return parseListFile(new TextDecoder('utf-8').decode(bytes));
 }
 
@@ -110,15 +125,15 @@ function describe(err: unknown): string {
 export async function loadSample(
   entry: ListEntry,
   index: number,
-  options: Pick<DatasetOptions, 'root' | 'listFile' | 'readFile'>,
+  options: Pick<DatasetOptions, 'root' | 'listFile' | 'readFile' | 'decode'>,
 ): Promise<Sample> {
-  const { root, listFile, readFile = fsReadFile } = options;
+  const { root, listFile, readFile = fsReadFile, decode = {} } = options;
   const fail = (path: string, reason: string, category: SkipCategory) =>
     new DatasetError(listFile, entry.line, path, reason, category, entry.id);
   const load = async <T>(
     kind: 'image' | 'mask',
     path: string,
-    decode: (b: Uint8Array) => Promise<T>,
+    decodeFile: (b: Uint8Array, options: DecodeOptions) => Promise<T>,
   ) => {
     let bytes: Uint8Array;
     try {
@@ -132,7 +147,7 @@ export async function loadSample(
       );
     }
     try {
-      return await decode(bytes);
+      return await decodeFile(bytes, decode);
     } catch (err) {
       throw fail(
         path,
@@ -169,12 +184,12 @@ export async function loadSample(
  * it, both are recorded in `skipped`. A missing list file always throws.
  */
 export function readDataset<S = Sample>(options: DatasetOptions<S>): Dataset<S> {
-  const { root, listFile, skipBad = false, readFile = fsReadFile } = options;
+  const { root, listFile, skipBad = false, readFile = fsReadFile, decode } = options;
   const load =
     options.load ??
     // Without `load` the samples are plain ones: S is Sample.
     ((entry: ListEntry, index: number) =>
-      loadSample(entry, index, { root, listFile, readFile }) as Promise<S>);
+      loadSample(entry, index, { root, listFile, readFile, decode }) as Promise<S>);
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);

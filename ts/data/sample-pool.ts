@@ -12,6 +12,7 @@ import { buildPrompts, type PromptSet } from '../prompts/prompts.js';
 import { augmentSample, type Augmentation } from './augment.js';
 import { siblingWorkerUrl, WorkerPool } from '../util/worker-pool.js';
 import { DatasetError, loadSample, type Sample } from './dataset.js';
+import type { DecodeOptions } from './decode.js';
 import type { ListEntry } from './list-file.js';
 
 /**
@@ -50,6 +51,8 @@ export interface PrepareRequest {
   index: number;
   root: string;
   listFile: string;
+  /** The pixel limit and colour-mask rule of decoding. */
+  decode?: DecodeOptions;
   /** Applied after decoding, before the prompts are built. */
   augmentation?: Augmentation;
   /** The configs whose prompts are built (none: no prompts). */
@@ -83,8 +86,14 @@ export async function prepareSample(request: PrepareRequest): Promise<PreparedSa
 export class SamplePool {
   private readonly pool: WorkerPool<PrepareRequest, PrepareReply> | null;
 
-  /** Starts `workers` threads (0: prepare on the calling thread). */
-  constructor(readonly workers: number = defaultLoadWorkers()) {
+  /**
+   * Starts `workers` threads (0: prepare on the calling thread) that decode every sample with
+   * `decode` (pixel limit, colour-mask rule).
+   */
+  constructor(
+    readonly workers: number = defaultLoadWorkers(),
+    private readonly decode: DecodeOptions = {},
+  ) {
     // Reading and decoding are mostly waits for the libuv pool: a worker serves several at once.
     this.pool =
       workers > 0
@@ -100,8 +109,9 @@ export class SamplePool {
   prepare(request: PrepareRequest & { hold: true }): Promise<HeldSample>;
   prepare(request: PrepareRequest & { hold?: false }): Promise<PreparedSample>;
   async prepare(request: PrepareRequest): Promise<PreparedSample | HeldSample> {
-    if (!this.pool) return prepareSample(request);
-    const reply = await this.pool.run(request);
+    const decoding = { ...request, decode: this.decode };
+    if (!this.pool) return prepareSample(decoding);
+    const reply = await this.pool.run(decoding);
     if ('datasetError' in reply) throw new DatasetError(...reply.datasetError);
     return reply.sample;
   }

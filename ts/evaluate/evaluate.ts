@@ -10,6 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { DatasetError, loadSample, readList, type SkippedEntry } from '../data/dataset.js';
 import type { ListEntry } from '../data/list-file.js';
+import type { DecodeOptions } from '../data/decode.js';
 import { defaultLoadWorkers } from '../data/sample-pool.js';
 import { DEFAULT_TOLERANCE_RADIUS } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
@@ -78,6 +79,8 @@ export interface EvaluateOptions {
    * on; each record names list file, line, path, category and message.
    */
   skipBad?: boolean;
+  /** The pixel limit and the colour-mask rule of decoding ({@link DecodeOptions}). */
+  decode?: DecodeOptions;
   /** Seeds the random point prompts, per image (default {@link DEFAULT_SEED}). */
   seed?: number;
   /** Worker threads scoring images (default: cores − 1, at least 1); 0 scores on the JS thread. */
@@ -202,6 +205,7 @@ function planEvaluation(options: EvaluateOptions) {
     root: options.dataRoot,
     listFile: options.listFile,
     skipBad: options.skipBad ?? false,
+    decode: options.decode ?? {},
   };
   const plans = options.prompts.map((config) => {
     const name = promptConfigName(config);
@@ -291,6 +295,7 @@ async function openReports(
               const sample = await loadSample(entries[index]!, index, {
                 root: source.root,
                 listFile: source.listFile,
+                decode: source.decode,
               });
               return { image: sample.image, groundTruth: sample.mask };
             },

@@ -14,6 +14,7 @@
  * plane is held.
  */
 import { readDataset, type Dataset, type SkippedEntry } from '../data/dataset.js';
+import type { DecodeOptions } from '../data/decode.js';
 import { SamplePool, type HeldSample } from '../data/sample-pool.js';
 import type { SamModel } from '../model/load.js';
 import {
@@ -59,7 +60,7 @@ export interface ConfigRun {
 /** What the pipeline needs from the evaluation's options, resolved by its plan. */
 export interface PipelineSettings {
   /** The list file (relative to `root` unless absolute), read in list order. */
-  source: { root: string; listFile: string; skipBad: boolean };
+  source: { root: string; listFile: string; skipBad: boolean; decode: DecodeOptions };
   /** Predicts each batch; null: each config's saved predictions are re-scored instead. */
   model: SamModel | null;
   batchSize: number;
@@ -106,7 +107,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
   let dataset: Dataset<HeldSample> | undefined;
   // Every image, mask and saved-only prediction held natively, released by its one owner.
   const held = new HeldInputs();
-  const loading = new SamplePool(input.loadWorkers);
+  const loading = new SamplePool(input.loadWorkers, source.decode);
   const scoring = new MetricsPool(input.scoringWorkers);
 
   let recordedSkips = 0;

@@ -5,6 +5,7 @@
  * they belong to, so applying one to another model is refused instead of silently wrong.
  */
 import type { Tensor } from '../binding.js';
+import { AdapterError } from '../errors.js';
 import { readModelMetadata, type ModelMetadata } from './metadata.js';
 import type { TorchModule } from '../torch-module.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
@@ -125,12 +126,13 @@ export interface AppliedAdapter {
  * Loads an adapter saved by training into `module`: checks that it was trained on this base model
  * (config, checkpoint sha256, random-init seed) with this LoRA set-up (strategy, rank, alpha), that
  * every tensor names a parameter of the same shape and that every LoRA factor of the model is
- * present, then sets the parameters. Nothing is changed when a check fails.
+ * present, that every value is a finite float32, then sets the parameters. Nothing is changed when
+ * a check fails.
  */
 export async function applyAdapter(module: TorchModule, path: string): Promise<AppliedAdapter> {
   const { tensors, metadata } = await readSafetensors(path);
   const fail = (reason: string) =>
-    new Error(`cannot apply LoRA adapter '${path}' to '${module.path}': ${reason}`);
+    new AdapterError(path, `cannot apply LoRA adapter '${path}' to '${module.path}': ${reason}`);
   if (metadata.format !== ADAPTER_FORMAT)
     throw fail(
       `it is not a crackseg adapter (__metadata__.format is ${JSON.stringify(metadata.format ?? null)})`,
@@ -146,16 +148,27 @@ export async function applyAdapter(module: TorchModule, path: string): Promise<A
       `random-init base seed differs: adapter '${metadata.base_seed ?? ''}', model '${model.base_seed}'`,
     );
 
-  const shapes = new Map(module.parameters().map((p) => [p.name, p.shape]));
+  const parameters = new Map(module.parameters().map((p) => [p.name, p]));
   for (const [name, tensor] of tensors) {
-    const shape = shapes.get(name);
-    if (!shape) throw fail(`the model has no parameter '${name}'`);
+    const parameter = parameters.get(name);
+    if (!parameter) throw fail(`the model has no parameter '${name}'`);
+    const { shape } = parameter;
     if (shape.join(',') !== tensor.shape.join(','))
       throw fail(
         `'${name}' is [${tensor.shape.join(', ')}] in the adapter, [${shape.join(', ')}] in the model`,
       );
+    // Adapters hold the trainer's fp32 masters; the model is cast after they are applied.
+    if (tensor.dtype !== 'float32')
+      throw fail(`'${name}' is ${tensor.dtype} in the adapter, float32 expected`);
+    const bad = (tensor.data as Float32Array).findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0)
+      throw fail(
+        `'${name}' holds a non-finite value (${(tensor.data as Float32Array)[bad]} at element ${bad})`,
+      );
   }
-  const missing = [...shapes.keys()].filter((name) => isLoraParameter(name) && !tensors.has(name));
+  const missing = [...parameters.keys()].filter(
+    (name) => isLoraParameter(name) && !tensors.has(name),
+  );
   if (missing.length > 0)
     throw fail(`it lacks ${missing.length} LoRA parameter(s) of the model, e.g. '${missing[0]}'`);
   await Promise.all([...tensors].map(([name, tensor]) => module.setParameter(name, tensor)));

@@ -5,7 +5,7 @@
 import { runtimeInfo } from '../runtime.js';
 import { TorchModule, type Device } from '../torch-module.js';
 import { applyAdapter } from './adapter.js';
-import { readModelMetadata, type ModelMetadata } from './metadata.js';
+import { checkMetadata, readModelMetadata, type ModelMetadata } from './metadata.js';
 
 /**
  * The dtype a model computes in: `bf16` (bfloat16 weights and activations: the GPUs' fast path)
@@ -59,6 +59,7 @@ export async function loadModel(options: LoadModelOptions): Promise<SamModel> {
   });
   try {
     const metadata = readModelMetadata(module);
+    await checkMetadata(module, metadata);
     if (options.loraCheckpoint) await applyAdapter(module, options.loraCheckpoint);
     const precision = options.precision ?? defaultPrecision(module.device);
     if (!Object.hasOwn(PRECISION_DTYPE, precision))

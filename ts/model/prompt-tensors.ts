@@ -4,6 +4,7 @@
  * box encoding and the grouping of prompts by length are defined once.
  */
 import type { PromptTensors } from '../binding.js';
+import { ERROR_CODES } from '../errors.js';
 import type { PromptSet } from '../prompts/prompts.js';
 
 /** Point labels of the SAM prompt encoder. */
@@ -29,23 +30,79 @@ export function toModelCoordinate(value: number, originalSize: number, modelSize
   return Math.fround(Math.fround(Math.fround(value) / originalSize) * modelSize);
 }
 
-/** An image's prompts as point lists: each box (labels 2, 3), then each point group. */
-function promptPoints(prompts: PromptSet): Array<{ coords: number[]; labels: number[] }> {
-  return [
-    ...prompts.boxes.map(([x0, y0, x1, y1]) => ({
-      coords: [x0, y0, x1, y1],
-      labels: [POINT_LABEL.boxTopLeft, POINT_LABEL.boxBottomRight],
-    })),
-    ...prompts.points.map((group) => {
-      if (group.labels.length !== group.coords.length || group.coords.length === 0) {
-        throw new Error(
-          `A point prompt needs one label per point and at least one point, got ` +
-            `${group.coords.length} points and ${group.labels.length} labels`,
-        );
-      }
-      return { coords: group.coords.flat(), labels: [...group.labels] };
-    }),
-  ];
+/**
+ * A prompt error of the kind the addon gives the same fault: TypeError with `ERR_CRACKSEG_ARGUMENT`
+ * (a wrong type or form), RangeError with `ERR_CRACKSEG_RANGE` (a value out of range).
+ */
+function promptError(kind: typeof TypeError | typeof RangeError, message: string): Error {
+  const code = kind === TypeError ? ERROR_CODES.argument : ERROR_CODES.range;
+  return Object.assign(new kind(message), { code });
+}
+
+/** The labels a caller's point may have: 1 positive, 0 negative (boxes are given as boxes). */
+const POINT_LABELS: readonly number[] = [0, 1];
+
+/** `count` finite numbers, else a TypeError (wrong shape or type) or RangeError (NaN, ±Inf). */
+function finiteNumbers(value: unknown, count: number, where: () => string): number[] {
+  if (
+    !Array.isArray(value) ||
+    value.length !== count ||
+    !value.every((v) => typeof v === 'number')
+  ) {
+    throw promptError(
+      TypeError,
+      `${where()} must be ${count} numbers, got ${JSON.stringify(value)}`,
+    );
+  }
+  const numbers = value as number[];
+  if (!numbers.every(Number.isFinite)) {
+    throw promptError(RangeError, `${where()} must be finite, got [${numbers.join(', ')}]`);
+  }
+  return numbers;
+}
+
+/**
+ * An image's prompts as point lists: each box (labels 2, 3), then each point group. An impossible
+ * prompt (not 4 box numbers, a coordinate that is NaN or infinite, a point label other than 0 or
+ * 1, labels that do not match the points) throws a TypeError or RangeError naming the image and
+ * the prompt's index (boxes first, then point groups).
+ */
+function promptPoints(
+  prompts: PromptSet,
+  image: number,
+): Array<{ coords: number[]; labels: number[] }> {
+  const where = (prompt: number) => `image ${image}, prompt ${prompt}`;
+  if (!Array.isArray(prompts?.boxes) || !Array.isArray(prompts.points)) {
+    throw promptError(TypeError, `image ${image}: prompts must have 'boxes' and 'points' arrays`);
+  }
+  const boxes = prompts.boxes.map((box, b) => ({
+    coords: finiteNumbers(box, 4, () => `${where(b)}: a box [x0, y0, x1, y1]`),
+    labels: [POINT_LABEL.boxTopLeft, POINT_LABEL.boxBottomRight],
+  }));
+  const groups = prompts.points.map((group, g) => {
+    const at = where(prompts.boxes.length + g);
+    const { coords, labels } = group ?? {};
+    if (!Array.isArray(coords) || !Array.isArray(labels)) {
+      throw promptError(TypeError, `${at}: a point prompt needs 'coords' and 'labels' arrays`);
+    }
+    if (labels.length !== coords.length || coords.length === 0) {
+      throw promptError(
+        TypeError,
+        `${at}: a point prompt needs one label per point and at least one point, got ` +
+          `${coords.length} points and ${labels.length} labels`,
+      );
+    }
+    const flat = coords.flatMap((point, p) => finiteNumbers(point, 2, () => `${at}: point ${p}`));
+    const bad = labels.findIndex((label) => !POINT_LABELS.includes(label));
+    if (bad >= 0) {
+      throw promptError(
+        RangeError,
+        `${at}: point ${bad} has label ${String(labels[bad])}; labels are 1 (positive) or 0 (negative)`,
+      );
+    }
+    return { coords: flat, labels: [...labels] };
+  });
+  return [...boxes, ...groups];
 }
 
 /** One prompt of a batch: the image it belongs to, its index among that image's prompts, points. */
@@ -96,7 +153,9 @@ function flatten(promptsPerImage: readonly PromptSet[], sizes: readonly ImageSiz
   }
   const flat: FlatPrompt[] = [];
   promptsPerImage.forEach((prompts, image) => {
-    promptPoints(prompts).forEach((points, prompt) => flat.push({ image, prompt, ...points }));
+    promptPoints(prompts, image).forEach((points, prompt) =>
+      flat.push({ image, prompt, ...points }),
+    );
   });
   return flat;
 }

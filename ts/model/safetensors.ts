@@ -6,7 +6,7 @@
  * Adapters are written in it so Python users can read them with the `safetensors` package.
  */
 import { endianness } from 'node:os';
-import { readFile } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Dtype, DtypeArrays, Tensor } from '../binding.js';
 import { SafetensorsError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -109,23 +109,37 @@ export function encodeSafetensors(
   return out;
 }
 
+/** A tensor the header names: where its bytes lie in the data section. */
+interface HeaderEntry {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** The 8-byte header length, checked against the input's size (and the reference's limit). */
+function headerLength(prefix: Uint8Array, size: number, fail: (reason: string) => Error): number {
+  if (size < 8) throw fail(`${size} bytes, shorter than the 8-byte header length`);
+  const length = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (length > BigInt(Math.min(MAX_HEADER_BYTES, size - 8)))
+    throw fail(`header length ${length} exceeds the file (${size} bytes)`);
+  return Number(length);
+}
+
 /**
- * Parses safetensors bytes, validating the header (dtype, shape, offsets in bounds, sized to the
- * shape, non-overlapping and covering the data section). `source` names the input in errors.
+ * Parses and validates the JSON header against a data section of `dataLength` bytes: dtype,
+ * shape, offsets in bounds, sized to the shape, non-overlapping and covering the whole section.
+ * Nothing of the data section is needed for this.
  */
-export function decodeSafetensors(bytes: Uint8Array, source = 'buffer'): SafetensorsContent {
-  assertLittleEndian();
-  const fail = (reason: string) => new SafetensorsError(source, reason);
-  if (bytes.length < 8) throw fail(`${bytes.length} bytes, shorter than the 8-byte header length`);
-  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (headerLength > BigInt(Math.min(MAX_HEADER_BYTES, bytes.length - 8)))
-    throw fail(`header length ${headerLength} exceeds the file (${bytes.length} bytes)`);
-  const dataStart = 8 + Number(headerLength);
+function parseHeader(
+  json: Uint8Array,
+  dataLength: number,
+  fail: (reason: string) => Error,
+): { entries: HeaderEntry[]; metadata: Record<string, string> } {
   let header: unknown;
   try {
-    header = JSON.parse(
-      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataStart)),
-    );
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
   } catch (err) {
     throw fail(`header is not UTF-8 JSON (${(err as Error).message})`);
   }
@@ -133,9 +147,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'buffer'): Safeten
     throw fail('header is not a JSON object');
 
   const metadata: Record<string, string> = {};
-  const spans: Array<{ name: string; begin: number; end: number }> = [];
-  const tensors = new Map<string, Tensor>();
-  const dataLength = bytes.length - dataStart;
+  const entries: HeaderEntry[] = [];
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
@@ -166,8 +178,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'buffer'): Safeten
     )
       throw fail(`tensor '${name}': bad data_offsets ${JSON.stringify(offsets)}`);
     const [begin, end] = offsets as [number, number];
-    const arrayType = ARRAY_TYPES[dtype];
-    const expected = elementCount(shape as number[]) * arrayType.BYTES_PER_ELEMENT;
+    const expected = elementCount(shape as number[]) * ARRAY_TYPES[dtype].BYTES_PER_ELEMENT;
     if (end < begin || end - begin !== expected)
       throw fail(
         `tensor '${name}': data_offsets [${begin}, ${end}] hold ${end - begin} bytes, ` +
@@ -177,12 +188,9 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'buffer'): Safeten
       throw fail(
         `tensor '${name}' ends at byte ${end} of a ${dataLength}-byte data section (truncated?)`,
       );
-    spans.push({ name, begin, end });
-    // A copy (Buffer#slice would be a view): aligned for the typed array, independent of the file.
-    const copy = new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end));
-    tensors.set(name, { dtype, shape: shape as number[], data: new arrayType(copy.buffer) });
+    entries.push({ name, dtype, shape: shape as number[], begin, end });
   }
-  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const spans = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let covered = 0;
   for (const span of spans) {
     if (span.begin !== covered)
@@ -195,6 +203,41 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'buffer'): Safeten
   }
   if (covered !== dataLength)
     throw fail(`data section has ${dataLength} bytes, the tensors cover ${covered}`);
+  return { entries, metadata };
+}
+
+/** The tensor of `entry` over its own copy of `bytes` (aligned for the typed array). */
+function toTensor(entry: HeaderEntry, bytes: Uint8Array): Tensor {
+  const copy =
+    bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+      ? bytes
+      : new Uint8Array(bytes);
+  return {
+    dtype: entry.dtype,
+    shape: entry.shape,
+    data: new ARRAY_TYPES[entry.dtype](copy.buffer as ArrayBuffer),
+  };
+}
+
+/**
+ * Parses safetensors bytes, validating the header (dtype, shape, offsets in bounds, sized to the
+ * shape, non-overlapping and covering the data section). `source` names the input in errors.
+ */
+export function decodeSafetensors(bytes: Uint8Array, source = 'buffer'): SafetensorsContent {
+  assertLittleEndian();
+  const fail = (reason: string) => new SafetensorsError(source, reason);
+  const dataStart = 8 + headerLength(bytes, bytes.length, fail);
+  const { entries, metadata } = parseHeader(
+    bytes.subarray(8, dataStart),
+    bytes.length - dataStart,
+    fail,
+  );
+  const tensors = new Map<string, Tensor>();
+  for (const entry of entries) {
+    // A copy (a subarray would be a view): aligned, independent of the input.
+    const range = bytes.subarray(dataStart + entry.begin, dataStart + entry.end);
+    tensors.set(entry.name, toTensor(entry, new Uint8Array(range)));
+  }
   return { tensors, metadata };
 }
 
@@ -207,13 +250,44 @@ export async function writeSafetensors(
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
-/** Reads a safetensors file; errors name the file. */
+/**
+ * Reads a safetensors file; errors name the file. The header is read and validated against the
+ * file's size first, then only the byte ranges it names are read: a file whose header lies is
+ * rejected before its data section is touched.
+ */
 export async function readSafetensors(path: string): Promise<SafetensorsContent> {
-  let bytes: Uint8Array;
+  assertLittleEndian();
+  const fail = (reason: string) => new SafetensorsError(path, reason);
+  let file: FileHandle;
   try {
-    bytes = await readFile(path);
+    file = await open(path, 'r');
   } catch (err) {
     throw new Error(`cannot read safetensors file '${path}': ${(err as Error).message}`);
   }
-  return decodeSafetensors(bytes, path);
+  try {
+    const read = async (position: number, length: number): Promise<Uint8Array> => {
+      const bytes = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await file.read(bytes, done, length - done, position + done);
+        if (bytesRead === 0) throw fail(`file ended at byte ${position + done} (truncated?)`);
+        done += bytesRead;
+      }
+      return bytes;
+    };
+    const { size } = await file.stat();
+    const dataStart = 8 + headerLength(await read(0, Math.min(8, size)), size, fail);
+    const { entries, metadata } = parseHeader(await read(8, dataStart - 8), size - dataStart, fail);
+    const tensors = new Map<string, Tensor>();
+    for (const entry of entries) {
+      const bytes = await read(dataStart + entry.begin, entry.end - entry.begin);
+      tensors.set(entry.name, toTensor(entry, bytes));
+    }
+    return { tensors, metadata };
+  } catch (err) {
+    if (err instanceof SafetensorsError) throw err;
+    throw new Error(`cannot read safetensors file '${path}': ${(err as Error).message}`);
+  } finally {
+    await file.close();
+  }
 }

@@ -40,11 +40,22 @@ export const RESULT_COLUMNS: readonly string[] = [
   'batch_ms_per_image',
 ];
 
-/** One field: quoted when it holds a comma, quote, CR/LF or edge spaces; quotes doubled. */
+/**
+ * Text that a spreadsheet would run as a formula: a cell starting with `=`, `+`, `-`, `@`, tab or
+ * CR (OWASP's "CSV Injection" list).
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * One field: quoted when it holds a comma, quote, CR/LF or edge spaces; quotes doubled. Text that
+ * starts like a formula is neutralised as OWASP advises: prefixed with `'` and quoted, so a
+ * spreadsheet shows it as text. Numbers are written as numbers (`-0.5` stays `-0.5`).
+ */
 export function csvField(value: string | number | null | undefined): string {
   if (value === null || value === undefined) return '';
-  const text = typeof value === 'number' ? (Number.isFinite(value) ? String(value) : '') : value;
-  return /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : '';
+  const text = FORMULA_START.test(value) ? `'${value}` : value;
+  return text !== value || /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 /** One line, newline-terminated. */

@@ -35,13 +35,7 @@ export async function scanTrainingSet(
   listFile: string,
   signal?: AbortSignal,
 ): Promise<TrainingSet> {
-  let parsed;
-  try {
-    parsed = await readList(root, listFile);
-  } catch (err) {
-    throw new Error(`cannot read list file ${listFile}: ${(err as Error).message}`);
-  }
-  const { entries, problems } = parsed;
+  const { entries, problems } = await readList(root, listFile);
   const problem = problems[0];
   if (problem) throw new DatasetError(listFile, problem.line, problem.text, problem.reason);
   const keep = new Array<boolean>(entries.length).fill(false);

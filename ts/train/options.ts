@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import type { TrainerOptions } from '../binding.js';
 import { DEFAULT_AUGMENT, type AugmentOptions } from '../data/augment.js';
 import type { ProcessGroup } from '../distributed/group.js';
+import type { DecodeOptions } from '../data/decode.js';
 import type { LoraStrategy } from '../model/export.js';
 import { PRECISION_DTYPE, type Precision } from '../model/load.js';
 import type { Device } from '../torch-module.js';
@@ -117,6 +118,8 @@ export interface TrainOptions {
   outputDir?: string;
   /** Continue from `<outputDir>/checkpoints/last.*`. */
   resume?: boolean;
+  /** The pixel limit and the colour-mask rule of decoding ({@link DecodeOptions}). */
+  decode?: DecodeOptions;
   seed?: number;
   /**
    * Regular expressions of parameter names trained in full besides the LoRA factors (e.g.

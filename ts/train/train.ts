@@ -123,7 +123,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     precision: 'fp32',
   });
   // Threads reading, decoding and augmenting samples, for the scan, the batches and validation.
-  const loader = new SamplePool();
+  const loader = new SamplePool(undefined, options.decode);
   try {
     return await run(model, loader, config, options, started);
   } finally {

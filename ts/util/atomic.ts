@@ -7,15 +7,23 @@ import { dirname, basename, join } from 'node:path';
 
 let counter = 0;
 
-/** Writes `data` to `path` atomically, creating parent folders. */
+/**
+ * Writes `data` to `path` atomically, creating parent folders. A failure names `path` (Node's
+ * message for a failed write, e.g. `ENOSPC: no space left on device, write`, names none) and keeps
+ * the system's `code`; the temporary file is removed.
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${counter++}.tmp`);
   try {
+    await mkdir(dirname(path), { recursive: true });
     await writeFile(temp, data);
     await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });
-    throw err;
+    const { code, message } = err as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`cannot write '${path}': ${message}`, { cause: err }), {
+      code,
+      path,
+    });
   }
 }
