@@ -31,7 +31,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value OptimizerSteps(const Napi::CallbackInfo& info);
   Napi::Value CachedImages(const Napi::CallbackInfo& info);
   Napi::Value Weights(const Napi::CallbackInfo& info);
-  Napi::Value SaveState(const Napi::CallbackInfo& info);
+  Napi::Value StateBytes(const Napi::CallbackInfo& info);
   Napi::Value LoadState(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 

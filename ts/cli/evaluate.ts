@@ -43,6 +43,7 @@ import {
   parsePositiveInteger,
   parsePrecision,
   PRECISION_HELP,
+  STOP_SIGNALS,
 } from './options.js';
 
 export interface EvaluateFlags {
@@ -243,6 +244,7 @@ export function register(program: Command): void {
         });
         bar.end();
         printResult(result);
+        if (result.aborted) process.exitCode = interrupts.exitCode() ?? STOP_SIGNALS.SIGINT;
       } finally {
         bar.end();
         interrupts.release();

@@ -340,7 +340,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       const prompts = runs.map((_, c) => batch.map((sample) => sample.prompts[c]!));
       const launched = performance.now();
       const predictions = skip.inference
-        ? Promise.all(
+        ? settledInOrder(
             runs.map((run) =>
               savedPredictions(run, batch, {
                 skipBad: options.skipBad ?? false,
@@ -416,6 +416,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
         onDevice = next;
         if (previous) await hand(previous);
       }
+    } catch (error) {
+      // Before the batch still on the device is handed: its error comes from later in the list.
+      failure ??= { error };
     } finally {
       // The batch on the device is finished and written whatever ended the loop.
       const last = onDevice;
@@ -517,7 +520,7 @@ function savedPredictions(
   batch: readonly HeldSample[],
   context: { skipBad: boolean; listFile: string; skipped: SkippedEntry[] },
 ): Promise<Array<ImagePrediction | null>> {
-  return Promise.all(
+  return settledInOrder(
     batch.map((sample) =>
       readSavedPrediction(run.dir, sample).catch((err: unknown) => {
         if (!context.skipBad || !(err instanceof SavedPredictionError)) throw err;
@@ -536,6 +539,17 @@ function savedPredictions(
       }),
     ),
   );
+}
+
+/**
+ * Like Promise.all, but once all have settled, and rejected with the first failure in list order
+ * (not in time), so that an error names the first bad file of the list.
+ */
+async function settledInOrder<T>(promises: ReadonlyArray<Promise<T>>): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((outcome) => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((outcome) => (outcome as PromiseFulfilledResult<T>).value);
 }
 
 /** Scores (in the pool) and writes (in order) one config's predictions for a batch. */

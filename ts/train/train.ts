@@ -3,7 +3,7 @@
  * validation each epoch, best/last checkpoints, metrics.jsonl, training curves, early stopping,
  * resume and abort. The loss, optimizer and schedule run in C++ (`createTrainer`).
  */
-import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { binding, type NativeTrainer, type StepResult, type TrainerOptions } from '../binding.js';
 import {
@@ -15,11 +15,18 @@ import {
 } from '../model/load.js';
 import type { LoraStrategy } from '../model/export.js';
 import type { Device } from '../torch-module.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { removeOthersTemporaries } from '../util/atomic.js';
 import { DEFAULT_AUGMENT, type AugmentOptions } from './augment.js';
 import { applyAdapter, saveAdapter, trainedParameterNames } from './adapter.js';
 import { epochBatches, prefetchBatches, scanTrainingSet, type BatchOptions } from './batches.js';
 import { writeTrainingCurves } from './curves.js';
+import {
+  readLastState,
+  saveLastCheckpoint,
+  type LastCheckpointFiles,
+  type LastStateHeader,
+} from './last-checkpoint.js';
+import { appendMetricsRecord, trimMetricsLog } from './metrics-log.js';
 import { validate, type ValidationMetrics } from './validate.js';
 import { SamplePool } from '../data/sample-pool.js';
 
@@ -43,6 +50,11 @@ export const TRAIN_DEFAULTS = {
   boxJitter: 0.1,
   /** A `step` line in metrics.jsonl every this many optimizer steps. */
   logEverySteps: 10,
+  /**
+   * Optimizer steps in a row skipped for a non-finite loss or gradient after which training stops
+   * with an error (a skipped step leaves the weights as they were).
+   */
+  maxNonFiniteSteps: 5,
 } as const;
 
 /**
@@ -101,11 +113,13 @@ export function nativeTrainerOptions(run: {
   };
 }
 
-/** The files of a training run, under `<outputDir>/`. */
+/**
+ * The files of a training run, under `<outputDir>/`. The weights and optimizer state of `last`
+ * are in the generation folder that `last.json` names (ts/train/last-checkpoint.ts).
+ */
 export const TRAINING_FILES = {
+  checkpoints: 'checkpoints',
   best: 'checkpoints/best_model.safetensors',
-  lastWeights: 'checkpoints/last.safetensors',
-  lastOptimizer: 'checkpoints/last.optimizer.pt',
   lastState: 'checkpoints/last.json',
   metrics: 'metrics.jsonl',
   curves: 'training_curves.png',
@@ -148,6 +162,11 @@ export interface TrainOptions {
   boxJitter?: number;
   logEverySteps?: number;
   /**
+   * Stop with an error after this many optimizer steps in a row were skipped for a non-finite
+   * loss or gradient (default {@link TRAIN_DEFAULTS}.maxNonFiniteSteps).
+   */
+  maxNonFiniteSteps?: number;
+  /**
    * Images whose encoder outputs the trainer keeps and reuses across epochs (0, the default: no
    * cache). Needs `augment: false` (a cached image must have the exact same pixels each time), and
    * only takes effect when no image-encoder parameter trains (strategy A without encoder extras).
@@ -177,8 +196,16 @@ export interface EpochRecord {
   val: ValidationMetrics;
   learningRate: number;
   optimizerSteps: number;
+  /**
+   * Optimizer steps of the epoch skipped for a non-finite loss or gradient; the losses above
+   * leave out the non-finite micro-batch losses.
+   */
+  skippedSteps: number;
   seconds: number;
-  /** Whether this epoch set a new best validation IoU (and was saved as best_model). */
+  /**
+   * Whether this epoch set a new best validation IoU (and was saved as best_model); an epoch
+   * whose training loss or validation IoU is not finite never does.
+   */
   best: boolean;
 }
 
@@ -226,9 +253,8 @@ export interface TrainResult {
 type RunSettings = ReturnType<typeof runSettings>;
 type ResolvedOptions = ReturnType<typeof resolvedOptions>;
 
-/** `last.json`: where the run stands. */
-interface LastState {
-  version: 1;
+/** `last.json`: where the run stands (and which generation folder holds the rest of `last`). */
+interface LastState extends LastStateHeader {
   settings: RunSettings;
   optimizerSteps: number;
   /** Epochs finished. */
@@ -236,12 +262,15 @@ interface LastState {
   /** Micro-batches done in the unfinished epoch (a multiple of gradAccum). */
   batchInEpoch: number;
   epochSums: LossSums;
+  /** Optimizer steps of the unfinished epoch skipped for a non-finite loss or gradient. */
+  epochSkippedSteps: number;
   bestValIou: number | null;
   bestEpoch: number | null;
   epochsWithoutImprovement: number;
   history: EpochRecord[];
 }
 
+/** Sums of the unfinished epoch's finite micro-batch losses. */
 interface LossSums {
   loss: number;
   dice: number;
@@ -287,6 +316,10 @@ function resolvedOptions(options: TrainOptions) {
     trainExtra: options.trainExtra ?? [],
     boxJitter: options.boxJitter ?? d.boxJitter,
     logEverySteps: positiveInteger('logEverySteps', options.logEverySteps ?? d.logEverySteps),
+    maxNonFiniteSteps: positiveInteger(
+      'maxNonFiniteSteps',
+      options.maxNonFiniteSteps ?? d.maxNonFiniteSteps,
+    ),
     embeddingCache: options.embeddingCache ?? 0,
     precision: options.precision ?? null,
   };
@@ -413,14 +446,16 @@ async function run(
   const file = (name: keyof typeof TRAINING_FILES) => join(config.outputDir, TRAINING_FILES[name]);
   const settings = runSettings(config, model);
   // The weights are restored before the trainer exists: it takes its fp32 masters from them.
-  const resumed = options.resume ? await readLastCheckpoint(file, settings, model) : null;
+  const resumed = options.resume
+    ? await readLastCheckpoint(file('checkpoints'), settings, model)
+    : null;
   const precision = config.precision ?? defaultPrecision(model.device);
   const trainer = binding().createTrainer(
     module.native,
     nativeTrainerOptions({ ...config, totalSteps, precision }),
   );
   try {
-    if (resumed) await restoreOptimizer(file, resumed, trainer);
+    if (resumed) await restoreOptimizer(resumed, trainer);
     return await trainLoop();
   } finally {
     // Frees the optimizer state and cached embeddings now, on success, error or abort alike.
@@ -429,18 +464,25 @@ async function run(
 
   async function trainLoop(): Promise<TrainResult> {
     let state: LastState;
+    // What killed runs left half-written is of no use.
+    for (const folder of [config.outputDir, file('checkpoints')])
+      await removeOthersTemporaries(folder);
     if (resumed) {
       state = resumed.state;
+      // What a stopped run logged after its last save is logged again from here.
+      await trimMetricsLog(file('metrics'), state);
     } else {
       await mkdir(join(config.outputDir, 'checkpoints'), { recursive: true });
       await rm(file('metrics'), { force: true });
       state = {
-        version: 1,
+        version: 2,
+        generation: 0,
         settings,
         optimizerSteps: 0,
         epoch: 0,
         batchInEpoch: 0,
         epochSums: emptySums(),
+        epochSkippedSteps: 0,
         bestValIou: null,
         bestEpoch: null,
         epochsWithoutImprovement: 0,
@@ -448,19 +490,24 @@ async function run(
       };
     }
 
-    const log = (line: object) => appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
+    const log = (record: object) => appendMetricsRecord(file('metrics'), record);
     const saveLast = async () => {
       state.optimizerSteps = trainer.optimizerSteps;
-      await saveAdapter(file('lastWeights'), module, {
-        tensors: await trainer.weights(),
-        trainExtra: config.trainExtra,
-        epoch: state.epoch,
-        valMetrics: adapterMetrics(state.history.at(-1)?.val),
-        optimizerSteps: state.optimizerSteps,
-      });
-      await trainer.saveState(file('lastOptimizer'));
-      // Written last: it is what a resume trusts, and it names the step the other two hold.
-      await writeFileAtomic(file('lastState'), JSON.stringify(state, null, 1));
+      const tensors = await trainer.weights();
+      const optimizerState = await trainer.stateBytes();
+      await saveLastCheckpoint(
+        file('checkpoints'),
+        state,
+        (path) =>
+          saveAdapter(path, module, {
+            tensors,
+            trainExtra: config.trainExtra,
+            epoch: state.epoch,
+            valMetrics: adapterMetrics(state.history.at(-1)?.val),
+            optimizerSteps: state.optimizerSteps,
+          }),
+        optimizerState,
+      );
     };
 
     const batchOptions: BatchOptions = {
@@ -478,6 +525,7 @@ async function run(
     let stoppedEarly = false;
     let aborted = false;
     let sinceLastLog: StepResult[] = [];
+    let skippedInARow = 0;
     let learningRate = state.history.at(-1)?.learningRate ?? 0;
 
     for (let epoch = state.epoch; epoch < config.epochs && !aborted && !stoppedEarly; epoch++) {
@@ -492,12 +540,27 @@ async function run(
       let inFlight: { result: Promise<StepResult>; index: number; images: number } | null = null;
       const settle = async ({ result: pending, index, images }: NonNullable<typeof inFlight>) => {
         const result = await pending;
+        if (result.skipped) {
+          state.epochSkippedSteps++;
+          if (++skippedInARow >= config.maxNonFiniteSteps)
+            throw new Error(
+              `training diverged in epoch ${epoch + 1}: ${skippedInARow} optimizer steps in a row ` +
+                `had a non-finite loss or gradient (last loss ${result.loss}, gradient norm ` +
+                `${result.gradNorm}); they were skipped, so the weights and checkpoints are those ` +
+                `of step ${result.optimizerSteps}. Lower the learning rate (${config.lr}), or ` +
+                `allow more skipped steps in a row (maxNonFiniteSteps ${config.maxNonFiniteSteps})`,
+            );
+        } else if (result.stepped) {
+          skippedInARow = 0;
+        }
         const sums = state.epochSums;
-        sums.loss += result.loss;
-        sums.dice += result.dice;
-        sums.focal += result.focal;
-        sums.skeleton += result.skeleton;
-        sums.batches++;
+        if ([result.loss, result.dice, result.focal, result.skeleton].every(Number.isFinite)) {
+          sums.loss += result.loss;
+          sums.dice += result.dice;
+          sums.focal += result.focal;
+          sums.skeleton += result.skeleton;
+          sums.batches++;
+        }
         state.batchInEpoch = index + 1;
         throughput.batches++;
         throughput.images += images;
@@ -545,9 +608,9 @@ async function run(
             aborted = true;
             break;
           }
-          const queued = { result: trainer.step(batch), index, images };
-          if (inFlight) await settle(inFlight);
-          inFlight = queued;
+          const previous = inFlight;
+          inFlight = { result: trainer.step(batch), index, images };
+          if (previous) await settle(previous);
         }
       } catch (err) {
         // The queued step ends before the error leaves (and the trainer is disposed).
@@ -578,16 +641,21 @@ async function run(
         break;
       }
       const sums = state.epochSums;
-      const improved = state.bestValIou === null || val.iou > state.bestValIou;
+      const trainLoss = sums.loss / sums.batches;
+      const improved =
+        Number.isFinite(trainLoss) &&
+        Number.isFinite(val.iou) &&
+        (state.bestValIou === null || val.iou > state.bestValIou);
       const record: EpochRecord = {
         epoch: epoch + 1,
-        trainLoss: sums.loss / sums.batches,
+        trainLoss,
         trainDice: sums.dice / sums.batches,
         trainFocal: sums.focal / sums.batches,
         trainSkeleton: sums.skeleton / sums.batches,
         val,
         learningRate,
         optimizerSteps: trainer.optimizerSteps,
+        skippedSteps: state.epochSkippedSteps,
         seconds: (performance.now() - epochStarted) / 1000,
         best: improved,
       };
@@ -595,6 +663,7 @@ async function run(
       state.epoch = epoch + 1;
       state.batchInEpoch = 0;
       state.epochSums = emptySums();
+      state.epochSkippedSteps = 0;
       if (improved) {
         state.bestValIou = val.iou;
         state.bestEpoch = epoch + 1;
@@ -648,45 +717,49 @@ function mean(values: readonly number[]): number {
 /** The last checkpoint of the run being resumed, its weights already in the model. */
 interface LastCheckpoint {
   state: LastState;
+  files: LastCheckpointFiles;
   adapterSteps: number;
 }
 
-/** Reads `last.json`, checks it belongs to this run and loads `last.safetensors` into the model. */
+/**
+ * Reads `last.json`, checks it belongs to this run and loads the weights of the set it names into
+ * the model.
+ */
 async function readLastCheckpoint(
-  file: (name: keyof typeof TRAINING_FILES) => string,
+  checkpoints: string,
   settings: RunSettings,
   model: SamModel,
 ): Promise<LastCheckpoint> {
-  const statePath = file('lastState');
-  let state: LastState;
+  let last: Awaited<ReturnType<typeof readLastState<LastState>>>;
   try {
-    state = JSON.parse(await readFile(statePath, 'utf8')) as LastState;
+    last = await readLastState<LastState>(checkpoints);
   } catch (err) {
-    throw new Error(`cannot resume: ${statePath}: ${(err as Error).message}`);
+    throw new Error(`cannot resume: ${(err as Error).message}`);
   }
+  if (last === null)
+    throw new Error(`cannot resume: ${join(checkpoints, 'last.json')} does not exist`);
+  const { state, files } = last;
+  // Written before skipped steps were counted.
+  state.epochSkippedSteps ??= 0;
   const changed = (Object.keys(settings) as Array<keyof RunSettings>).filter(
     (key) => JSON.stringify(settings[key]) !== JSON.stringify(state.settings?.[key]),
   );
   if (changed.length > 0)
     throw new Error(
-      `cannot resume from ${statePath}: ${changed
+      `cannot resume from ${files.state}: ${changed
         .map(
           (key) =>
             `${key} was ${JSON.stringify(state.settings?.[key])}, now ${JSON.stringify(settings[key])}`,
         )
         .join('; ')}`,
     );
-  const adapter = await applyAdapter(model.module, file('lastWeights'));
-  return { state, adapterSteps: Number(adapter.metadata.optimizer_steps) };
+  const adapter = await applyAdapter(model.module, files.weights);
+  return { state, files, adapterSteps: Number(adapter.metadata.optimizer_steps) };
 }
 
-/** Loads `last.optimizer.pt` into the trainer; the three files must name the same step. */
-async function restoreOptimizer(
-  file: (name: keyof typeof TRAINING_FILES) => string,
-  resumed: LastCheckpoint,
-  trainer: NativeTrainer,
-): Promise<void> {
-  await trainer.loadState(file('lastOptimizer'));
+/** Loads the set's optimizer state into the trainer; the three files must name the same step. */
+async function restoreOptimizer(resumed: LastCheckpoint, trainer: NativeTrainer): Promise<void> {
+  await trainer.loadState(resumed.files.optimizer);
   const steps = [resumed.adapterSteps, trainer.optimizerSteps, resumed.state.optimizerSteps];
   if (new Set(steps).size !== 1)
     throw new Error(
