@@ -1,16 +1,18 @@
 /**
  * What the reliability tests share: the narrow `test` model with random weights and a tiny
  * synthetic dataset in a temporary folder, and the `crackseg` command run as a child process
- * (from the TypeScript sources, through tap's loader).
+ * (the built dist/cli/main.js: through tap's TypeScript loader a child takes seconds to start).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { exportModel } from '../../ts/model/export.js';
 import { synthesizeDataset } from '../../ts/synth/synthesize.js';
+import { readLastState } from '../../ts/train/last-checkpoint.js';
+import { readSafetensors } from '../../ts/train/safetensors.js';
 
 export interface TrainingFixture {
   dir: string;
@@ -55,9 +57,23 @@ export interface CliOutcome {
   stderr: string;
 }
 
-const main = fileURLToPath(new URL('../../ts/cli/main.ts', import.meta.url));
-// tap's TypeScript loader, so that the child runs the sources under test.
-const loader = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'));
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const main = join(root, 'dist', 'cli', 'main.js');
+
+/** Throws unless dist/ was built from the sources as they are (`npm run build:ts`). */
+function checkBuilt(): void {
+  const built = existsSync(main) ? statSync(main).mtimeMs : 0;
+  const sources = readdirSync(join(root, 'ts'), { recursive: true, withFileTypes: true }).filter(
+    (entry) => entry.isFile() && entry.name.endsWith('.ts'),
+  );
+  const newer = sources.find(
+    (entry) => statSync(join(entry.parentPath, entry.name)).mtimeMs > built,
+  );
+  if (newer)
+    throw new Error(
+      `${main} is older than ${join(newer.parentPath, newer.name)}: run npm run build:ts first`,
+    );
+}
 
 /**
  * Runs `crackseg args…` with `env` added to the environment. `onOutput(stdout, stderr, child)` is
@@ -74,7 +90,8 @@ export function runCli(
     ) => void;
   } = {},
 ): Promise<CliOutcome> {
-  const child = spawn(process.execPath, [...loader, main, ...args], {
+  checkBuilt();
+  const child = spawn(process.execPath, [main, ...args], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -93,4 +110,31 @@ export function runCli(
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+}
+
+/** Every file under `dir`, relative to it. */
+export function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(dir, join(entry.parentPath, entry.name)));
+}
+
+/**
+ * The `last` set that `<out>/checkpoints/last.json` names: checks that its files exist and that
+ * the weights name the optimizer step last.json does; null where there is no last.json.
+ */
+export async function checkSet(t: Test, out: string) {
+  const last = await readLastState<{ version: 2; generation: number; optimizerSteps: number }>(
+    join(out, 'checkpoints'),
+  );
+  if (last === null) return null;
+  const { state, files } = last;
+  t.ok(existsSync(files.optimizer), `${relative(out, files.optimizer)} exists`);
+  const adapter = await readSafetensors(files.weights);
+  t.equal(
+    Number(adapter.metadata.optimizer_steps),
+    state.optimizerSteps,
+    'the weights and last.json name the same step',
+  );
+  return { state, weights: adapter.tensors };
 }

@@ -2,11 +2,9 @@
 // ENOSPC, always leaves one complete `last` set that resumes, and metrics.jsonl without repeats.
 // The faults come from CRACKSEG_FAULT (ts/util/fault.ts) in a child `crackseg train`.
 import t, { type Test } from 'tap';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { readLastState } from '../../ts/train/last-checkpoint.js';
-import { readSafetensors } from '../../ts/train/safetensors.js';
-import { runCli, trainingFixture } from '../helpers/training-run.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkSet, filesUnder, runCli, trainingFixture } from '../helpers/training-run.js';
 
 const fixture = await trainingFixture(t, { train: 4, val: 2, test: 0 });
 const trainArgs = (out: string) => [
@@ -28,37 +26,6 @@ const trainArgs = (out: string) => [
   '--output-dir',
   out,
 ];
-
-/** Every file under `dir`, relative to it. */
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => relative(dir, join(entry.parentPath, entry.name)));
-}
-
-/** The set last.json names: its files exist and name the same optimizer step; null if none. */
-async function checkSet(t: Test, out: string) {
-  const last = await readLastState<{
-    optimizerSteps: number;
-    epoch: number;
-    version: 2;
-    generation: number;
-  }>(join(out, 'checkpoints'));
-  if (last === null) return null;
-  const { state, files } = last;
-  t.ok(existsSync(files.optimizer), `${relative(out, files.optimizer)} exists`);
-  const adapter = await readSafetensors(files.weights);
-  t.equal(
-    Number(adapter.metadata.optimizer_steps),
-    state.optimizerSteps,
-    'weights and last.json agree',
-  );
-  const generations = readdirSync(join(out, 'checkpoints')).filter((name) =>
-    /^last-\d+$/.test(name),
-  );
-  t.ok(generations.includes(`last-${state.generation}`), 'the named generation is there');
-  return { state, weights: adapter.tensors };
-}
 
 /** metrics.jsonl: steps strictly increasing, epochs 1 and 2 once each. */
 function checkMetrics(t: Test, out: string) {

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readSummary } from '../../ts/report/summary.js';
 import { TRAINING_FILES } from '../../ts/train/train.js';
 import { runCli, trainingFixture, type CliOutcome } from '../helpers/training-run.js';
 
@@ -85,11 +86,18 @@ for (const { signal, code } of cases) {
         out,
       ],
       signal,
-      /model test on cpu/,
+      // A progress line: some images are done.
+      /\b[1-9]\d*\/40 images/,
     );
     t.ok(outcome.sent, 'the signal was sent');
     t.equal(outcome.signal, null, 'the process was not killed by the signal');
     t.equal(outcome.code, code, outcome.stderr);
     t.match(outcome.stdout, /aborted: partial results/);
+    const summary = await readSummary(join(out, 'bbox_prompt'));
+    t.equal(summary.complete, false, 'the summary says it is partial');
+    t.ok(
+      summary.counts.evaluated > 0 && summary.counts.evaluated < 40,
+      `${summary.counts.evaluated} images evaluated and summarised`,
+    );
   });
 }
