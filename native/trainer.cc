@@ -625,6 +625,7 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
                                    "': " + e.what_without_backtrace());
         }
         state.optimizer = std::move(optimizer);
+        state.lossesFinite = torch::Tensor();
         state.microSteps = micro.item<int64_t>();
         state.optimizerSteps = steps.item<int64_t>();
         return true;

@@ -3,16 +3,18 @@
  * synthetic dataset in a temporary folder, and the `crackseg` command run as a child process
  * (the built dist/cli/main.js: through tap's TypeScript loader a child takes seconds to start).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
 import type { Test } from 'tap';
 import { exportModel } from '../../ts/model/export.js';
 import { synthesizeDataset } from '../../ts/synth/synthesize.js';
 import { readLastState } from '../../ts/train/last-checkpoint.js';
 import { readSafetensors } from '../../ts/train/safetensors.js';
+import type { TrainOptions } from '../../ts/train/train.js';
 
 export interface TrainingFixture {
   dir: string;
@@ -95,21 +97,48 @@ export function runCli(
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  return collect(child, options.onOutput);
+}
+
+/** The child's output and how it ended; `onOutput` is called as output arrives. */
+function collect(
+  child: ChildProcessByStdio<null, Readable, Readable>,
+  onOutput?: (stdout: string, stderr: string, child: ChildProcess) => void,
+): Promise<CliOutcome> {
   let stdout = '';
   let stderr = '';
-  const seen = () => options.onOutput?.(stdout, stderr, child);
   child.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
-    seen();
+    onOutput?.(stdout, stderr, child);
   });
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
-    seen();
+    onOutput?.(stdout, stderr, child);
   });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+}
+
+/**
+ * Runs `train(options)` (the built dist/index.js) in a child process with `env` added to the
+ * environment: for faults that end the process. A rejection exits with status 1.
+ */
+export function runTrainChild(
+  options: TrainOptions,
+  env: Record<string, string> = {},
+): Promise<CliOutcome> {
+  checkBuilt();
+  const script =
+    `const { train } = await import(${JSON.stringify(join(root, 'dist', 'index.js'))});` +
+    'await train(JSON.parse(process.argv[1]));';
+  return collect(
+    spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(options)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
 }
 
 /** Every file under `dir`, relative to it. */
