@@ -58,6 +58,7 @@ export {
   type TrainProgress,
   type TrainResult,
 } from './train/train.js';
+export { readLastState, type LastCheckpointFiles } from './train/last-checkpoint.js';
 export {
   applyAdapter,
   saveAdapter,

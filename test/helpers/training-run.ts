@@ -132,9 +132,9 @@ export function runTrainChild(
   checkBuilt();
   const script =
     `const { train } = await import(${JSON.stringify(join(root, 'dist', 'index.js'))});` +
-    'await train(JSON.parse(process.argv[1]));';
+    `await train(${JSON.stringify(options)});`;
   return collect(
-    spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(options)], {
+    spawn(process.execPath, ['--input-type=module', '-e', script], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),

@@ -138,7 +138,7 @@ export function register(program: Command): void {
       d.maxNonFiniteSteps,
     )
     .option('--output-dir <dir>', 'output folder', d.outputDir)
-    .option('--resume', 'continue from <output-dir>/checkpoints/last.*')
+    .option('--resume', 'continue from the last checkpoint set in <output-dir>/checkpoints/')
     .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed)
     .action(async (flags: TrainFlags) => {
       const interrupts = handleInterrupts(
