@@ -13,8 +13,8 @@ import type { Test } from 'tap';
 import { exportModel } from '../../ts/model/export.js';
 import { synthesizeDataset } from '../../ts/synth/synthesize.js';
 import { readLastState } from '../../ts/train/last-checkpoint.js';
-import { readSafetensors } from '../../ts/train/safetensors.js';
-import type { TrainOptions } from '../../ts/train/train.js';
+import { readSafetensors } from '../../ts/model/safetensors.js';
+import type { TrainOptions } from '../../ts/train/options.js';
 
 export interface TrainingFixture {
   dir: string;

@@ -6,7 +6,8 @@
 import t, { type Test } from 'tap';
 import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { train, type TrainOptions } from '../../ts/train/train.js';
+import type { TrainOptions } from '../../ts/train/options.js';
+import { train } from '../../ts/train/train.js';
 import { checkSet, filesUnder, runTrainChild, trainingFixture } from '../helpers/training-run.js';
 
 const fixture = await trainingFixture(t, { train: 4, val: 2, test: 0 });
@@ -16,8 +17,8 @@ const options = (outputDir: string): TrainOptions => ({
   dataRoot: fixture.dataRoot,
   epochs: 2,
   batchSize: 2,
-  gradAccum: 1,
-  lr: 1e-3,
+  gradientAccumulation: 1,
+  learningRate: 1e-3,
   logEverySteps: 1,
   outputDir,
 });

@@ -5,8 +5,10 @@ import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readLastState } from '../../ts/train/last-checkpoint.js';
-import { readSafetensors } from '../../ts/train/safetensors.js';
-import { train, TRAIN_DEFAULTS, TRAINING_FILES, type TrainResult } from '../../ts/train/train.js';
+import { readSafetensors } from '../../ts/model/safetensors.js';
+import { TRAIN_DEFAULTS } from '../../ts/train/options.js';
+import { TRAINING_FILES } from '../../ts/train/resume.js';
+import { train, type TrainResult } from '../../ts/train/train.js';
 import { runCli, trainingFixture } from '../helpers/training-run.js';
 
 // 6 images, batch 1, no accumulation: 6 optimizer steps an epoch.
@@ -80,8 +82,8 @@ for (const c of cases)
       dataRoot: fixture.dataRoot,
       epochs: 2,
       batchSize: 1,
-      gradAccum: 1,
-      lr: c.lr,
+      gradientAccumulation: 1,
+      learningRate: c.lr,
       augment: false,
       outputDir,
       ...(c.maxNonFiniteSteps ? { maxNonFiniteSteps: c.maxNonFiniteSteps } : {}),

@@ -4,7 +4,7 @@ import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSummary } from '../../ts/report/summary.js';
-import { TRAINING_FILES } from '../../ts/train/train.js';
+import { TRAINING_FILES } from '../../ts/train/resume.js';
 import { runCli, trainingFixture, type CliOutcome } from '../helpers/training-run.js';
 
 const fixture = await trainingFixture(t, { train: 4, val: 2, test: 40 });
