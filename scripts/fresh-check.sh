@@ -24,18 +24,8 @@ started=$SECONDS
 debootstrap --variant=minbase --include=ca-certificates,nodejs,npm bookworm "$root" \
   http://deb.debian.org/debian || true
 
-mount -t proc proc "$root/proc"
-mount --bind /dev "$root/dev"
-trap 'umount "$root/dev" "$root/proc"' EXIT
-cp /etc/resolv.conf "$root/etc/resolv.conf"
-# A proxy's certificate authority, where the host names one.
-ca=${NODE_EXTRA_CA_CERTS:-}
-[[ -n $ca && -f $ca ]] && cp "$ca" "$root/etc/ssl/certs/host-extra-ca.pem"
-in_root() {
-  chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin \
-    ${ca:+NODE_EXTRA_CA_CERTS=/etc/ssl/certs/host-extra-ca.pem} \
-    ${ca:+npm_config_cafile=/etc/ssl/certs/host-extra-ca.pem} bash -c "$1"
-}
+# shellcheck source=chroot-enter.sh
+source "$here/scripts/chroot-enter.sh"
 # The sources a Debian 12 installation has: updates and security besides the release.
 cat >"$root/etc/apt/sources.list" <<'EOF'
 deb http://deb.debian.org/debian bookworm main

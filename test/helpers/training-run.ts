@@ -20,6 +20,8 @@ export interface TrainingFixture {
   dir: string;
   model: string;
   dataRoot: string;
+  /** `--model`, `--data-root` and `--device cpu`, for `crackseg train` and `evaluate`. */
+  cliArgs: string[];
 }
 
 /** The `test` model (LoRA A, rank 4) and a 96×64 synthetic dataset, removed at teardown. */
@@ -49,7 +51,8 @@ export async function trainingFixture(
       crackFreeFraction: 0,
     }),
   ]);
-  return { dir, model: model.out, dataRoot };
+  const cliArgs = ['--model', model.out, '--data-root', dataRoot, '--device', 'cpu'];
+  return { dir, model: model.out, dataRoot, cliArgs };
 }
 
 export interface CliOutcome {

@@ -26,12 +26,7 @@ t.test(
     const out = join(mountPoint, 'run');
     const outcome = await runCli([
       'train',
-      '--model',
-      fixture.model,
-      '--data-root',
-      fixture.dataRoot,
-      '--device',
-      'cpu',
+      ...fixture.cliArgs,
       '--epochs',
       '2',
       '--batch-size',

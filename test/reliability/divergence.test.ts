@@ -100,12 +100,7 @@ for (const c of cases)
 t.test('the command exits with status 1 and says why', async (t) => {
   const outcome = await runCli([
     'train',
-    '--model',
-    fixture.model,
-    '--data-root',
-    fixture.dataRoot,
-    '--device',
-    'cpu',
+    ...fixture.cliArgs,
     '--epochs',
     '2',
     '--batch-size',

@@ -38,12 +38,7 @@ for (const { signal, code } of cases) {
     const outcome = await interrupted(
       [
         'train',
-        '--model',
-        fixture.model,
-        '--data-root',
-        fixture.dataRoot,
-        '--device',
-        'cpu',
+        ...fixture.cliArgs,
         '--epochs',
         '200',
         '--batch-size',
@@ -71,20 +66,7 @@ for (const { signal, code } of cases) {
   t.test(`evaluate: ${signal} writes the partial summary and exits with ${code}`, async (t) => {
     const out = join(fixture.dir, `evaluate-${signal}`);
     const outcome = await interrupted(
-      [
-        'evaluate',
-        'bbox',
-        '--model',
-        fixture.model,
-        '--data-root',
-        fixture.dataRoot,
-        '--device',
-        'cpu',
-        '--batch-size',
-        '1',
-        '--output-dir',
-        out,
-      ],
+      ['evaluate', 'bbox', ...fixture.cliArgs, '--batch-size', '1', '--output-dir', out],
       signal,
       // A progress line: some images are done.
       /\b[1-9]\d*\/40 images/,

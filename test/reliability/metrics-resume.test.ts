@@ -14,79 +14,60 @@ const step = (epoch: number, step: number) => JSON.stringify({ type: 'step', epo
 const epoch = (epoch: number, steps: number) =>
   JSON.stringify({ type: 'epoch', epoch, optimizerSteps: steps });
 
-// A run of 30 steps an epoch, logging every 10 steps.
-const cases: Array<{ name: string; lines: string; upTo: [number, number]; kept: string[] }> = [
+// What a run of 30 steps an epoch, logging every 10 steps, writes up to step 80 of epoch 3.
+const log = [
+  step(1, 10),
+  step(1, 20),
+  step(1, 30),
+  epoch(1, 30),
+  step(2, 40),
+  step(2, 50),
+  step(2, 60),
+  epoch(2, 60),
+  step(3, 70),
+  step(3, 80),
+];
+const lines = (records: string[]) => records.map((line) => `${line}\n`).join('');
+
+const cases: Array<{ name: string; text: string; upTo: [number, number]; kept: string[] }> = [
   {
-    name: 'killed mid-epoch 3 (steps 70, 80 logged), resumed at epoch 2, step 60',
-    lines:
-      [
-        step(1, 10),
-        step(1, 20),
-        step(1, 30),
-        epoch(1, 30),
-        step(2, 40),
-        step(2, 50),
-        step(2, 60),
-        epoch(2, 60),
-        step(3, 70),
-        step(3, 80),
-      ].join('\n') + '\n',
+    name: 'killed mid-epoch 3, resumed at epoch 2, step 60: steps 70 and 80 go',
+    text: lines(log),
     upTo: [2, 60],
-    kept: [
-      step(1, 10),
-      step(1, 20),
-      step(1, 30),
-      epoch(1, 30),
-      step(2, 40),
-      step(2, 50),
-      step(2, 60),
-      epoch(2, 60),
-    ],
+    kept: log.slice(0, 8),
   },
   {
     name: "killed after epoch 2's record, before its save: resumed at epoch 1, step 30",
-    lines:
-      [
-        step(1, 10),
-        step(1, 20),
-        step(1, 30),
-        epoch(1, 30),
-        step(2, 40),
-        step(2, 50),
-        step(2, 60),
-        epoch(2, 60),
-      ].join('\n') + '\n',
+    text: lines(log.slice(0, 8)),
     upTo: [1, 30],
-    kept: [step(1, 10), step(1, 20), step(1, 30), epoch(1, 30)],
+    kept: log.slice(0, 4),
   },
   {
-    name: 'aborted mid-epoch and saved there: resumed at epoch 1, step 45',
-    lines:
-      [step(1, 10), step(1, 20), step(1, 30), epoch(1, 30), step(2, 40), step(2, 50)].join('\n') +
-      '\n',
+    name: 'aborted at step 45 and saved there: step 50 goes, step 40 stays',
+    text: lines(log.slice(0, 6)),
     upTo: [1, 45],
-    kept: [step(1, 10), step(1, 20), step(1, 30), epoch(1, 30), step(2, 40)],
+    kept: log.slice(0, 5),
   },
   {
     name: 'a last line cut short by the kill',
-    lines: [step(1, 10), step(1, 20)].join('\n') + '\n{"type":"st',
+    text: `${lines(log.slice(0, 2))}{"type":"st`,
     upTo: [0, 20],
-    kept: [step(1, 10), step(1, 20)],
+    kept: log.slice(0, 2),
   },
   {
     name: 'nothing past the checkpoint: unchanged',
-    lines: [step(1, 10), step(1, 20), step(1, 30), epoch(1, 30)].join('\n') + '\n',
+    text: lines(log.slice(0, 4)),
     upTo: [1, 30],
-    kept: [step(1, 10), step(1, 20), step(1, 30), epoch(1, 30)],
+    kept: log.slice(0, 4),
   },
 ];
 
 for (const c of cases)
   t.test(c.name, async (t) => {
     const path = join(dir, 'metrics.jsonl');
-    writeFileSync(path, c.lines);
+    writeFileSync(path, c.text);
     await trimMetricsLog(path, { epoch: c.upTo[0], optimizerSteps: c.upTo[1] });
-    t.equal(readFileSync(path, 'utf8'), c.kept.map((line) => `${line}\n`).join(''));
+    t.equal(readFileSync(path, 'utf8'), lines(c.kept));
   });
 
 t.test('no metrics.jsonl yet: nothing to do', async (t) => {
