@@ -133,11 +133,9 @@ export function runTrainChild(
   env: Record<string, string> = {},
 ): Promise<CliOutcome> {
   checkBuilt();
-  const script =
-    `const { train } = await import(${JSON.stringify(join(root, 'dist', 'index.js'))});` +
-    `await train(${JSON.stringify(options)});`;
+  const child = fileURLToPath(new URL('train-child.mjs', import.meta.url));
   return collect(
-    spawn(process.execPath, ['--input-type=module', '-e', script], {
+    spawn(process.execPath, [child, JSON.stringify(options)], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),

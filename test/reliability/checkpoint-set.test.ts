@@ -76,48 +76,62 @@ async function resumesToReference(t: Test, out: string) {
   );
 }
 
-t.test('killed at every fault point, the run resumes to the uninterrupted weights', async (t) => {
-  let point = 1;
-  for (; ; point++) {
-    const out = join(fixture.dir, `kill-${point}`);
-    cpSync(afterEpoch1, out, { recursive: true });
-    const killed = await runTrainChild(
-      { ...options(out), resume: true },
-      { CRACKSEG_FAULT: `kill@${point}` },
+/**
+ * Runs the child for each of `faults` on its own copy of the epoch-1 run, a few at a time, and
+ * returns the copies with how their children ended.
+ */
+async function withFaults(name: string, faults: string[]) {
+  const runs = faults.map((fault) => ({ fault, out: join(fixture.dir, `${name}-${fault}`) }));
+  const outcomes: Array<Awaited<ReturnType<typeof runTrainChild>>> = [];
+  for (let i = 0; i < runs.length; i += 4)
+    outcomes.push(
+      ...(await Promise.all(
+        runs.slice(i, i + 4).map(({ fault, out }) => {
+          cpSync(afterEpoch1, out, { recursive: true });
+          return runTrainChild({ ...options(out), resume: true }, { CRACKSEG_FAULT: fault });
+        }),
+      )),
     );
-    if (killed.code === 0) break; // past the run's last fault point
-    t.equal(killed.signal, 'SIGKILL', `point ${point}: killed`);
-    t.ok(await checkSet(t, out), `point ${point}: last.json names a whole set`);
+  return runs.map((run, i) => ({ ...run, outcome: outcomes[i]! }));
+}
+
+t.test('killed at every fault point, the run resumes to the uninterrupted weights', async (t) => {
+  // Each write: its temporary file written, then renamed; then the old set's folder removed.
+  const points = 2 * epoch2Writes + 1;
+  const runs = await withFaults(
+    'kill',
+    Array.from({ length: points + 1 }, (_, i) => `kill@${i + 1}`),
+  );
+  const beyond = runs.pop()!;
+  t.equal(beyond.outcome.code, 0, `the run has ${points} fault points, no more`);
+  for (const { fault, out, outcome } of runs) {
+    t.equal(outcome.signal, 'SIGKILL', `${fault}: killed`);
+    t.ok(await checkSet(t, out), `${fault}: last.json names a whole set`);
     await resumesToReference(t, out);
   }
-  // Each write: its temporary file written, then renamed; and the old set's folder removed.
-  t.equal(point - 1, 2 * epoch2Writes + 1, `${point - 1} fault points`);
 });
 
 t.test('each write failing with ENOSPC: an error naming the file, the set intact', async (t) => {
-  let write = 1;
-  for (; ; write++) {
-    const out = join(fixture.dir, `enospc-${write}`);
-    cpSync(afterEpoch1, out, { recursive: true });
-    const failed = await runTrainChild(
-      { ...options(out), resume: true },
-      { CRACKSEG_FAULT: `enospc@${write}` },
-    );
-    if (failed.code === 0) break;
-    t.equal(failed.code, 1, `write ${write}: exit status 1`);
+  const runs = await withFaults(
+    'enospc',
+    Array.from({ length: epoch2Writes + 1 }, (_, i) => `enospc@${i + 1}`),
+  );
+  const beyond = runs.pop()!;
+  t.equal(beyond.outcome.code, 0, `the run has ${epoch2Writes} writes, no more`);
+  for (const { fault, out, outcome } of runs) {
+    t.equal(outcome.code, 1, `${fault}: exit status 1`);
     t.match(
-      failed.stderr,
+      outcome.stderr,
       new RegExp(`Error: cannot write ${out}/\\S+: ENOSPC: no space left on device`),
-      `write ${write}: names the file`,
+      `${fault}: names the file`,
     );
-    t.notMatch(failed.stderr, /terminate called|c10::Error/);
+    t.notMatch(outcome.stderr, /terminate called|c10::Error/);
     t.same(
       filesUnder(out).filter((name) => name.endsWith('.tmp')),
       [],
-      `write ${write}: no temporary file left`,
+      `${fault}: no temporary file left`,
     );
-    t.ok(await checkSet(t, out), `write ${write}: last.json names a whole set`);
+    t.ok(await checkSet(t, out), `${fault}: last.json names a whole set`);
     await resumesToReference(t, out);
   }
-  t.equal(write - 1, epoch2Writes, `${write - 1} writes`);
 });
