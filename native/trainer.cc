@@ -7,11 +7,8 @@
 
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <condition_variable>
-#include <cstdio>
-#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -53,6 +50,9 @@ struct TrainingState {
   std::unique_ptr<GradientSync> sync;
   int64_t microSteps = 0;
   std::atomic<int64_t> optimizerSteps{0};
+  // Whether every micro-batch loss since the last optimizer step was finite (a device scalar;
+  // undefined before the first micro-batch of a step).
+  torch::Tensor lossesFinite;
   // Embeddings of images whose encoder pass has no trainable parameter, by the caller's key.
   std::unordered_map<std::string, Embeddings> cache;
   std::atomic<int64_t> cachedImages{0};
@@ -93,6 +93,8 @@ struct StepResult {
   double loss = 0, dice = 0, focal = 0, skeleton = 0, learningRate = 0, gradNorm = 0;
   int64_t optimizerSteps = 0;
   bool stepped = false;
+  // The optimizer step was skipped: a loss or the gradient norm was not finite.
+  bool skipped = false;
   int64_t cachedImages = 0;
 };
 
@@ -271,6 +273,9 @@ QueuedStep QueueStep(TrainingState& state, const Batch& batch) {
     state.sync->Finish();  // leaves the rank-averaged sum of the micro-batches in the masters
   else if (SeparateMasters(state))
     AccumulateIntoMasters(state);
+  torch::Tensor lossFinite = torch::isfinite(loss.detach());
+  state.lossesFinite =
+      state.lossesFinite.defined() ? state.lossesFinite.logical_and(lossFinite) : lossFinite;
 
   StepResult result;
   result.learningRate = LearningRateAt(o, state.optimizerSteps);
@@ -278,13 +283,22 @@ QueuedStep QueueStep(TrainingState& state, const Batch& batch) {
   torch::Tensor gradNorm = torch::zeros({}, logits.options());
   if (state.microSteps % o.gradientAccumulation == 0) {
     gradNorm = ClipGradNorm(state.masters, o.maxGradNorm);
-    for (auto& group : state.optimizer->param_groups())
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(result.learningRate);
-    state.optimizer->step();
+    // A non-finite loss or gradient never reaches the weights or the AdamW moments: the step is
+    // skipped, as AMP's gradient scaler does. Deciding waits for the device once per optimizer
+    // step (the micro-batches between steps still queue without waiting).
+    bool finite = state.lossesFinite.logical_and(torch::isfinite(gradNorm)).item<bool>();
+    state.lossesFinite = torch::Tensor();
+    if (finite) {
+      for (auto& group : state.optimizer->param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(result.learningRate);
+      state.optimizer->step();
+      if (SeparateMasters(state)) CopyMastersToParameters(state);
+      state.optimizerSteps += 1;
+      result.stepped = true;
+    } else {
+      result.skipped = true;
+    }
     state.optimizer->zero_grad();
-    if (SeparateMasters(state)) CopyMastersToParameters(state);
-    state.optimizerSteps += 1;
-    result.stepped = true;
   }
   result.optimizerSteps = state.optimizerSteps;
   result.cachedImages = state.cachedImages;
@@ -421,7 +435,7 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
                       InstanceAccessor<&TrainerWrap::OptimizerSteps>("optimizerSteps"),
                       InstanceAccessor<&TrainerWrap::CachedImages>("cachedImages"),
                       InstanceMethod<&TrainerWrap::Weights>("weights"),
-                      InstanceMethod<&TrainerWrap::SaveState>("saveState"),
+                      InstanceMethod<&TrainerWrap::StateBytes>("stateBytes"),
                       InstanceMethod<&TrainerWrap::LoadState>("loadState"),
                       InstanceMethod<&TrainerWrap::Distribute>("distribute"),
                       InstanceMethod<&TrainerWrap::Dispose>("dispose"),
@@ -502,6 +516,7 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
           result.Set("learningRate", r.learningRate);
           result.Set("optimizerSteps", static_cast<double>(r.optimizerSteps));
           result.Set("stepped", r.stepped);
+          result.Set("skipped", r.skipped);
           result.Set("gradNorm", r.gradNorm);
           result.Set("cachedImages", static_cast<double>(r.cachedImages));
           return result;
@@ -542,23 +557,27 @@ Napi::Value TrainerWrap::Weights(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
+Napi::Value TrainerWrap::StateBytes(const Napi::CallbackInfo& info) {
   return Guarded(info.Env(), [&] {
-    std::string path = StringArg(info, 0, "path");
-    return InTurn<bool>(
+    return InTurn<std::string>(
         info.Env(), State(),
-        [path](TrainingState& state) {
+        [](TrainingState& state) {
           torch::serialize::OutputArchive archive;
           state.optimizer->save(archive);
           archive.write("micro_steps", torch::tensor(state.microSteps));
           archive.write("optimizer_steps", torch::tensor(state.optimizerSteps.load()));
-          std::string temp = path + ".tmp";  // then renamed: a crash never leaves half a file
-          archive.save_to(temp);
-          if (std::rename(temp.c_str(), path.c_str()) != 0)
-            ThrowError(ErrorCode::kIo, "cannot write '" + path + "': " + std::strerror(errno));
-          return true;
+          // Into memory: the caller writes the file, where a full disk is an ordinary error (a
+          // file stream's writer throws from its destructor, which ends the process).
+          std::string bytes;
+          archive.save_to([&bytes](const void* data, size_t size) {
+            bytes.append(static_cast<const char*>(data), size);
+            return size;
+          });
+          return bytes;
         },
-        Undefined);
+        [](Napi::Env env, std::string& bytes) -> Napi::Value {
+          return Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size());
+        });
   });
 }
 
@@ -582,6 +601,7 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
                        "cannot load trainer state '" + path + "': " + e.what_without_backtrace());
           }
           state.optimizer = std::move(optimizer);
+          state.lossesFinite = torch::Tensor();
           state.microSteps = micro.item<int64_t>();
           state.optimizerSteps = steps.item<int64_t>();
           return true;

@@ -33,7 +33,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value OptimizerSteps(const Napi::CallbackInfo& info);
   Napi::Value CachedImages(const Napi::CallbackInfo& info);
   Napi::Value Weights(const Napi::CallbackInfo& info);
-  Napi::Value SaveState(const Napi::CallbackInfo& info);
+  Napi::Value StateBytes(const Napi::CallbackInfo& info);
   Napi::Value LoadState(const Napi::CallbackInfo& info);
   // distribute(group, bucketBytes): gradients averaged across the group's ranks from now on.
   Napi::Value Distribute(const Napi::CallbackInfo& info);

@@ -33,18 +33,8 @@ if [[ ! -x $root/usr/bin/npm ]]; then
     http://deb.debian.org/debian || true
 fi
 
-mount -t proc proc "$root/proc"
-mount --bind /dev "$root/dev"
-trap 'umount "$root/dev" "$root/proc"' EXIT
-cp /etc/resolv.conf "$root/etc/resolv.conf"
-# A proxy's certificate authority, where the host names one.
-ca=${NODE_EXTRA_CA_CERTS:-}
-[[ -n $ca && -f $ca ]] && cp "$ca" "$root/etc/ssl/certs/host-extra-ca.pem"
-in_root() {
-  chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin \
-    ${ca:+NODE_EXTRA_CA_CERTS=/etc/ssl/certs/host-extra-ca.pem} \
-    ${ca:+npm_config_cafile=/etc/ssl/certs/host-extra-ca.pem} bash -c "$1"
-}
+# shellcheck source=chroot-enter.sh
+source "$here/scripts/chroot-enter.sh"
 in_root 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -f >/dev/null'
 if ((cuda)); then
   in_root 'set -e

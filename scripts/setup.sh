@@ -6,6 +6,14 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Node >= 20.17 with npm (cmake-js, sharp and tap need it); Debian 12's own nodejs is 18.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+  process.exit(a > 20 || (a === 20 && b >= 17) ? 0 : 1)' 2>/dev/null; then
+  echo "setup: Node >= 20.17 with npm is needed (found: $(node --version 2>/dev/null || echo none));" \
+    "install it first, e.g. from NodeSource (Debian 12's nodejs is 18)" >&2
+  exit 1
+fi
+
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 torch_packages=(libtorch-dev python3-torch)

@@ -250,7 +250,7 @@ t.test('gradients: 2 ranks of batch b equal one process of batch 2b', async (t) 
     let moved = 0;
     const start = await loadModel({ path: randomized, device: 'cpu' });
     for (const name of names) {
-      const initial = start.module.native.getParameter(name).data as Float32Array;
+      const initial = (await start.module.native.getParameter(name)).data as Float32Array;
       one[name]!.forEach((v, i) => {
         worst = Math.max(worst, Math.abs(v - ranks[name]![i]!));
         moved = Math.max(moved, Math.abs(v - initial[i]!));

@@ -16,6 +16,8 @@ const flags = (extra: Partial<EvaluateFlags> = {}): EvaluateFlags => ({
   numVis: 20,
   batchSize: 4,
   seed: 0,
+  maskRule: 'strict',
+  maxPixels: 8192 * 8192,
   ...extra,
 });
 const notGiven = () => false;

@@ -1,10 +1,13 @@
 // npm pack → add the prebuilt addon → install the tarball offline into a fresh project → the addon
-// loads there from prebuilds/ and nothing is compiled.
+// loads there from prebuilds/ and nothing is compiled. The tarball bundles the package's runtime
+// dependencies (copied from this checkout's node_modules), so that the install needs neither the
+// registry nor whatever the machine's npm cache happens to hold.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
@@ -23,6 +26,31 @@ async function packTo(dir: string, cwd: string): Promise<string> {
   return join(dir, filename);
 }
 
+/**
+ * Copies the runtime dependency tree (`npm ls --omit=dev`) into `<unpacked>/node_modules` and
+ * names the direct dependencies as bundled: npm installs a bundle from the tarball itself.
+ */
+async function bundleRuntimeDependencies(unpacked: string): Promise<void> {
+  const { stdout } = await exec('npm', ['ls', '--omit=dev', '--all', '--parseable'], {
+    cwd: root,
+    maxBuffer: 1 << 26,
+  });
+  const topLevel = stdout
+    .split('\n')
+    .map((path) => relative(root, path))
+    .filter((path) => /^node_modules\/(@[^/]+\/)?[^/]+$/.test(path));
+  for (const path of topLevel)
+    await cp(join(root, path), join(unpacked, path), { recursive: true, verbatimSymlinks: true });
+  const manifestPath = join(unpacked, 'package.json');
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
+    dependencies: Record<string, string>;
+  };
+  writeFileSync(
+    manifestPath,
+    JSON.stringify({ ...manifest, bundleDependencies: Object.keys(manifest.dependencies) }),
+  );
+}
+
 t.test(
   'the packed package installs offline and loads its prebuild without compiling',
   async (t) => {
@@ -38,10 +66,11 @@ t.test(
       '--root',
       unpacked,
     ]);
+    await bundleRuntimeDependencies(unpacked);
     // Packed again as npm lays a tarball out (package/…); by tar, as `npm pack` may run the
     // package's `prepare` script (npm 9 does, even with --ignore-scripts), which needs sources.
-    const tarball = join(work, 'with-prebuild.tgz');
-    await exec('tar', ['-czf', tarball, '-C', work, 'package']);
+    const tarball = join(work, 'with-prebuild.tar');
+    await exec('tar', ['-cf', tarball, '-C', work, 'package']);
 
     const app = join(work, 'app');
     await exec('mkdir', ['-p', app]);
@@ -50,7 +79,16 @@ t.test(
       JSON.stringify({ name: 'app', private: true, type: 'module' }),
     );
     const log = await npm(
-      ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball],
+      [
+        'install',
+        '--offline',
+        '--cache',
+        join(work, 'empty-npm-cache'),
+        '--no-audit',
+        '--no-fund',
+        '--foreground-scripts',
+        tarball,
+      ],
       app,
     );
     t.match(log, /using the addon for libtorch/, 'the install hook found a loadable addon');

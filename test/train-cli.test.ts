@@ -54,26 +54,37 @@ t.test('formatDuration', async (t) => {
   t.equal(formatDuration(-3), '0s');
 });
 
-t.test('Ctrl-C: the first aborts with a message, the second exits with 130', async (t) => {
-  const listeners = new Set<() => void>();
-  const exits: number[] = [];
-  const target: InterruptTarget = {
-    on: (_event, listener) => listeners.add(listener),
-    off: (_event, listener) => listeners.delete(listener),
-    exit: ((code: number) => {
-      exits.push(code);
-    }) as InterruptTarget['exit'],
-  };
-  const written: string[] = [];
-  const interrupts = handleInterrupts('stopping soon', target, (text) => written.push(text));
-  const press = () => [...listeners].forEach((listener) => listener());
-  t.equal(listeners.size, 1);
-  press();
-  t.equal(interrupts.signal.aborted, true);
-  t.same(exits, []);
-  t.match(written.join(''), /stopping soon \(Ctrl-C again to quit now\)/);
-  press();
-  t.same(exits, [130]);
-  interrupts.release();
-  t.equal(listeners.size, 0, 'release removes the handler');
-});
+for (const [signal, again, code] of [
+  ['SIGINT', 'Ctrl-C', 130],
+  ['SIGTERM', 'SIGTERM', 143],
+] as const)
+  t.test(`${signal}: the first aborts with a message, the second exits with ${code}`, async (t) => {
+    const listeners = new Map<string, Set<() => void>>();
+    const exits: number[] = [];
+    const target: InterruptTarget = {
+      on: (event, listener) =>
+        listeners.set(event, (listeners.get(event) ?? new Set()).add(listener)),
+      off: (event, listener) => listeners.get(event)?.delete(listener),
+      exit: ((code: number) => {
+        exits.push(code);
+      }) as InterruptTarget['exit'],
+    };
+    const written: string[] = [];
+    const interrupts = handleInterrupts('stopping soon', target, (text) => written.push(text));
+    const send = () => [...(listeners.get(signal) ?? [])].forEach((listener) => listener());
+    t.same([...listeners.keys()].sort(), ['SIGINT', 'SIGTERM']);
+    t.equal(interrupts.exitCode(), undefined, 'no status before a signal');
+    send();
+    t.equal(interrupts.signal.aborted, true);
+    t.equal(interrupts.exitCode(), code, 'the status the command exits with');
+    t.same(exits, []);
+    t.match(written.join(''), `stopping soon (${again} again to quit now)`);
+    send();
+    t.same(exits, [code]);
+    interrupts.release();
+    t.equal(
+      [...listeners.values()].reduce((n, set) => n + set.size, 0),
+      0,
+      'release removes the handlers',
+    );
+  });

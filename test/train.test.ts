@@ -6,6 +6,7 @@ import { exportModel } from '../ts/model/export.js';
 import { loadModel } from '../ts/model/load.js';
 import { synthesizeDataset } from '../ts/synth/synthesize.js';
 import { readSafetensors } from '../ts/model/safetensors.js';
+import { readLastState } from '../ts/train/last-checkpoint.js';
 import { evaluate } from '../ts/evaluate/evaluate.js';
 import { TRAINING_BOX_PROMPT } from '../ts/train/box-prompt.js';
 import { validate } from '../ts/train/validate.js';
@@ -57,7 +58,8 @@ const file = (run: string, name: keyof typeof TRAINING_FILES) =>
   join(out(run), TRAINING_FILES[name]);
 
 async function lastWeights(run: string) {
-  return (await readSafetensors(file(run, 'lastWeights'))).tensors;
+  const last = await readLastState(file(run, 'checkpoints'));
+  return (await readSafetensors(last!.files.weights)).tensors;
 }
 
 t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {

@@ -219,7 +219,13 @@ export interface StepResult {
   optimizerSteps: number;
   /** Whether this micro-batch completed an optimizer step. */
   stepped: boolean;
-  /** The gradients' global norm before clipping, when `stepped`. */
+  /**
+   * Whether this micro-batch ended an accumulation whose optimizer step was skipped, because a
+   * micro-batch loss or the gradient norm was not finite: the weights and the AdamW moments stay
+   * as they were, the gradients are dropped and `optimizerSteps` does not advance.
+   */
+  skipped: boolean;
+  /** The gradients' global norm before clipping, when `stepped` or `skipped`. */
   gradNorm: number;
   /** Images whose embeddings are cached. */
   cachedImages: number;
@@ -239,9 +245,9 @@ export interface NativeTrainer {
   readonly cachedImages: number;
   /** The trained parameters by name, float32 (the masters when computing in bf16). */
   weights(): Promise<Record<string, Tensor>>;
-  /** Saves the optimizer state and step counter (for resume), atomically. */
-  saveState(path: string): Promise<void>;
-  /** Loads a saved state; a bad file leaves the trainer as it was. */
+  /** The optimizer state and step counters (for resume), serialised as a libtorch archive. */
+  stateBytes(): Promise<Uint8Array>;
+  /** Loads a state saved from {@link stateBytes}; a bad file leaves the trainer as it was. */
   loadState(path: string): Promise<void>;
   /**
    * From now on, averages the gradients across `group`'s ranks at each optimizer step (the last

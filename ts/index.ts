@@ -51,6 +51,7 @@ export {
 export { train, type EpochRecord, type TrainProgress, type TrainResult } from './train/train.js';
 export { TRAIN_DEFAULTS, LOSS_AND_OPTIMIZER, type TrainOptions } from './train/options.js';
 export { TRAINING_FILES } from './train/resume.js';
+export { readLastState, type LastCheckpointFiles } from './train/last-checkpoint.js';
 export {
   applyAdapter,
   saveAdapter,

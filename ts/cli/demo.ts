@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { demo, type DemoStage } from '../demo.js';
 import { DemoStoppedError } from '../errors.js';
-import { formatDuration, handleInterrupts } from './options.js';
+import { formatDuration, handleInterrupts, STOP_SIGNALS } from './options.js';
 import { epochLine } from './train.js';
 
 const STAGE_TEXT: Record<Exclude<DemoStage['stage'], 'done'>, string> = {
@@ -48,7 +48,7 @@ export function register(program: Command): void {
       } catch (err) {
         if (!(err instanceof DemoStoppedError)) throw err;
         console.log(`${elapsed()}  ${err.message}; what was written is under ${flags.out}`);
-        process.exitCode = 130;
+        process.exitCode = interrupts.exitCode() ?? STOP_SIGNALS.SIGINT;
       } finally {
         interrupts.release();
       }

@@ -46,6 +46,7 @@ import {
   DECODE_FLAG_OPTIONS,
   decodeOptions,
   type DecodeFlags,
+  STOP_SIGNALS,
 } from './options.js';
 
 export interface EvaluateFlags extends DecodeFlags {
@@ -249,6 +250,7 @@ export function register(program: Command): void {
         });
         bar.end();
         printResult(result);
+        if (result.aborted) process.exitCode = interrupts.exitCode() ?? STOP_SIGNALS.SIGINT;
       } finally {
         bar.end();
         interrupts.release();

@@ -131,32 +131,51 @@ export function formatDuration(seconds: number): string {
   return h > 0 ? `${h}h${pad(m)}m` : m > 0 ? `${m}m${pad(r)}s` : `${r}s`;
 }
 
+/**
+ * The signals that stop a long command, each with the exit status it then ends with (128 + the
+ * signal's number, as a shell reports a process the signal killed).
+ */
+export const STOP_SIGNALS = { SIGINT: 130, SIGTERM: 143 } as const;
+export type StopSignal = keyof typeof STOP_SIGNALS;
+
 /** What {@link handleInterrupts} needs of the process (a stand-in in tests). */
 export interface InterruptTarget {
-  on(event: 'SIGINT', listener: () => void): unknown;
-  off(event: 'SIGINT', listener: () => void): unknown;
+  on(event: StopSignal, listener: () => void): unknown;
+  off(event: StopSignal, listener: () => void): unknown;
   exit(code: number): never;
 }
 
 /**
- * Ctrl-C for long commands: the first press aborts the returned signal and prints `message`
- * (what the command will do, e.g. "stopping after the current batch") with how to quit at once;
- * the second exits with status 130. `release()` removes the handler (call it in `finally`).
+ * Ctrl-C (SIGINT) and SIGTERM for long commands: the first aborts the returned signal and prints
+ * `message` (what the command will do, e.g. "stopping after the current batch") with how to quit
+ * at once; a second exits at once with the signal's status ({@link STOP_SIGNALS}). `exitCode()`
+ * is the status of the first signal (undefined while none came): the command exits with it after
+ * writing what finished. `release()` removes the handlers (call it in `finally`).
  */
 export function handleInterrupts(
   message: string,
   target: InterruptTarget = process,
   write: (text: string) => void = (text) => process.stderr.write(text),
-): { signal: AbortSignal; release: () => void } {
+): { signal: AbortSignal; exitCode: () => number | undefined; release: () => void } {
   const controller = new AbortController();
-  const onInterrupt = () => {
-    if (controller.signal.aborted) {
-      write('\ninterrupted again: quitting\n');
-      target.exit(130);
-    }
-    write(`\n${message} (Ctrl-C again to quit now)\n`);
-    controller.abort();
+  let first: StopSignal | undefined;
+  const handlers = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((name) => {
+    const again = name === 'SIGINT' ? 'Ctrl-C' : name;
+    const listener = () => {
+      if (first !== undefined) {
+        write(`\n${name} again: quitting\n`);
+        target.exit(STOP_SIGNALS[name]);
+      }
+      first = name;
+      write(`\n${message} (${again} again to quit now)\n`);
+      controller.abort();
+    };
+    target.on(name, listener);
+    return [name, listener] as const;
+  });
+  return {
+    signal: controller.signal,
+    exitCode: () => (first === undefined ? undefined : STOP_SIGNALS[first]),
+    release: () => handlers.forEach(([name, listener]) => target.off(name, listener)),
   };
-  target.on('SIGINT', onInterrupt);
-  return { signal: controller.signal, release: () => target.off('SIGINT', onInterrupt) };
 }

@@ -6,8 +6,8 @@
  *
  * List files given on the command line are relative to the current directory (as in
  * `crackseg evaluate --test-file`); without them, `<data-root>/train.txt` and `val.txt`.
- * A progress bar on a TTY, a line per epoch; Ctrl-C stops at the next optimizer step and saves
- * `last` (a second Ctrl-C quits at once).
+ * A progress bar on a TTY, a line per epoch; Ctrl-C (or SIGTERM) stops at the next optimizer step,
+ * saves `last` and exits with 130 (143); a second one quits at once.
  */
 import { Option, type Command } from 'commander';
 import { defaultDevice, type Precision } from '../model/load.js';
@@ -37,6 +37,7 @@ import {
   DECODE_FLAG_OPTIONS,
   decodeOptions,
   type DecodeFlags,
+  STOP_SIGNALS,
 } from './options.js';
 
 interface TrainFlags extends DistributedFlags, DecodeFlags {
@@ -61,6 +62,7 @@ interface TrainFlags extends DistributedFlags, DecodeFlags {
   seed: number;
   trainExtra?: string[];
   embeddingCache: number;
+  maxNonFiniteSteps: number;
 }
 
 /** The one-line summary of a finished epoch. */
@@ -70,6 +72,7 @@ export function epochLine(record: EpochRecord, epochs: number): string {
     `epoch ${record.epoch}/${epochs}  loss ${record.trainLoss.toFixed(4)}  ` +
     `val IoU ${val.iou.toFixed(4)} Dice ${val.dice.toFixed(4)} F1 ${val.f1.toFixed(4)}  ` +
     `lr ${record.learningRate.toExponential(2)}  ${formatDuration(record.seconds)}` +
+    (record.skippedSteps > 0 ? `  ${record.skippedSteps} step(s) skipped (non-finite)` : '') +
     (record.best ? '  * best' : '')
   );
 }
@@ -143,8 +146,14 @@ export function register(program: Command): void {
       parseNonNegativeInteger,
       0,
     )
+    .option(
+      '--max-non-finite-steps <n>',
+      'stop with an error after this many optimizer steps in a row skipped for a non-finite loss or gradient',
+      parsePositiveInteger,
+      d.maxNonFiniteSteps,
+    )
     .option('--output-dir <dir>', 'output folder', d.outputDir)
-    .option('--resume', 'continue from <output-dir>/checkpoints/last.*')
+    .option('--resume', 'continue from the last checkpoint set in <output-dir>/checkpoints/')
     .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed)
     .option(...DECODE_FLAG_OPTIONS[0])
     .option(...DECODE_FLAG_OPTIONS[1]);
@@ -194,6 +203,7 @@ export function register(program: Command): void {
         decode: decodeOptions(flags),
         trainExtra: flags.trainExtra ?? [],
         embeddingCache: flags.embeddingCache,
+        maxNonFiniteSteps: flags.maxNonFiniteSteps,
         signal: interrupts.signal,
         onProgress: (p) => {
           if (env && env.rank !== 0) return;
@@ -221,7 +231,10 @@ export function register(program: Command): void {
             ? `best val IoU ${result.bestValIou!.toFixed(4)} at epoch ${result.bestEpoch}: ${result.bestModel}`
             : 'no epoch finished'),
       );
-      if (result.aborted) say(`resume with the same flags and --resume`);
+      if (result.aborted) {
+        say(`resume with the same flags and --resume`);
+        process.exitCode = interrupts.exitCode() ?? STOP_SIGNALS.SIGINT;
+      }
     } finally {
       clearBar();
       interrupts.release();

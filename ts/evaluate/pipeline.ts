@@ -137,7 +137,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
           // Held natively: the scoring threads take the pixels, this thread never copies them.
           { probabilities: input.probabilities, hold: true },
         )
-      : Promise.all(
+      : settledInOrder(
           runs.map((run) =>
             savedPredictions(run, batch, {
               skipBad: source.skipBad,
@@ -212,8 +212,9 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
         proceed: () => (recordSkips(), !signal?.aborted && !failure),
         launch,
         settle: hand,
-        // The batch on the device is finished and written whatever ended the loop.
-        abandon: (last) => hand(last).catch((error: unknown) => void (failure ??= { error })),
+        // The batch on the device is finished and written whatever ended the loop; its own
+        // error is dropped: it comes from later in the list than the one that ended the loop.
+        abandon: (last) => hand(last),
       },
     );
     recordSkips();
@@ -249,7 +250,7 @@ function savedPredictions(
   batch: readonly HeldSample[],
   context: { skipBad: boolean; listFile: string; skipped: SkippedEntry[] },
 ): Promise<Array<ImagePrediction | null>> {
-  return Promise.all(
+  return settledInOrder(
     batch.map((sample) =>
       readSavedPrediction(run.dir, sample).catch((err: unknown) => {
         if (!context.skipBad || !(err instanceof SavedPredictionError)) throw err;
@@ -268,6 +269,17 @@ function savedPredictions(
       }),
     ),
   );
+}
+
+/**
+ * Like Promise.all, but once all have settled, and rejected with the first failure in list order
+ * (not in time), so that an error names the first bad file of the list.
+ */
+async function settledInOrder<T>(promises: ReadonlyArray<Promise<T>>): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((outcome) => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((outcome) => (outcome as PromiseFulfilledResult<T>).value);
 }
 
 /** Scores (in the pool) and writes (in order) one config's predictions for a batch. */

@@ -32,6 +32,11 @@ export const TRAIN_DEFAULTS = {
   boxJitter: 0.1,
   /** A `step` line in metrics.jsonl every this many optimizer steps. */
   logEverySteps: 10,
+  /**
+   * Optimizer steps in a row skipped for a non-finite loss or gradient after which training stops
+   * with an error (a skipped step leaves the weights as they were).
+   */
+  maxNonFiniteSteps: 5,
 } as const;
 
 /**
@@ -116,7 +121,7 @@ export interface TrainOptions {
   /** Stop after `patience` epochs without a better validation IoU; false: never. */
   earlyStopping?: { patience: number } | false;
   outputDir?: string;
-  /** Continue from `<outputDir>/checkpoints/last.*`. */
+  /** Continue from the `last` checkpoint set in `<outputDir>/checkpoints/`. */
   resume?: boolean;
   /** The pixel limit and the colour-mask rule of decoding ({@link DecodeOptions}). */
   decode?: DecodeOptions;
@@ -128,6 +133,11 @@ export interface TrainOptions {
   trainExtra?: string[];
   boxJitter?: number;
   logEverySteps?: number;
+  /**
+   * Stop with an error after this many optimizer steps in a row were skipped for a non-finite
+   * loss or gradient (default {@link TRAIN_DEFAULTS}.maxNonFiniteSteps).
+   */
+  maxNonFiniteSteps?: number;
   /**
    * Images whose encoder outputs the trainer keeps and reuses across epochs (0, the default: no
    * cache). Needs `augment: false` (a cached image must have the exact same pixels each time), and
@@ -194,6 +204,10 @@ export function resolveTrainOptions(options: TrainOptions) {
     trainExtra: options.trainExtra ?? [],
     boxJitter: options.boxJitter ?? d.boxJitter,
     logEverySteps: positiveInteger('logEverySteps', options.logEverySteps ?? d.logEverySteps),
+    maxNonFiniteSteps: positiveInteger(
+      'maxNonFiniteSteps',
+      options.maxNonFiniteSteps ?? d.maxNonFiniteSteps,
+    ),
     embeddingCache: options.embeddingCache ?? 0,
     precision: options.precision ?? null,
   };

@@ -1,19 +1,27 @@
 /**
  * The files of a training run and resuming from them: `last.json` (where the run stands, written
- * last), the adapter and the optimizer state it names, and the settings a resume must share.
+ * last), the adapter and the optimizer state of the set it names (ts/train/last-checkpoint.ts),
+ * and the settings a resume must share.
  */
-import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { NativeTrainer } from '../binding.js';
 import { applyAdapter } from '../model/adapter.js';
 import type { SamModel } from '../model/load.js';
 import type { ResolvedTrainOptions } from './options.js';
+import {
+  readLastState,
+  type LastCheckpointFiles,
+  type LastStateHeader,
+} from './last-checkpoint.js';
 import type { EpochRecord } from './train.js';
 
-/** The files of a training run, under `<outputDir>/`. */
+/**
+ * The files of a training run, under `<outputDir>/`. The weights and optimizer state of `last`
+ * are in the generation folder that `last.json` names ({@link readLastState}).
+ */
 export const TRAINING_FILES = {
+  checkpoints: 'checkpoints',
   best: 'checkpoints/best_model.safetensors',
-  lastWeights: 'checkpoints/last.safetensors',
-  lastOptimizer: 'checkpoints/last.optimizer.pt',
   lastState: 'checkpoints/last.json',
   metrics: 'metrics.jsonl',
   curves: 'training_curves.png',
@@ -22,9 +30,8 @@ export const TRAINING_FILES = {
 /** The settings a resumed run must share with the run it continues. */
 export type RunSettings = ReturnType<typeof runSettings>;
 
-/** `last.json`: where the run stands. */
-export interface LastState {
-  version: 1;
+/** `last.json`: where the run stands (and which generation folder holds the rest of `last`). */
+export interface LastState extends LastStateHeader {
   settings: RunSettings;
   optimizerSteps: number;
   /** Epochs finished. */
@@ -34,12 +41,15 @@ export interface LastState {
   /** Ranks of the run that saved this (absent: 1); batchInEpoch counts each rank's batches. */
   worldSize?: number;
   epochSums: LossSums;
+  /** Optimizer steps of the unfinished epoch skipped for a non-finite loss or gradient. */
+  epochSkippedSteps: number;
   bestValIou: number | null;
   bestEpoch: number | null;
   epochsWithoutImprovement: number;
   history: EpochRecord[];
 }
 
+/** Sums of the unfinished epoch's finite micro-batch losses. */
 export interface LossSums {
   loss: number;
   dice: number;
@@ -73,22 +83,31 @@ export function runSettings(config: ResolvedTrainOptions, model: SamModel) {
 /** The last checkpoint of the run being resumed, its weights already in the model. */
 export interface LastCheckpoint {
   state: LastState;
+  files: LastCheckpointFiles;
   adapterSteps: number;
 }
 
-/** Reads `last.json`, checks it belongs to this run and loads `last.safetensors` into the model. */
+/**
+ * Reads `<checkpoints>/last.json`, checks it belongs to this run and loads the weights of the set
+ * it names into the model.
+ */
 export async function readLastCheckpoint(
-  file: (name: keyof typeof TRAINING_FILES) => string,
+  checkpoints: string,
   settings: RunSettings,
   model: SamModel,
 ): Promise<LastCheckpoint> {
-  const statePath = file('lastState');
-  let state: LastState;
+  let last: Awaited<ReturnType<typeof readLastState<LastState>>>;
   try {
-    state = JSON.parse(await readFile(statePath, 'utf8')) as LastState;
+    last = await readLastState<LastState>(checkpoints);
   } catch (err) {
-    throw new Error(`cannot resume: ${statePath}: ${(err as Error).message}`);
+    throw new Error(`cannot resume: ${(err as Error).message}`);
   }
+  if (last === null)
+    throw new Error(`cannot resume: ${join(checkpoints, 'last.json')} does not exist`);
+  const { state, files } = last;
+  const statePath = files.state;
+  // Written before skipped steps were counted.
+  state.epochSkippedSteps ??= 0;
   const changed = (Object.keys(settings) as Array<keyof RunSettings>).filter(
     (key) => JSON.stringify(settings[key]) !== JSON.stringify(state.settings?.[key]),
   );
@@ -101,17 +120,16 @@ export async function readLastCheckpoint(
         )
         .join('; ')}`,
     );
-  const adapter = await applyAdapter(model.module, file('lastWeights'));
-  return { state, adapterSteps: Number(adapter.metadata.optimizer_steps) };
+  const adapter = await applyAdapter(model.module, files.weights);
+  return { state, files, adapterSteps: Number(adapter.metadata.optimizer_steps) };
 }
 
-/** Loads `last.optimizer.pt` into the trainer; the three files must name the same step. */
+/** Loads the set's optimizer state into the trainer; the three files must name the same step. */
 export async function restoreOptimizer(
-  file: (name: keyof typeof TRAINING_FILES) => string,
   resumed: LastCheckpoint,
   trainer: NativeTrainer,
 ): Promise<void> {
-  await trainer.loadState(file('lastOptimizer'));
+  await trainer.loadState(resumed.files.optimizer);
   const steps = [resumed.adapterSteps, trainer.optimizerSteps, resumed.state.optimizerSteps];
   if (new Set(steps).size !== 1)
     throw new Error(

@@ -3,13 +3,13 @@
  * validation each epoch, best/last checkpoints, metrics.jsonl, training curves, early stopping,
  * resume and abort. The loss, optimizer and schedule run in C++ (`createTrainer`).
  */
-import { appendFile, mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { binding, type NativeTrainer, type StepResult } from '../binding.js';
 import { SamplePool } from '../data/sample-pool.js';
 import { saveAdapter, trainedParameterNames } from '../model/adapter.js';
 import { defaultPrecision, loadModel, type SamModel } from '../model/load.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { removeOthersTemporaries } from '../util/atomic.js';
 import { launchAhead } from '../util/launch-ahead.js';
 import {
   epochBatches,
@@ -19,6 +19,8 @@ import {
   type TrainingSet,
 } from './batches.js';
 import { writeTrainingCurves } from './curves.js';
+import { saveLastCheckpoint } from './last-checkpoint.js';
+import { appendMetricsRecord, trimMetricsLog } from './metrics-log.js';
 import {
   nativeTrainerOptions,
   resolveTrainOptions,
@@ -56,8 +58,16 @@ export interface EpochRecord {
   val: ValidationMetrics;
   learningRate: number;
   optimizerSteps: number;
+  /**
+   * Optimizer steps of the epoch skipped for a non-finite loss or gradient; the losses above
+   * leave out the non-finite micro-batch losses.
+   */
+  skippedSteps: number;
   seconds: number;
-  /** Whether this epoch set a new best validation IoU (and was saved as best_model). */
+  /**
+   * Whether this epoch set a new best validation IoU (and was saved as best_model); an epoch
+   * whose training loss or validation IoU is not finite never does.
+   */
   best: boolean;
 }
 
@@ -192,14 +202,16 @@ async function run(
   const file = (name: keyof typeof TRAINING_FILES) => join(config.outputDir, TRAINING_FILES[name]);
   const settings = runSettings(config, model);
   // The weights are restored before the trainer exists: it takes its fp32 masters from them.
-  const resumed = options.resume ? await readLastCheckpoint(file, settings, model) : null;
+  const resumed = options.resume
+    ? await readLastCheckpoint(file('checkpoints'), settings, model)
+    : null;
   const precision = config.precision ?? defaultPrecision(model.device);
   const trainer = binding().createTrainer(
     module.native,
     nativeTrainerOptions({ ...config, totalSteps, precision }),
   );
   try {
-    if (resumed) await restoreOptimizer(file, resumed, trainer);
+    if (resumed) await restoreOptimizer(resumed, trainer);
     if (group) trainer.distribute(group.native, GRADIENT_BUCKET_BYTES);
     return await trainEpochs({
       model,
@@ -259,25 +271,33 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
   // Only one process writes the run's files.
   const writes = !group || group.rank === 0;
   let state: LastState;
+  // What killed runs left half-written is of no use.
+  if (writes)
+    for (const folder of [config.outputDir, file('checkpoints')])
+      await removeOthersTemporaries(folder);
   if (resumed) {
     state = resumed.state;
     state.batchInEpoch = resumedBatchInEpoch(state, trainingSet.entries, plan, shard);
     state.worldSize = shard?.worldSize ?? 1;
     // The saved sums are all ranks' together: rank 0 carries them on, the others add theirs.
     if (!writes) state.epochSums = emptySums();
+    // What a stopped run logged after its last save is logged again from here.
+    if (writes) await trimMetricsLog(file('metrics'), state);
   } else {
     if (writes) {
       await mkdir(join(config.outputDir, 'checkpoints'), { recursive: true });
       await rm(file('metrics'), { force: true });
     }
     state = {
-      version: 1,
+      version: 2,
+      generation: 0,
       settings,
       optimizerSteps: 0,
       epoch: 0,
       batchInEpoch: 0,
       worldSize: shard?.worldSize ?? 1,
       epochSums: emptySums(),
+      epochSkippedSteps: 0,
       bestValIou: null,
       bestEpoch: null,
       epochsWithoutImprovement: 0,
@@ -285,22 +305,27 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
     };
   }
 
-  const log = async (line: object) => {
-    if (writes) await appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
+  const log = async (record: object) => {
+    if (writes) await appendMetricsRecord(file('metrics'), record);
   };
   const saveLast = async () => {
     state.optimizerSteps = trainer.optimizerSteps;
     if (!writes) return;
-    await saveAdapter(file('lastWeights'), module, {
-      tensors: await trainer.weights(),
-      trainExtra: config.trainExtra,
-      epoch: state.epoch,
-      valMetrics: adapterMetrics(state.history.at(-1)?.val),
-      optimizerSteps: state.optimizerSteps,
-    });
-    await trainer.saveState(file('lastOptimizer'));
-    // Written last: it is what a resume trusts, and it names the step the other two hold.
-    await writeFileAtomic(file('lastState'), JSON.stringify(state, null, 1));
+    const tensors = await trainer.weights();
+    const optimizerState = await trainer.stateBytes();
+    await saveLastCheckpoint(
+      file('checkpoints'),
+      state,
+      (path) =>
+        saveAdapter(path, module, {
+          tensors,
+          trainExtra: config.trainExtra,
+          epoch: state.epoch,
+          valMetrics: adapterMetrics(state.history.at(-1)?.val),
+          optimizerSteps: state.optimizerSteps,
+        }),
+      optimizerState,
+    );
   };
 
   const batchOptions: BatchOptions = {
@@ -318,6 +343,7 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
   let stoppedEarly = false;
   let aborted = false;
   let sinceLastLog: StepResult[] = [];
+  let skippedInARow = 0;
   let learningRate = state.history.at(-1)?.learningRate ?? 0;
 
   for (let epoch = state.epoch; epoch < config.epochs && !aborted && !stoppedEarly; epoch++) {
@@ -327,12 +353,27 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
     // host between steps (the trainer runs them in call order).
     const settle = async ({ result: pending, index, images }: QueuedStep) => {
       const result = await pending;
+      if (result.skipped) {
+        state.epochSkippedSteps++;
+        if (++skippedInARow >= config.maxNonFiniteSteps)
+          throw new Error(
+            `training diverged in epoch ${epoch + 1}: ${skippedInARow} optimizer steps in a row ` +
+              `had a non-finite loss or gradient (last loss ${result.loss}, gradient norm ` +
+              `${result.gradNorm}); they were skipped, so the weights and checkpoints are those ` +
+              `of step ${result.optimizerSteps}. Lower the learning rate (${config.learningRate}), ` +
+              `or allow more skipped steps in a row (maxNonFiniteSteps ${config.maxNonFiniteSteps})`,
+          );
+      } else if (result.stepped) {
+        skippedInARow = 0;
+      }
       const sums = state.epochSums;
-      sums.loss += result.loss;
-      sums.dice += result.dice;
-      sums.focal += result.focal;
-      sums.skeleton += result.skeleton;
-      sums.batches++;
+      if ([result.loss, result.dice, result.focal, result.skeleton].every(Number.isFinite)) {
+        sums.loss += result.loss;
+        sums.dice += result.dice;
+        sums.focal += result.focal;
+        sums.skeleton += result.skeleton;
+        sums.batches++;
+      }
       state.batchInEpoch = index + 1;
       throughput.batches++;
       throughput.images += images;
@@ -411,16 +452,21 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
       break;
     }
     const sums = group ? await sumAcrossRanks(group, state.epochSums) : state.epochSums;
-    const improved = state.bestValIou === null || val.iou > state.bestValIou;
+    const trainLoss = sums.loss / sums.batches;
+    const improved =
+      Number.isFinite(trainLoss) &&
+      Number.isFinite(val.iou) &&
+      (state.bestValIou === null || val.iou > state.bestValIou);
     const record: EpochRecord = {
       epoch: epoch + 1,
-      trainLoss: sums.loss / sums.batches,
+      trainLoss,
       trainDice: sums.dice / sums.batches,
       trainFocal: sums.focal / sums.batches,
       trainSkeleton: sums.skeleton / sums.batches,
       val,
       learningRate,
       optimizerSteps: trainer.optimizerSteps,
+      skippedSteps: state.epochSkippedSteps,
       seconds: (performance.now() - epochStarted) / 1000,
       best: improved,
     };
@@ -428,6 +474,7 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
     state.epoch = epoch + 1;
     state.batchInEpoch = 0;
     state.epochSums = emptySums();
+    state.epochSkippedSteps = 0;
     if (improved) {
       state.bestValIou = val.iou;
       state.bestEpoch = epoch + 1;
