@@ -15,6 +15,7 @@
 #endif
 
 #include "addon_data.h"
+#include "auto_masks.h"
 #include "errors.h"
 #include "pixel_stats.h"
 #include "predictor.h"
@@ -115,6 +116,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   // The plain functions of the native surface (ts/binding.ts declares them), by their JS names.
   const std::pair<const char*, Napi::Function::Callback> functions[] = {
       {"predictMasks", crackseg::PredictMasks},
+      {"selectAutoMasks", crackseg::SelectAutoMasks},
       {"holdTensor", crackseg::HoldTensor},
       {"takeTensor", crackseg::TakeTensor},
       {"readTensor", crackseg::ReadTensor},

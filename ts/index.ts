@@ -1,5 +1,5 @@
 /** crackseg: LoRA fine-tuning and evaluation of SAM 2.1 for crack segmentation, over libtorch. */
-export type { Dtype, DtypeArrays, ParameterInfo, Tensor, Value } from './binding.js';
+export type { AutoMaskFilter, Dtype, DtypeArrays, ParameterInfo, Tensor, Value } from './binding.js';
 export {
   deviceMemory,
   resetPeakDeviceMemory,
@@ -107,7 +107,15 @@ export {
   type SkippedEntry,
 } from './data/dataset.js';
 export { parseListFile, type ListEntry } from './data/listFile.js';
-export { decodeImage, decodeMask } from './data/decode.js';
+export { decodeImage, decodeMask, maskCoding, type MaskCoding } from './data/decode.js';
+export {
+  checkData,
+  DEFAULT_CHECK_LISTS,
+  type CheckFinding,
+  type DataCheck,
+  type ListReport,
+} from './data/check.js';
+export { fileSha256, runRecord, RUN_JSON, type RunRecord } from './run-record.js';
 export {
   synthesizeDataset,
   SYNTH_DEFAULTS,
@@ -127,10 +135,18 @@ export {
   parsePromptConfigs,
   promptConfigName,
   DEFAULT_EXPAND_RATIO,
+  defaultAutoConfig,
+  type AutoPromptConfig,
   type BoxPromptConfig,
   type PointPromptConfig,
   type PromptConfig,
 } from './prompts/config.js';
+export {
+  autoPrompts,
+  pointGrid,
+  DEFAULT_AUTO_FILTER,
+  DEFAULT_POINTS_PER_SIDE,
+} from './prompts/auto.js';
 export {
   buildPrompts,
   expandedBox,

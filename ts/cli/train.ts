@@ -28,6 +28,7 @@ import {
   parsePrecision,
   PRECISION_HELP,
 } from './options.js';
+import { addRunConfig, requireFlag } from './run-config.js';
 
 interface TrainFlags {
   model: string;
@@ -77,10 +78,10 @@ function progressLine(p: Extract<TrainProgress, { phase: 'train' }>): string {
 
 export function register(program: Command): void {
   const d = TRAIN_DEFAULTS;
-  program
+  const command = program
     .command('train')
     .description('Fine-tune the LoRA adapters of an exported SAM 2.1 model on crack masks')
-    .requiredOption('--model <file>', 'exported TorchScript model (crackseg export --lora ...)')
+    .option('--model <file>', 'exported TorchScript model (crackseg export --lora ...); required')
     .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
     .option('--precision <p>', `${PRECISION_HELP}; bf16 keeps fp32 master weights`, parsePrecision)
     .option('--data-root <dir>', 'dataset root (Crack500 layout)', DEFAULT_DATA_ROOT)
@@ -130,75 +131,74 @@ export function register(program: Command): void {
     )
     .option('--output-dir <dir>', 'output folder', d.outputDir)
     .option('--resume', 'continue from <output-dir>/checkpoints/last.*')
-    .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed)
-    .action(async (flags: TrainFlags) => {
-      const interrupts = handleInterrupts(
-        'stopping at the next optimizer step (or after the validation batch) and saving last',
+    .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed);
+  addRunConfig(command).action(async (flags: TrainFlags) => {
+    requireFlag(command, 'model');
+    const interrupts = handleInterrupts(
+      'stopping at the next optimizer step (or after the validation batch) and saving last',
+    );
+    const tty = process.stderr.isTTY;
+    let barShown = false;
+    const clearBar = () => {
+      if (barShown) process.stderr.write('\r\x1b[K');
+      barShown = false;
+    };
+    try {
+      const device = flags.device ?? defaultDevice();
+      console.log(`training ${flags.model} on ${device}; output ${flags.outputDir}`);
+      const result = await train({
+        model: flags.model,
+        device,
+        ...(flags.precision ? { precision: flags.precision } : {}),
+        dataRoot: flags.dataRoot,
+        // On the command line a list file is relative to the current directory.
+        trainFile: listFilePath(flags.trainFile, flags.dataRoot, d.trainFile),
+        valFile: listFilePath(flags.valFile, flags.dataRoot, d.valFile),
+        ...(flags.loraStrategy ? { strategy: flags.loraStrategy } : {}),
+        epochs: flags.epochs,
+        batchSize: flags.batchSize,
+        gradAccum: flags.gradientAccumulationSteps,
+        lr: flags.learningRate,
+        weightDecay: flags.weightDecay,
+        warmup: flags.warmup,
+        skeletonLoss: flags.useSkeletonLoss ?? false,
+        augment: flags.augment,
+        earlyStopping: { patience: flags.patience },
+        outputDir: flags.outputDir,
+        resume: flags.resume ?? false,
+        seed: flags.seed,
+        trainExtra: flags.trainExtra ?? [],
+        embeddingCache: flags.embeddingCache,
+        signal: interrupts.signal,
+        onProgress: (p) => {
+          if (p.phase === 'train' && tty) {
+            process.stderr.write(`\r\x1b[K${progressLine(p)}`);
+            barShown = true;
+          } else if (p.phase === 'validate' && tty) {
+            process.stderr.write(
+              `\r\x1b[Kepoch ${p.epoch}/${p.epochs} validating: ${p.done} images`,
+            );
+            barShown = true;
+          } else if (p.phase === 'epoch') {
+            clearBar();
+            console.log(epochLine(p.record, p.epochs));
+          }
+        },
+      });
+      clearBar();
+      if (result.skippedWithoutCrack > 0)
+        console.log(`${result.skippedWithoutCrack} training image(s) without cracks were left out`);
+      const why = result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early' : 'done';
+      console.log(
+        `${why} after ${result.optimizerSteps} optimizer steps in ${formatDuration(result.seconds)}; ` +
+          (result.bestModel
+            ? `best val IoU ${result.bestValIou!.toFixed(4)} at epoch ${result.bestEpoch}: ${result.bestModel}`
+            : 'no epoch finished'),
       );
-      const tty = process.stderr.isTTY;
-      let barShown = false;
-      const clearBar = () => {
-        if (barShown) process.stderr.write('\r\x1b[K');
-        barShown = false;
-      };
-      try {
-        const device = flags.device ?? defaultDevice();
-        console.log(`training ${flags.model} on ${device}; output ${flags.outputDir}`);
-        const result = await train({
-          model: flags.model,
-          device,
-          ...(flags.precision ? { precision: flags.precision } : {}),
-          dataRoot: flags.dataRoot,
-          // On the command line a list file is relative to the current directory.
-          trainFile: listFilePath(flags.trainFile, flags.dataRoot, d.trainFile),
-          valFile: listFilePath(flags.valFile, flags.dataRoot, d.valFile),
-          ...(flags.loraStrategy ? { strategy: flags.loraStrategy } : {}),
-          epochs: flags.epochs,
-          batchSize: flags.batchSize,
-          gradAccum: flags.gradientAccumulationSteps,
-          lr: flags.learningRate,
-          weightDecay: flags.weightDecay,
-          warmup: flags.warmup,
-          skeletonLoss: flags.useSkeletonLoss ?? false,
-          augment: flags.augment,
-          earlyStopping: { patience: flags.patience },
-          outputDir: flags.outputDir,
-          resume: flags.resume ?? false,
-          seed: flags.seed,
-          trainExtra: flags.trainExtra ?? [],
-          embeddingCache: flags.embeddingCache,
-          signal: interrupts.signal,
-          onProgress: (p) => {
-            if (p.phase === 'train' && tty) {
-              process.stderr.write(`\r\x1b[K${progressLine(p)}`);
-              barShown = true;
-            } else if (p.phase === 'validate' && tty) {
-              process.stderr.write(
-                `\r\x1b[Kepoch ${p.epoch}/${p.epochs} validating: ${p.done} images`,
-              );
-              barShown = true;
-            } else if (p.phase === 'epoch') {
-              clearBar();
-              console.log(epochLine(p.record, p.epochs));
-            }
-          },
-        });
-        clearBar();
-        if (result.skippedWithoutCrack > 0)
-          console.log(
-            `${result.skippedWithoutCrack} training image(s) without cracks were left out`,
-          );
-        const why = result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early' : 'done';
-        console.log(
-          `${why} after ${result.optimizerSteps} optimizer steps in ${formatDuration(result.seconds)}; ` +
-            (result.bestModel
-              ? `best val IoU ${result.bestValIou!.toFixed(4)} at epoch ${result.bestEpoch}: ${result.bestModel}`
-              : 'no epoch finished'),
-        );
-        if (result.aborted) console.log(`resume with the same flags and --resume`);
-      } finally {
-        clearBar();
-        interrupts.release();
-      }
-    });
+      if (result.aborted) console.log(`resume with the same flags and --resume`);
+    } finally {
+      clearBar();
+      interrupts.release();
+    }
+  });
 }

@@ -33,6 +33,7 @@ import {
   type ImagePrediction,
 } from '../predict.js';
 import { promptConfigName, type PromptConfig } from '../prompts/config.js';
+import { runRecord } from '../run-record.js';
 import type { PromptSet } from '../prompts/prompts.js';
 import { MAX_HTML_EXAMPLES, writeHtmlReport } from '../report/html.js';
 import {
@@ -240,6 +241,27 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     }
   }
 
+  const record = await runRecord({
+    command: 'evaluate',
+    settings: {
+      dataRoot: resolve(options.dataRoot),
+      listFile,
+      prompts: options.prompts,
+      outputDir,
+      layout,
+      numVis,
+      batchSize,
+      seed,
+      toleranceRadius,
+      saveProbabilities,
+      skip,
+      skipBad: options.skipBad ?? false,
+    },
+    model: model?.module.path ?? null,
+    loraCheckpoint: model?.loraCheckpoint ?? null,
+    device: model?.device ?? 'none',
+  });
+
   // From here on outputs exist: whatever happens, every opened report is finalised.
   const opened = await Promise.allSettled(
     plans.map(async (plan): Promise<ConfigRun> => {
@@ -251,6 +273,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
             extremes: numVis === 'all' ? MAX_HTML_EXAMPLES : numVis,
             saveProbabilities,
             toleranceRadius,
+            run: record,
             // The extremes' figures read their image and mask again: nothing is kept for them.
             loadInputs: async (imageId: string) => {
               const index = indexById.get(imageId)!;

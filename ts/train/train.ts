@@ -4,6 +4,7 @@
  * resume and abort. The loss, optimizer and schedule run in C++ (`createTrainer`).
  */
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { RUN_JSON, runRecord } from '../run-record.js';
 import { join, resolve } from 'node:path';
 import { binding, type NativeTrainer, type StepResult, type TrainerOptions } from '../binding.js';
 import {
@@ -107,6 +108,8 @@ export const TRAINING_FILES = {
   lastWeights: 'checkpoints/last.safetensors',
   lastOptimizer: 'checkpoints/last.optimizer.pt',
   lastState: 'checkpoints/last.json',
+  /** The run's record (ts/run-record.ts), rewritten when a run starts or resumes. */
+  run: `checkpoints/${RUN_JSON}`,
   metrics: 'metrics.jsonl',
   curves: 'training_curves.png',
 } as const;
@@ -447,6 +450,19 @@ async function run(
         history: [],
       };
     }
+    await writeFileAtomic(
+      file('run'),
+      JSON.stringify(
+        await runRecord({
+          command: 'train',
+          settings: { ...config, strategy: metadata.lora_strategy, resumed: resumed !== null },
+          model: module.path,
+          device: model.device,
+        }),
+        null,
+        2,
+      ) + '\n',
+    );
 
     const log = (line: object) => appendFile(file('metrics'), `${JSON.stringify(line)}\n`);
     const saveLast = async () => {
