@@ -205,8 +205,9 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
       if (!info[3].IsObject() || info[3].IsArray())
         throw Napi::TypeError::New(env, "predictMasks options must be an object");
       Napi::Object object = info[3].As<Napi::Object>();
-      options = {BoolOption(object, "probabilities", false),
-                 BoolOption(object, "lowResLogits", false), BoolOption(object, "hold", false)};
+      options.probabilities = BoolOption(object, "probabilities", false);
+      options.lowResLogits = BoolOption(object, "lowResLogits", false);
+      options.hold = BoolOption(object, "hold", false);
       Napi::Value automatic = object.Get("automatic");
       if (!automatic.IsUndefined()) {
         if (!automatic.IsArray() || automatic.As<Napi::Array>().Length() != sets.Length())
