@@ -5,6 +5,7 @@
  * prompts it kept; `--prompts auto` in evaluate writes its own folder.
  */
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -329,4 +330,14 @@ t.test('evaluate --prompts bbox,auto: the automatic config writes its own folder
     '3 × 3 grid points per image, whatever the ground truth',
   );
   t.equal((await readSummary(join(outputDir, 'auto_box'))).counts.evaluated, 3);
+  // The run's record: what was evaluated, with which model (its hash), where.
+  const sha256 = execFileSync('sha256sum', [modelPath], { encoding: 'utf8' }).split(' ')[0];
+  t.match(summary.run, {
+    command: 'evaluate',
+    model: { path: modelPath, sha256 },
+    loraCheckpoint: null,
+    device: 'cpu',
+    settings: { dataRoot: data, listFile: join(data, 'test.txt'), batchSize: 4, numVis: 0 },
+  });
+  t.equal((summary.run!.settings.prompts as unknown[]).length, 3);
 });
