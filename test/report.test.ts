@@ -448,8 +448,12 @@ t.test('HTML report compares labelled evaluations side by side', async (t) => {
   }
   t.equal(
     (await readdir(join(after, 'bbox_2pts', 'visualizations'))).sort().join(),
-    'img_a_figure.png,img_a_overlay.png,img_c_figure.png,img_c_overlay.png',
-    "'extremes' draws overlays and figures of only the best and worst",
+    [
+      'img_a_figure.png,img_a_overlay.png', // best with cracks
+      'img_b_figure.png,img_b_overlay.png', // worst with cracks
+      'img_c_figure.png,img_c_overlay.png', // the worst crack-free image
+    ].join(),
+    "'extremes' draws overlays and figures of only the best, the worst and the crack-free shown",
   );
   const out = join(before, 'report.html');
   await writeHtmlReport(out, [
