@@ -85,16 +85,16 @@ torch::Tensor AutomaticUnion(LoadedModule& model, const std::vector<c10::IValue>
   kept = torch::zeros({row}, torch::kUInt8);
   if (passedRow.empty()) return torch::Tensor();
   // The suppression runs on the host: one wait, for the passing masks' boxes and scores.
-  std::vector<torch::Tensor> host = Download(
-      {torch::cat(passedBoxes), torch::cat(passedIou), torch::cat(passedImage), torch::cat(passedRow)});
+  std::vector<torch::Tensor> host = Download({torch::cat(passedBoxes), torch::cat(passedIou),
+                                              torch::cat(passedImage), torch::cat(passedRow)});
   std::vector<int64_t> survivors = BoxNms(host[0], host[1], host[2], filter.boxNmsThreshold);
   if (survivors.empty()) return torch::Tensor();
   torch::Tensor chosen = torch::tensor(survivors, torch::kLong);
   kept.index_fill_(0, host[3].index_select(0, chosen), 1);
   torch::Tensor chosenLogits =
       torch::cat(passedLogits).index_select(0, Upload(chosen, model.device));
-  return UpsampledUnion(chosenLogits,
-                        PromptsPerImage(host[2].index_select(0, chosen), batchSize), height, width)
+  return UpsampledUnion(chosenLogits, PromptsPerImage(host[2].index_select(0, chosen), batchSize),
+                        height, width)
       .squeeze(1);
 }
 

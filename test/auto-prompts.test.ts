@@ -194,7 +194,8 @@ t.test('bad filters are refused, naming the field', async (t) => {
     () => binding().selectAutoMasks(...args, { ...filter(), iouThreshold: 2 }),
     /filter.iouThreshold must be a number in \[0, 1\]/,
   );
-  const { pointsPerBatch: _, ...missing } = filter();
+  const missing: Partial<AutoMaskFilter> = filter();
+  delete missing.pointsPerBatch;
   t.throws(
     () => binding().selectAutoMasks(...args, missing as AutoMaskFilter),
     /filter.pointsPerBatch/,

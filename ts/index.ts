@@ -1,5 +1,12 @@
 /** crackseg: LoRA fine-tuning and evaluation of SAM 2.1 for crack segmentation, over libtorch. */
-export type { AutoMaskFilter, Dtype, DtypeArrays, ParameterInfo, Tensor, Value } from './binding.js';
+export type {
+  AutoMaskFilter,
+  Dtype,
+  DtypeArrays,
+  ParameterInfo,
+  Tensor,
+  Value,
+} from './binding.js';
 export {
   deviceMemory,
   resetPeakDeviceMemory,

@@ -164,7 +164,9 @@ function parseAutoConfig(item: string, options: string[]): AutoPromptConfig {
     } else if (key in AUTO_OPTIONS && value !== undefined) {
       const ratio = Number(value);
       if (!/^\d*\.?\d+$/.test(value) || !(ratio <= 1)) {
-        throw new Error(`prompt config '${item}': ${key} must be a number in [0, 1], got '${value}'`);
+        throw new Error(
+          `prompt config '${item}': ${key} must be a number in [0, 1], got '${value}'`,
+        );
       }
       config.filter[AUTO_OPTIONS[key as keyof typeof AUTO_OPTIONS]] = ratio;
     } else {
