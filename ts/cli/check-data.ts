@@ -26,6 +26,12 @@ function spreadText(spread: Spread | null): string {
   return spread ? `${spread.min} / ${spread.median} / ${spread.max}` : '-';
 }
 
+/** `key ×count, ...`, or `-` when empty. */
+function countsText(counts: Partial<Record<string, number>>): string {
+  const parts = Object.entries(counts).map(([key, n]) => `${key} ×${n}`);
+  return parts.length > 0 ? parts.join(', ') : '-';
+}
+
 /** The report as text: a table with one column per list file, then the findings. */
 export function formatCheck(check: DataCheck): string {
   const rows: Array<[string, ...string[]]> = [
@@ -36,24 +42,8 @@ export function formatCheck(check: DataCheck): string {
     ['missing masks', ...check.lists.map((l) => String(l.missingMasks))],
     ['unreadable', ...check.lists.map((l) => String(l.unreadable))],
     ['size mismatches', ...check.lists.map((l) => String(l.sizeMismatches))],
-    [
-      'sizes',
-      ...check.lists.map(
-        (l) =>
-          Object.entries(l.sizes)
-            .map(([size, n]) => `${size} ×${n}`)
-            .join(', ') || '-',
-      ),
-    ],
-    [
-      'mask coding',
-      ...check.lists.map(
-        (l) =>
-          Object.entries(l.maskCoding)
-            .map(([coding, n]) => `${coding} ×${n}`)
-            .join(', ') || '-',
-      ),
-    ],
+    ['sizes', ...check.lists.map((l) => countsText(l.sizes))],
+    ['mask coding', ...check.lists.map((l) => countsText(l.maskCoding))],
     ['empty masks', ...check.lists.map((l) => String(l.emptyMasks))],
     ['components', ...check.lists.map((l) => String(l.components.total))],
     ['per image (min/median/max)', ...check.lists.map((l) => spreadText(l.components.perImage))],
