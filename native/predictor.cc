@@ -84,7 +84,8 @@ torch::Tensor AutomaticUnion(LoadedModule& model, const std::vector<c10::IValue>
   }
   kept = torch::zeros({row}, torch::kUInt8);
   if (passedRow.empty()) return torch::Tensor();
-  // The suppression runs on the host: one wait, for the passing masks' boxes and scores.
+  // The host waits once per chunk (which masks passed: their count sizes what is kept) and once
+  // for the passing masks' boxes and scores, which the suppression reads.
   std::vector<torch::Tensor> host = Download({torch::cat(passedBoxes), torch::cat(passedIou),
                                               torch::cat(passedImage), torch::cat(passedRow)});
   std::vector<int64_t> survivors = BoxNms(host[0], host[1], host[2], filter.boxNmsThreshold);
@@ -115,8 +116,8 @@ PredictionSet Predict(LoadedModule& model, const std::vector<c10::IValue>& embed
   if (automatic)
     logits = AutomaticUnion(model, embeddings, groups, batchSize, height, width, *automatic,
                             options, ious, lowResLogits, result.kept);
-  for (const PromptTensors& group : automatic ? std::vector<PromptTensors>() : groups) {
-    if (group.coords.size(0) == 0) continue;
+  for (const PromptTensors& group : groups) {
+    if (automatic || group.coords.size(0) == 0) continue;
     auto [lowRes, iou] = DecodePrompts(model.module, embeddings, group, model.device);
     torch::Tensor groupUnion =
         UpsampledUnion(lowRes, PromptsPerImage(group.imageIndex, batchSize), height, width);
