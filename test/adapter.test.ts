@@ -15,8 +15,8 @@ import {
   isLoraParameter,
   saveAdapter,
   trainedParameterNames,
-} from '../ts/train/adapter.js';
-import { readSafetensors, writeSafetensors } from '../ts/train/safetensors.js';
+} from '../ts/model/adapter.js';
+import { readSafetensors, writeSafetensors } from '../ts/model/safetensors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-adapter-'));
 const base: ExportOptions = {

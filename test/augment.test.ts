@@ -7,7 +7,7 @@ import {
   drawAugmentation,
   IDENTITY_AUGMENTATION,
   type Augmentation,
-} from '../ts/train/augment.js';
+} from '../ts/data/augment.js';
 
 // A 3-wide, 2-high image whose red channel numbers the pixels, green = 10 × red, blue = 0:
 //   1 2 3

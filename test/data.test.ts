@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { readDataset, type Sample } from '../ts/data/dataset.js';
-import { parseListFile } from '../ts/data/listFile.js';
+import { parseListFile } from '../ts/data/list-file.js';
 
 t.test('list files: BOM, CRLF, comments, blank lines, tabs and runs of spaces', async (t) => {
   const text =

@@ -15,7 +15,7 @@ import {
   skeletonCounts,
   thresholdCounts,
   type ImageEvaluation,
-} from '../ts/metrics/index.js';
+} from '../ts/index.js';
 
 const script = fileURLToPath(new URL('./reference/metrics_reference.py', import.meta.url));
 const TOLERANCE = 1e-9;

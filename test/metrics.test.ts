@@ -18,7 +18,7 @@ import {
   thresholdCounts,
   type ImageEvaluation,
   type SkeletonCounts,
-} from '../ts/metrics/index.js';
+} from '../ts/index.js';
 
 /** A mask from rows of '#' (crack) and '.' (background). */
 function mask(...rows: string[]): BinaryMask {
@@ -271,8 +271,15 @@ t.test('metric table: unique keys and columns, used by look-ups', async (t) => {
   const columns = ALL_METRICS.map((m) => m.column);
   t.equal(new Set(keys).size, keys.length);
   t.equal(new Set(columns).size, columns.length);
-  t.equal(MASK_METRICS.length, 7);
-  t.equal(DATASET_METRICS.length, 2);
+  // Every metric an image is scored on has a definition, and every definition is scored.
+  const m = mask('##.', '...');
+  const scored = maskMetricsFromCounts(confusionCounts(m, m), skeletonCounts(m, m, m, m, 2));
+  t.same(MASK_METRICS.map((d) => d.key).sort(), Object.keys(scored).sort());
+  // The dataset-level metrics are the threshold sweep's two (docs/metrics.md).
+  t.same(
+    DATASET_METRICS.map((d) => d.key),
+    ['ods', 'ois'],
+  );
   t.equal(metricDefinition('clDice').label, 'clDice');
   t.throws(() => metricDefinition('nope'), /Unknown metric/);
 });

@@ -9,8 +9,9 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import type { BinaryMask, ProbabilityMap, RgbImage } from '../ts/image.js';
 import { findPython } from '../ts/python.js';
-import { MASK_METRICS } from '../ts/metrics/index.js';
 import {
+  evaluateImage,
+  MASK_METRICS,
   OVERLAY_COLORS,
   RESULT_COLUMNS,
   ReportWriter,
@@ -31,7 +32,7 @@ import {
   MIN_PANEL_WIDTH,
   type ImageResult,
   type SkipCategory,
-} from '../ts/report/index.js';
+} from '../ts/index.js';
 
 const run = promisify(execFile);
 
@@ -94,7 +95,7 @@ function results(): ImageResult[] {
   const h = 24;
   const gt = stripes(w, h, [10, 11, 12]);
   const base = { image: grey(w, h, 100), batchMsPerImage: 12.5, promptCount: 2 };
-  return [
+  const images = [
     {
       ...base,
       imageId: 'img_a',
@@ -124,6 +125,13 @@ function results(): ImageResult[] {
       probabilities: ramp(stripes(w, h, [3])),
     },
   ];
+  // Scored as the evaluator scores them (its scoring threads run evaluateImage).
+  return images.map((image) => ({
+    ...image,
+    evaluation: evaluateImage(image.prediction, image.groundTruth, {
+      probabilities: image.probabilities,
+    }),
+  }));
 }
 
 t.test('CSV fields: quoting only where needed, quotes doubled', async (t) => {

@@ -10,7 +10,7 @@ import {
   readSafetensors,
   SafetensorsError,
   writeSafetensors,
-} from '../ts/train/safetensors.js';
+} from '../ts/model/safetensors.js';
 import { runPython } from './helpers/python.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-safetensors-'));

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { binding } from '../ts/binding.js';
 import { exportModel } from '../ts/model/export.js';
 import { TorchModule } from '../ts/torch-module.js';
-import { trainedParameterNames } from '../ts/train/adapter.js';
-import { syntheticBatch } from '../ts/train/batches.js';
-import { nativeTrainerOptions } from '../ts/train/train.js';
+import { trainedParameterNames } from '../ts/model/adapter.js';
+import { syntheticBatch } from '../ts/bench/synthetic-batch.js';
+import { nativeTrainerOptions } from '../ts/train/options.js';
 import { PRECISION_DTYPE } from '../ts/model/load.js';
 import { deviceMemory, resetPeakDeviceMemory, runtimeInfo } from '../ts/runtime.js';
 
@@ -47,11 +47,11 @@ for (const { device, precision } of cases)
       const trainer = binding().createTrainer(
         module.native,
         nativeTrainerOptions({
-          lr: 5e-3,
+          learningRate: 5e-3,
           weightDecay: 0,
           warmup: 0,
           totalSteps: steps,
-          gradAccum: 1,
+          gradientAccumulation: 1,
           skeletonLoss: false,
           seed: 0,
           precision,

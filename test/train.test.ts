@@ -8,11 +8,13 @@ import { loadModel } from '../ts/model/load.js';
 import type { RunRecord } from '../ts/run-record.js';
 import { runtimeInfo } from '../ts/runtime.js';
 import { synthesizeDataset } from '../ts/synth/synthesize.js';
-import { readSafetensors } from '../ts/train/safetensors.js';
+import { readSafetensors } from '../ts/model/safetensors.js';
 import { evaluate } from '../ts/evaluate/evaluate.js';
 import { TRAINING_BOX_PROMPT } from '../ts/train/box-prompt.js';
 import { validate } from '../ts/train/validate.js';
-import { train, TRAINING_FILES, type TrainOptions, type TrainProgress } from '../ts/train/train.js';
+import type { TrainOptions } from '../ts/train/options.js';
+import { TRAINING_FILES } from '../ts/train/resume.js';
+import { train, type TrainProgress } from '../ts/train/train.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-train-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,8 +47,8 @@ const base: TrainOptions = {
   dataRoot,
   epochs: 2,
   batchSize: 2,
-  gradAccum: 1,
-  lr: 1e-3,
+  gradientAccumulation: 1,
+  learningRate: 1e-3,
   // The decoder's IoU head as an extra, to check extras are trained and saved.
   trainExtra: ['^sam_mask_decoder\\.iou_prediction_head\\.'],
   logEverySteps: 2,
@@ -332,7 +334,7 @@ t.test('early stopping after `patience` epochs without a better validation IoU',
   // A vanishing learning rate leaves the predictions, and so the IoU, unchanged.
   const result = await train({
     ...base,
-    lr: 1e-20,
+    learningRate: 1e-20,
     epochs: 4,
     earlyStopping: { patience: 1 },
     outputDir: out('early'),
@@ -349,7 +351,7 @@ t.test('a strategy other than the exported one is refused', async (t) => {
   await t.rejects(train({ ...base, strategy: 'B', outputDir: out('refused') }), {
     message: /LoRA strategy B was asked for, but .*model\.pt was exported with strategy A/,
   });
-  await t.rejects(train({ ...base, gradAccum: 4, outputDir: out('refused') }), {
+  await t.rejects(train({ ...base, gradientAccumulation: 4, outputDir: out('refused') }), {
     message: /fewer than the 4 micro-batches of one optimizer step/,
   });
 });

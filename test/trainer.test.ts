@@ -491,12 +491,28 @@ t.test(
     module.setRequiresGrad(/lora_/, true);
     const trainer = binding().createTrainer(module.native, { ...options, gradientAccumulation: 1 });
     const batch = makeBatch(2, 1, 40, 56);
+    const rounds: number[][] = [];
     for (let round = 0; round < 3; round++) {
       t.ok((await trainer.step(batch)).stepped, `round ${round}: step`);
-      for (let i = 0; i < 3; i++)
-        await binding().predictMasks(module.native, perImage(batch.images), [[batch.prompts]]);
-      t.pass(`round ${round}: predictions after a step`);
+      const predictions: number[][] = [];
+      for (let i = 0; i < 3; i++) {
+        const [set] = await binding().predictMasks(module.native, perImage(batch.images), [
+          [batch.prompts],
+        ]);
+        t.same(
+          set!.masks.map((mask) => mask.shape),
+          [[40, 56]],
+          `round ${round}: the image's mask, at its size`,
+        );
+        predictions.push(flat(set!.iou));
+      }
+      // Same weights, same inputs: the same outputs, however the executor specialised.
+      t.same(predictions[1], predictions[0], `round ${round}: predictions repeat`);
+      t.same(predictions[2], predictions[0], `round ${round}: predictions repeat`);
+      rounds.push(predictions[0]!);
     }
+    t.notSame(rounds[1], rounds[0], 'a step changed what the model predicts');
+    t.notSame(rounds[2], rounds[1], 'a step changed what the model predicts');
     trainer.dispose();
   },
 );

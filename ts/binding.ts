@@ -102,7 +102,7 @@ export interface PromptTensors {
   imageIndex: Tensor<'int64'>;
 }
 
-export interface PredictOptions {
+export interface NativePredictOptions {
   /** Also return the sigmoid of each image's union logits (for ODS/OIS). */
   probabilities?: boolean;
   /** Also return the decoder's low-resolution logits. */
@@ -280,13 +280,13 @@ export interface Binding {
     module: NativeTorchModule,
     images: Array<Tensor<'uint8'> | TensorHandle>,
     promptSets: PromptTensors[][],
-    options: PredictOptions & { hold: true },
+    options: NativePredictOptions & { hold: true },
   ): Promise<HeldPredictionSet[]>;
   predictMasks(
     module: NativeTorchModule,
     images: Array<Tensor<'uint8'> | TensorHandle>,
     promptSets: PromptTensors[][],
-    options?: PredictOptions & { hold?: false },
+    options?: NativePredictOptions & { hold?: false },
   ): Promise<PredictionSet[]>;
   /**
    * The selection an automatic prompt set gets in {@link predictMasks}, on masks given as logits

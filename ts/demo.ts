@@ -16,9 +16,8 @@ import { train, type TrainProgress, type TrainResult } from './train/train.js';
 /**
  * What trains besides the LoRA adapters (strategy A, the decoder's attention): everything. With
  * random weights there is nothing for low-rank updates to adapt — the trunk's features are random
- * projections of the image — so the whole model trains in full. Measured on the demo data, 16
- * epochs: val IoU 0.41 with the trunk trained, 0.23 with only neck, prompt encoder and decoder
- * (LoRA alone barely moves). With a real checkpoint, LoRA (plus perhaps the decoder) is the point.
+ * projections of the image — so the whole model trains in full (docs/benchmarks.md, "Measurements
+ * behind code choices"). With a real checkpoint, LoRA (plus perhaps the decoder) is the point.
  */
 export const DEMO_TRAIN_EXTRA = [
   '^image_encoder\\.trunk\\.',
@@ -36,11 +35,25 @@ export const DEMO_TRAIN_EXTRA = [
 export const DEMO_RUNS = {
   full: {
     data: { train: 96, val: 16, test: 24, width: 256, height: 192 },
-    training: { epochs: 24, batchSize: 4, gradAccum: 1, lr: 2e-3, warmup: 0.05, seed: 0 },
+    training: {
+      epochs: 24,
+      batchSize: 4,
+      gradientAccumulation: 1,
+      learningRate: 2e-3,
+      warmup: 0.05,
+      seed: 0,
+    },
   },
   quick: {
     data: { train: 16, val: 8, test: 16, width: 128, height: 96 },
-    training: { epochs: 8, batchSize: 2, gradAccum: 1, lr: 2e-3, warmup: 0.05, seed: 0 },
+    training: {
+      epochs: 8,
+      batchSize: 2,
+      gradientAccumulation: 1,
+      learningRate: 2e-3,
+      warmup: 0.05,
+      seed: 0,
+    },
   },
 };
 

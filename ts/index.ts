@@ -55,16 +55,9 @@ export {
   type EvaluationResult,
   type SkipOptions,
 } from './evaluate/evaluate.js';
-export {
-  train,
-  TRAIN_DEFAULTS,
-  LOSS_AND_OPTIMIZER,
-  TRAINING_FILES,
-  type EpochRecord,
-  type TrainOptions,
-  type TrainProgress,
-  type TrainResult,
-} from './train/train.js';
+export { train, type EpochRecord, type TrainProgress, type TrainResult } from './train/train.js';
+export { TRAIN_DEFAULTS, LOSS_AND_OPTIMIZER, type TrainOptions } from './train/options.js';
+export { TRAINING_FILES } from './train/resume.js';
 export {
   applyAdapter,
   saveAdapter,
@@ -74,7 +67,7 @@ export {
   type AdapterContents,
   type AdapterMetadata,
   type AppliedAdapter,
-} from './train/adapter.js';
+} from './model/adapter.js';
 export {
   readSafetensors,
   writeSafetensors,
@@ -82,8 +75,8 @@ export {
   decodeSafetensors,
   SafetensorsError,
   type SafetensorsContent,
-} from './train/safetensors.js';
-export { DEFAULT_AUGMENT, type AugmentOptions } from './train/augment.js';
+} from './model/safetensors.js';
+export { DEFAULT_AUGMENT, type AugmentOptions } from './data/augment.js';
 export {
   demo,
   DEMO_TRAIN_EXTRA,
@@ -113,7 +106,7 @@ export {
   type Sample,
   type SkippedEntry,
 } from './data/dataset.js';
-export { parseListFile, type ListEntry } from './data/listFile.js';
+export { parseListFile, type ListEntry } from './data/list-file.js';
 export { decodeImage, decodeMask, maskCoding, type MaskCoding } from './data/decode.js';
 export {
   checkData,
@@ -164,5 +157,115 @@ export {
   type PromptOptions,
   type PromptSet,
 } from './prompts/prompts.js';
-export * from './metrics/index.js';
-export * from './report/index.js';
+export {
+  metricDefinition,
+  MASK_METRICS,
+  BEST_F_METRIC,
+  DATASET_METRICS,
+  ALL_METRICS,
+  type MetricDirection,
+  type MetricDefinition,
+  type MaskMetricKey,
+  type DatasetMetricKey,
+} from './metrics/definitions.js';
+export {
+  ratio,
+  fMeasure,
+  pixelMetricsFromCounts,
+  maskMetricsFromCounts,
+  type ConfusionCounts,
+  type SkeletonCounts,
+  type PixelMetricKey,
+} from './metrics/formulas.js';
+export {
+  thresholdCounts,
+  fPerThreshold,
+  bestF,
+  addThresholdCounts,
+  emptyThresholdCounts,
+  THRESHOLD_GRID,
+  type ThresholdCounts,
+  type BestF,
+} from './metrics/thresholds.js';
+export {
+  evaluateImage,
+  confusionCounts,
+  skeletonCounts,
+  diskOffsets,
+  DEFAULT_TOLERANCE_RADIUS,
+  type ImageEvaluationOptions,
+  type ImageEvaluation,
+} from './metrics/image.js';
+export {
+  distribution,
+  MetricAccumulator,
+  type Distribution,
+  type MetricAggregate,
+  type MetricAggregates,
+} from './metrics/accumulator.js';
+export {
+  assertSafeName,
+  imageFileStem,
+  relativePredictionPath,
+  predictionPath,
+  probabilityPath,
+  encodeMaskPng,
+  writeMaskPng,
+  readMaskPng,
+  writeProbabilityPng,
+  encodeProbabilityPng,
+  readProbabilityPng,
+  PREDICTIONS_DIR,
+  PROBABILITIES_DIR,
+  type ProbabilityBitDepth,
+} from './report/predictions.js';
+export {
+  csvField,
+  csvLine,
+  resultRow,
+  RESULTS_CSV,
+  RESULT_COLUMNS,
+  type ResultRowInfo,
+} from './report/csv.js';
+export {
+  errorOverlay,
+  encodeRgbPng,
+  renderFigure,
+  escapeXml,
+  OVERLAY_COLORS,
+  DEFAULT_OVERLAY_ALPHA,
+  MIN_PANEL_WIDTH,
+  type FigureInput,
+} from './report/figures.js';
+export {
+  renderVegaLite,
+  svgToPng,
+  histogramSvg,
+  comparisonChartSvg,
+  type ComparisonBar,
+} from './report/plots.js';
+export {
+  readSummary,
+  SUMMARY_JSON,
+  type SkipRecord,
+  type ExtremeExample,
+  type EvaluationSummary,
+  type SkipCategory,
+} from './report/summary.js';
+export {
+  VISUALIZATIONS_DIR,
+  PLOTS_DIR,
+  DEFAULT_EXTREMES,
+  ReportWriter,
+  type ImageResult,
+  type ReportWriterOptions,
+  type FinishExtras,
+} from './report/writer.js';
+export {
+  loadEvaluation,
+  writeHtmlReport,
+  renderHtmlReport,
+  MAX_HTML_EXAMPLES,
+  type LabelledEvaluation,
+  type HtmlReportOptions,
+} from './report/html.js';

@@ -11,9 +11,9 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SamplePool } from '../data/sample-pool.js';
 import { synthesizeDataset } from '../synth/synthesize.js';
-import { DEFAULT_AUGMENT } from '../train/augment.js';
+import { DEFAULT_AUGMENT } from '../data/augment.js';
 import { epochBatches, prefetchBatches, scanTrainingSet } from '../train/batches.js';
-import { TRAIN_DEFAULTS } from '../train/train.js';
+import { TRAIN_DEFAULTS } from '../train/options.js';
 
 export interface DataBenchmarkOptions {
   /** Synthetic image size; default 640×360 (Crack500's). */

@@ -6,9 +6,10 @@
 import { binding } from '../binding.js';
 import { loadModel } from '../model/load.js';
 import { deviceMemory } from '../runtime.js';
-import { trainedParameterNames } from '../train/adapter.js';
-import { syntheticBatch } from '../train/batches.js';
-import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/train.js';
+import { trainedParameterNames } from '../model/adapter.js';
+import { launchAhead } from '../util/launch-ahead.js';
+import { syntheticBatch } from './synthetic-batch.js';
+import { nativeTrainerOptions, TRAIN_DEFAULTS } from '../train/options.js';
 import type { TrainBenchJob, TrainBenchMeasurement } from './train.js';
 
 async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
@@ -23,11 +24,11 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
     const trainer = binding().createTrainer(
       module.native,
       nativeTrainerOptions({
-        lr: TRAIN_DEFAULTS.lr,
+        learningRate: TRAIN_DEFAULTS.learningRate,
         weightDecay: TRAIN_DEFAULTS.weightDecay,
         warmup: 0,
         totalSteps: job.warmupSteps + job.steps,
-        gradAccum: 1,
+        gradientAccumulation: 1,
         skeletonLoss: false,
         seed: 0,
         precision: job.precision,
@@ -36,15 +37,12 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
     );
     try {
       // As train() does: one step queued ahead of the one being read back.
-      const steps = async (count: number) => {
-        let inFlight: Promise<unknown> | null = null;
-        for (let i = 0; i < count; i++) {
-          const queued = trainer.step(batch);
-          await inFlight;
-          inFlight = queued;
-        }
-        await inFlight;
-      };
+      const steps = (count: number) =>
+        launchAhead(Array.from({ length: count }), {
+          launch: () => trainer.step(batch),
+          settle: async (step) => void (await step),
+          abandon: (step) => step,
+        });
       await steps(job.warmupSteps);
       const started = performance.now();
       await steps(job.steps);

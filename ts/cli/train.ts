@@ -13,7 +13,8 @@ import { Option, type Command } from 'commander';
 import { defaultDevice, type Precision } from '../model/load.js';
 import { LORA_STRATEGIES, type LoraStrategy } from '../model/export.js';
 import type { Device } from '../torch-module.js';
-import { TRAIN_DEFAULTS, train, type EpochRecord, type TrainProgress } from '../train/train.js';
+import { TRAIN_DEFAULTS } from '../train/options.js';
+import { train, type EpochRecord, type TrainProgress } from '../train/train.js';
 import {
   collect,
   DEFAULT_DATA_ROOT,
@@ -99,9 +100,14 @@ export function register(program: Command): void {
       '--gradient-accumulation-steps <n>',
       'micro-batches per optimizer step',
       parsePositiveInteger,
-      d.gradAccum,
+      d.gradientAccumulation,
     )
-    .option('--learning-rate <lr>', 'peak learning rate (AdamW)', parseNonNegativeNumber, d.lr)
+    .option(
+      '--learning-rate <lr>',
+      'peak learning rate (AdamW)',
+      parseNonNegativeNumber,
+      d.learningRate,
+    )
     .option('--weight-decay <w>', 'AdamW weight decay', parseNonNegativeNumber, d.weightDecay)
     .option(
       '--warmup <fraction>',
@@ -157,8 +163,8 @@ export function register(program: Command): void {
         ...(flags.loraStrategy ? { strategy: flags.loraStrategy } : {}),
         epochs: flags.epochs,
         batchSize: flags.batchSize,
-        gradAccum: flags.gradientAccumulationSteps,
-        lr: flags.learningRate,
+        gradientAccumulation: flags.gradientAccumulationSteps,
+        learningRate: flags.learningRate,
         weightDecay: flags.weightDecay,
         warmup: flags.warmup,
         skeletonLoss: flags.useSkeletonLoss ?? false,

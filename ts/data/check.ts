@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { decodeImage, decodeMask, maskCoding, type MaskCoding } from './decode.js';
-import { parseListFile } from './listFile.js';
+import { parseListFile } from './list-file.js';
 import { connectedComponents, DEFAULT_MIN_AREA } from '../vision/components.js';
 
 /** A finding about one list line (or the list itself: line 0). */

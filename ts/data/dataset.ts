@@ -7,7 +7,7 @@ import { readFile as fsReadFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { decodeImage, decodeMask } from './decode.js';
-import { parseListFile, type ListEntry } from './listFile.js';
+import { parseListFile, type ListEntry } from './list-file.js';
 
 /** How many samples are decoded ahead of the consumer unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 4;

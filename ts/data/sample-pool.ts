@@ -9,15 +9,15 @@ import { hold } from '../held.js';
 import type { HeldPlane } from '../image.js';
 import type { PromptConfig } from '../prompts/config.js';
 import { buildPrompts, type PromptSet } from '../prompts/prompts.js';
-import { augmentSample, type Augmentation } from '../train/augment.js';
+import { augmentSample, type Augmentation } from './augment.js';
 import { siblingWorkerUrl, WorkerPool } from '../util/worker-pool.js';
 import { DatasetError, loadSample, type Sample } from './dataset.js';
-import type { ListEntry } from './listFile.js';
+import type { ListEntry } from './list-file.js';
 
 /**
- * Threads preparing samples unless told otherwise: one per four cores, at least 1 (four on a
- * 16-core GPU host: ~5 ms of JS per sample and thread, several configs' prompts more, against
- * the 2.9 ms per image of 350 images/s). Decoding is mostly sharp's work on the libuv pool.
+ * Threads preparing samples unless told otherwise: one per four cores, at least 1, enough to keep
+ * ahead of the device (docs/benchmarks.md, "Measurements behind code choices"). Decoding is
+ * mostly sharp's work on the libuv pool.
  */
 export function defaultLoadWorkers(): number {
   return Math.max(1, Math.round(availableParallelism() / 4));

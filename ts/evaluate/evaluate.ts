@@ -45,9 +45,11 @@ import {
   type ProbabilityBitDepth,
 } from '../report/predictions.js';
 import type { EvaluationSummary } from '../report/summary.js';
-import { ReportWriter } from '../report/writer.js';
-import { readHeld, releaseHeld, takeHeld } from '../held.js';
+import { ReportWriter, type FinishExtras } from '../report/writer.js';
+import { readHeld, takeHeld } from '../held.js';
 import type { BinaryMask, RgbImage } from '../image.js';
+import { launchAhead } from '../util/launch-ahead.js';
+import { HeldInputs } from './held-inputs.js';
 import { MetricsPool } from './metrics-pool.js';
 import { ProgressMeter, type EvaluationProgress } from './progress.js';
 import { SavedPredictionError, readSavedPrediction } from './saved.js';
@@ -192,34 +194,10 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const started = performance.now();
   const cpuAtStart = process.cpuUsage();
   const loopAtStart = performance.eventLoopUtilization();
-  const skip = options.skip ?? {};
-  const batchSize = options.batchSize ?? defaultBatchSize(options.model?.device ?? 'cpu');
-  assertBatchSize(batchSize);
+  const plan = planEvaluation(options);
+  const { skip, batchSize, layout, numVis, outputDir, parentDir, plans } = plan;
+  const { toleranceRadius, saveProbabilities, seed, listFile } = plan;
   const model = options.model;
-  if (!skip.inference && !model) throw new Error('evaluate needs a model unless skip.inference');
-  if (skip.inference && skip.evaluation) {
-    throw new Error('skip.inference and skip.evaluation together leave nothing to do');
-  }
-  const layout = options.layout ?? 'per-config';
-  if (options.prompts.length === 0) throw new Error('evaluate needs at least one prompt config');
-  if (layout === 'config-folder' && options.prompts.length !== 1) {
-    throw new Error("layout 'config-folder' takes exactly one prompt config");
-  }
-  const numVis = skip.visualization ? 0 : (options.numVis ?? DEFAULT_NUM_VIS);
-  if (numVis !== 'all' && !(Number.isInteger(numVis) && numVis >= 0)) {
-    throw new RangeError(`numVis must be a non-negative integer or 'all', got ${numVis}`);
-  }
-  const outputDir = resolve(options.outputDir);
-  const parentDir = layout === 'config-folder' ? dirname(outputDir) : outputDir;
-  const toleranceRadius = options.toleranceRadius ?? DEFAULT_TOLERANCE_RADIUS;
-  const saveProbabilities = options.saveProbabilities ?? false;
-  const seed = options.seed ?? DEFAULT_SEED;
-  const listFile = resolve(options.dataRoot, options.listFile);
-  const plans = options.prompts.map((config) => {
-    const name = promptConfigName(config);
-    const folder = layout === 'config-folder' ? basename(outputDir) : name;
-    return { name, config, folder, dir: join(parentDir, folder) };
-  });
 
   // Everything that can fail cheaply fails here, before any output is touched: a re-run that
   // cannot start leaves the previous results as they were.
@@ -309,12 +287,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   let pool: MetricsPool | undefined;
   let samplePool: SamplePool | undefined;
   let dataset: Dataset<HeldSample> | undefined;
-  // Samples whose image and mask are held natively and not yet handed to the device, and the
-  // loads still in flight: whatever the run does not reach is released at its end.
-  const unlaunched = new Set<HeldSample>();
-  const loads = new Set<Promise<unknown>>();
-  // Releases waiting for the scoring threads to finish reading a batch's ground truths.
-  const releases = new Set<Promise<unknown>>();
+  // Every image, mask and saved-only prediction held natively, released by its one owner.
+  const held = new HeldInputs();
 
   let recordedSkips = 0;
   const recordSkips = () => {
@@ -338,14 +312,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       listFile: options.listFile,
       skipBad: options.skipBad ?? false,
       concurrency: Math.max(4, 2 * batchSize),
-      load: (entry, index) => {
-        const load = loading
-          .prepare({ ...prepare, entry, index, prompts, hold: true })
-          .then((sample) => (unlaunched.add(sample), sample));
-        loads.add(load);
-        void load.catch(() => undefined).finally(() => loads.delete(load));
-        return load;
-      },
+      load: (entry, index) =>
+        held.track(loading.prepare({ ...prepare, entry, index, prompts, hold: true })),
     });
     // Every core but the JS thread's: scoring and PNG encoding are the most CPU of a GPU run.
     const workers = options.workers ?? Math.max(1, availableParallelism() - 1);
@@ -356,10 +324,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     let previousResolved = performance.now();
     const drawsEveryImage = runs.some((run) => run.writer?.drawsEveryImage);
     const launch = (batch: HeldSample[]) => {
-      for (const sample of batch) {
-        unlaunched.delete(sample);
-        indexById.set(sample.id, sample.index);
-      }
+      held.launched(batch);
+      for (const sample of batch) indexById.set(sample.id, sample.index);
       const prompts = runs.map((_, c) => batch.map((sample) => sample.prompts[c]!));
       const launched = performance.now();
       const predictions = skip.inference
@@ -383,9 +349,10 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       // The device has read the images once the predictions are back (unless every image gets
       // a figure: then they go with the ground truths, in hand()).
       if (!drawsEveryImage)
-        void predictions
-          .catch(() => undefined)
-          .finally(() => releaseHeld(batch.map((sample) => sample.image)));
+        held.releaseAfter(
+          predictions,
+          batch.map((sample) => sample.image),
+        );
       // The device time of a batch: from when the device could start it to its results.
       const timed = predictions.then((sets) => {
         const resolved = performance.now();
@@ -400,7 +367,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       // Released twice is harmless: the images may be gone already.
       const inputs = batch.flatMap((sample) => [sample.mask, sample.image]);
       const outcome = await timed.catch((error: unknown) => {
-        releaseHeld(inputs);
+        held.releaseAfter(timed, inputs);
         throw error;
       });
       const { sets: predictions, batchMsPerImage } = outcome;
@@ -410,14 +377,13 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
         writeBatch(run, batch, prompts[c]!, predictions[c]!, {
           batchMsPerImage,
           pool: scoring,
+          held,
           toleranceRadius,
           saveProbabilities,
         }),
       );
       // The scoring threads read the ground truths until every config's writes have settled.
-      const release = Promise.allSettled(chains).then(() => releaseHeld(inputs));
-      releases.add(release);
-      void release.then(() => releases.delete(release));
+      held.releaseAfter(Promise.allSettled(chains), inputs);
       const written = Promise.all(chains).then(
         () => {
           progress.done(batch.length - missing);
@@ -429,22 +395,17 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       void written.finally(() => pending.delete(written));
       while (pending.size >= MAX_PENDING_BATCHES) await Promise.race(pending);
     };
-    let onDevice: ReturnType<typeof launch> | null = null;
-    try {
-      for await (const batch of sameSizeBatches(dataset, batchSize, (s) => s.image)) {
-        recordSkips();
-        if (options.signal?.aborted || failure) break; // the batch is released with the unlaunched
-        const next = launch(batch);
-        const previous = onDevice;
-        onDevice = next;
-        if (previous) await hand(previous);
-      }
-    } finally {
-      // The batch on the device is finished and written whatever ended the loop.
-      const last = onDevice;
-      onDevice = null;
-      if (last) await hand(last).catch((error: unknown) => void (failure ??= { error }));
-    }
+    await launchAhead(
+      sameSizeBatches(dataset, batchSize, (s) => s.image),
+      {
+        // A batch not launched is released with the unlaunched samples.
+        proceed: () => (recordSkips(), !options.signal?.aborted && !failure),
+        launch,
+        settle: hand,
+        // The batch on the device is finished and written whatever ended the loop.
+        abandon: (last) => hand(last).catch((error: unknown) => void (failure ??= { error })),
+      },
+    );
     recordSkips();
   } catch (error) {
     failure ??= { error };
@@ -453,9 +414,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
   // Whatever stopped the run, what was started is finished and every report finalised.
   await Promise.all(pending);
-  // Samples read ahead but never batched, or batched but not launched, are released.
-  await Promise.allSettled([...loads]);
-  releaseHeld([...unlaunched].flatMap((sample) => [sample.image, sample.mask]));
+  await held.close();
   const cpu = process.cpuUsage(cpuAtStart);
   const busyMs = {
     jsThread: performance.eventLoopUtilization(loopAtStart).active,
@@ -475,29 +434,20 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const endState = failure
     ? { error: failure.error instanceof Error ? failure.error.message : String(failure.error) }
     : { aborted };
-  const finished = await Promise.allSettled(
-    runs.map(async (run) => {
-      await run.chain.catch(() => undefined);
-      await Promise.all(releases);
-      const summary = run.writer
-        ? await run.writer.finish({ timings, metadata: endState, complete: !failure && !aborted })
-        : null;
-      return { name: run.name, config: run.config, dir: run.dir, summary };
-    }),
-  );
-  const configs: ConfigResult[] = [];
-  for (const f of finished) {
-    if (f.status === 'fulfilled') configs.push(f.value);
-    else failure ??= { error: f.reason };
-  }
+  const finished = await finishReports(runs, held, {
+    timings,
+    metadata: endState,
+    complete: !failure && !aborted,
+  });
+  failure ??= finished.failure;
+  const { configs } = finished;
   const reportHtml = skip.evaluation ? null : join(outputDir, REPORT_HTML);
   if (reportHtml && configs.length > 0) {
-    const evaluation =
-      layout === 'config-folder'
-        ? { label: basename(outputDir), outputDir }
-        : { label: basename(outputDir), outputDir, only: runs.map((run) => run.folder) };
+    const only = layout === 'config-folder' ? undefined : runs.map((run) => run.folder);
     try {
-      await writeHtmlReport(reportHtml, [evaluation]);
+      await writeHtmlReport(reportHtml, [
+        { label: basename(outputDir), outputDir, ...(only ? { only } : {}) },
+      ]);
     } catch (error) {
       failure ??= { error };
     }
@@ -522,6 +472,81 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     reportHtml,
     host,
   };
+}
+
+/**
+ * The options checked and resolved, and each config's folder: the first stage of {@link evaluate},
+ * before anything is read or written.
+ */
+function planEvaluation(options: EvaluateOptions) {
+  const skip = options.skip ?? {};
+  const batchSize = options.batchSize ?? defaultBatchSize(options.model?.device ?? 'cpu');
+  assertBatchSize(batchSize);
+  if (!skip.inference && !options.model)
+    throw new Error('evaluate needs a model unless skip.inference');
+  if (skip.inference && skip.evaluation) {
+    throw new Error('skip.inference and skip.evaluation together leave nothing to do');
+  }
+  const layout = options.layout ?? 'per-config';
+  if (options.prompts.length === 0) throw new Error('evaluate needs at least one prompt config');
+  if (layout === 'config-folder' && options.prompts.length !== 1) {
+    throw new Error("layout 'config-folder' takes exactly one prompt config");
+  }
+  const numVis = skip.visualization ? 0 : (options.numVis ?? DEFAULT_NUM_VIS);
+  if (numVis !== 'all' && !(Number.isInteger(numVis) && numVis >= 0)) {
+    throw new RangeError(`numVis must be a non-negative integer or 'all', got ${numVis}`);
+  }
+  const outputDir = resolve(options.outputDir);
+  const parentDir = layout === 'config-folder' ? dirname(outputDir) : outputDir;
+  const toleranceRadius = options.toleranceRadius ?? DEFAULT_TOLERANCE_RADIUS;
+  const saveProbabilities = options.saveProbabilities ?? false;
+  const seed = options.seed ?? DEFAULT_SEED;
+  const listFile = resolve(options.dataRoot, options.listFile);
+  const plans = options.prompts.map((config) => {
+    const name = promptConfigName(config);
+    const folder = layout === 'config-folder' ? basename(outputDir) : name;
+    return { name, config, folder, dir: join(parentDir, folder) };
+  });
+  return {
+    skip,
+    batchSize,
+    layout,
+    numVis,
+    outputDir,
+    parentDir,
+    toleranceRadius,
+    saveProbabilities,
+    seed,
+    listFile,
+    plans,
+  };
+}
+
+/**
+ * The last stage of {@link evaluate}: once each config's images are written and the held planes
+ * released, each report is finalised (histograms, figures of the extremes, summary), whatever
+ * ended the run; the first failure is returned, not thrown, so every report is finalised.
+ */
+async function finishReports(
+  runs: readonly ConfigRun[],
+  held: HeldInputs,
+  extras: FinishExtras,
+): Promise<{ configs: ConfigResult[]; failure: { error: unknown } | undefined }> {
+  const finished = await Promise.allSettled(
+    runs.map(async (run) => {
+      await run.chain.catch(() => undefined);
+      await held.released();
+      const summary = run.writer ? await run.writer.finish(extras) : null;
+      return { name: run.name, config: run.config, dir: run.dir, summary };
+    }),
+  );
+  const configs: ConfigResult[] = [];
+  let failure: { error: unknown } | undefined;
+  for (const f of finished) {
+    if (f.status === 'fulfilled') configs.push(f.value);
+    else failure ??= { error: f.reason };
+  }
+  return { configs, failure };
 }
 
 function exists(path: string): Promise<boolean> {
@@ -570,6 +595,7 @@ function writeBatch(
   context: {
     batchMsPerImage: number;
     pool: MetricsPool;
+    held: HeldInputs;
     toleranceRadius: number;
     saveProbabilities: ProbabilityBitDepth | false;
   },
@@ -582,9 +608,8 @@ function writeBatch(
     const promptCount = set.boxes.length + set.points.length;
     const { writer } = run;
     if (!writer) {
-      run.chain = run.chain
-        .then(() => savePrediction(run.dir, sample.id, prediction, bits))
-        .finally(() => releaseHeld([prediction.mask, prediction.probabilities]));
+      run.chain = run.chain.then(() => savePrediction(run.dir, sample.id, prediction, bits));
+      context.held.releaseAfter(run.chain, [prediction.mask, prediction.probabilities]);
       return;
     }
     const scored = context.pool.score({

@@ -13,7 +13,7 @@ import { bestF, thresholdCounts, type BestF, type ThresholdCounts } from './thre
 /** Default skeleton matching tolerance, in pixels. */
 export const DEFAULT_TOLERANCE_RADIUS = 2;
 
-export interface EvaluateOptions {
+export interface ImageEvaluationOptions {
   /** Skeleton matching radius in pixels (Euclidean, inclusive); default 2. */
   toleranceRadius?: number;
   /** The model's probability map (held or not), for the threshold sweep behind ODS/OIS. */
@@ -35,7 +35,7 @@ export interface ImageEvaluation {
 export function evaluateImage(
   prediction: BinaryMask,
   groundTruth: BinaryMask,
-  options: EvaluateOptions = {},
+  options: ImageEvaluationOptions = {},
 ): ImageEvaluation {
   const confusion = confusionCounts(prediction, groundTruth);
   const skeleton = skeletonCounts(
@@ -67,7 +67,7 @@ export function confusionCounts(prediction: BinaryMask, groundTruth: BinaryMask)
   let predicted = 0;
   let actual = 0;
   let both = 0;
-  // Four pixels per step through 32-bit words when both buffers allow it (3× faster).
+  // Four pixels per step through 32-bit words when both buffers allow it.
   const pw = wordsOf(p);
   const gw = wordsOf(g);
   const words = pw && gw ? pw.length : 0;

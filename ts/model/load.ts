@@ -4,7 +4,7 @@
  */
 import { runtimeInfo } from '../runtime.js';
 import { TorchModule, type Device } from '../torch-module.js';
-import { applyAdapter } from '../train/adapter.js';
+import { applyAdapter } from './adapter.js';
 import { readModelMetadata, type ModelMetadata } from './metadata.js';
 
 /**

@@ -2,8 +2,8 @@
  * The streaming report writer the evaluator drives, one prompt config at a time:
  *
  *   const w = await ReportWriter.open(outDir, 'bbox_2pts', { metadata });
- *   await w.add(result);            // per image
- *   w.skip(imageId, 'unreadable');  // per skipped image
+ *   await w.add(result);   // per scored image: an ImageResult, its `evaluation` included
+ *   w.skip(record);        // per image left out: a SkipRecord ({ id, listFile, line, …, reason })
  *   const summary = await w.finish({ timings });
  *
  * Everything lands in `<outDir>/<promptConfig>/`. Every file is written atomically; the CSV and a
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { BinaryMask, ProbabilityMap, RgbImage } from '../image.js';
 import { MetricAccumulator, distribution } from '../metrics/accumulator.js';
 import { ALL_METRICS, BEST_F_METRIC, MASK_METRICS } from '../metrics/definitions.js';
-import { evaluateImage, DEFAULT_TOLERANCE_RADIUS, type ImageEvaluation } from '../metrics/image.js';
+import { DEFAULT_TOLERANCE_RADIUS, type ImageEvaluation } from '../metrics/image.js';
 import { THRESHOLD_GRID } from '../metrics/thresholds.js';
 import type { RunRecord } from '../run-record.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -66,14 +66,14 @@ export interface ImageResult {
   batchMsPerImage: number;
   /** Needed unless `saved`; with `visualizations: 'all'`, always. */
   prediction?: BinaryMask;
-  /** Needed unless `evaluation` is given, and for figures unless `loadInputs` can read it. */
+  /** Needed for figures unless `loadInputs` can read it. */
   groundTruth?: BinaryMask;
   /** Needed for figures (`visualizations` other than 'none') unless `loadInputs` can read it. */
   image?: RgbImage;
-  /** For ODS/OIS when `evaluation` is not given, and saved when `saveProbabilities` is set. */
+  /** Saved when `saveProbabilities` is set (unless `saved`). */
   probabilities?: ProbabilityMap;
-  /** Already computed (e.g. in a worker thread); computed here when absent. */
-  evaluation?: ImageEvaluation;
+  /** The image's scores, from `evaluateImage` (the evaluator's scoring threads run it). */
+  evaluation: ImageEvaluation;
   /**
    * The prediction's PNGs are already at {@link predictionPath} (and {@link probabilityPath} with
    * `saveProbabilities`), written atomically by whoever scored it (a worker thread): not again.
@@ -91,7 +91,7 @@ export interface ReportWriterOptions {
   extremes?: number;
   /** Save probability maps as 8- or 16-bit PNGs for re-scoring; default: not saved. */
   saveProbabilities?: ProbabilityBitDepth | false;
-  /** Skeleton matching radius when the writer computes evaluations (default 2). */
+  /** Skeleton matching radius the evaluations were made with, recorded in the summary (default 2). */
   toleranceRadius?: number;
   /** Rewrite the CSV and partial summary after this many new rows (default 25). */
   flushEvery?: number;
@@ -197,7 +197,7 @@ export class ReportWriter {
   }
 
   /**
-   * Scores (unless `result.evaluation` is given), saves the prediction and figures, adds a row.
+   * Saves the prediction (unless `saved`) and figures, adds the image's row and scores.
    * Calls may overlap; rows appear in completion order.
    */
   async add(result: ImageResult): Promise<ImageEvaluation> {
@@ -212,12 +212,7 @@ export class ReportWriter {
   }
 
   private async addNow(result: ImageResult): Promise<ImageEvaluation> {
-    const evaluation =
-      result.evaluation ??
-      evaluateImage(requirePrediction(result), requireGroundTruth(result), {
-        toleranceRadius: this.options.toleranceRadius,
-        ...(result.probabilities ? { probabilities: result.probabilities } : {}),
-      });
+    const { evaluation } = result;
     const title = figureTitle(result.imageId, this.promptConfig, result.promptCount);
 
     const files: Array<Promise<void>> = [];

@@ -7,13 +7,12 @@ import sharp from 'sharp';
 import type { Tensor, TrainBatch } from '../binding.js';
 import { DatasetError, DEFAULT_CONCURRENCY, readList } from '../data/dataset.js';
 import type { SamplePool } from '../data/sample-pool.js';
-import type { ListEntry } from '../data/listFile.js';
+import type { ListEntry } from '../data/list-file.js';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { promptTensors } from '../model/prompt-tensors.js';
 import type { Box, PromptSet } from '../prompts/prompts.js';
-import { synthesizeSample } from '../synth/synthesize.js';
 import { createRandom, deriveSeed, type Random } from '../util/random.js';
-import { drawAugmentation, IDENTITY_AUGMENTATION, type AugmentOptions } from './augment.js';
+import { drawAugmentation, IDENTITY_AUGMENTATION, type AugmentOptions } from '../data/augment.js';
 import { groundTruthBoxes, TRAINING_BOX_PROMPT } from './box-prompt.js';
 
 /** The usable training samples and how many were left out for having no crack. */
@@ -280,33 +279,4 @@ export function imagesTensor(images: readonly RgbImage[]): Tensor<'uint8'> {
     data.set(image.data, b * size);
   });
   return { data, shape: [images.length, height, width, 3], dtype: 'uint8' };
-}
-
-/**
- * A micro-batch of `count` synthetic crack images (`size`×`size`, each with cracks) with their
- * ground-truth boxes, made in memory: for benchmarks and tests that step the trainer directly.
- */
-export function syntheticBatch(
-  count: number,
-  size: number,
-  imageSize: number,
-  seed = 0,
-  cacheKeys = false,
-): TrainBatch {
-  const samples = Array.from({ length: count }, (_, i) =>
-    synthesizeSample(size, size, deriveSeed(seed, 'synthetic-batch', i), false),
-  );
-  const images = samples.map((s) => s.image);
-  const masks = new Uint8Array(count * size * size);
-  samples.forEach((s, b) => masks.set(s.mask.data, b * size * size));
-  return {
-    images: imagesTensor(images),
-    masks: { data: masks, shape: [count, size, size], dtype: 'uint8' },
-    prompts: promptTensors(
-      samples.map((s) => groundTruthBoxes(s.mask)),
-      images,
-      imageSize,
-    ),
-    ...(cacheKeys ? { cacheKeys: samples.map((_, i) => `synthetic-${seed}-${i}`) } : {}),
-  };
 }

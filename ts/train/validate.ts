@@ -12,6 +12,7 @@ import { pixelMetricsFromCounts } from '../metrics/formulas.js';
 import { confusionCounts } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
 import { defaultBatchSize, predict, sameSizeBatches, type ImagePrediction } from '../predict.js';
+import { launchAhead } from '../util/launch-ahead.js';
 import { TRAINING_BOX_PROMPT } from './box-prompt.js';
 
 /** Mean per-image metrics over the validation list. */
@@ -58,6 +59,8 @@ export async function validate(options: ValidateOptions): Promise<ValidationMetr
     predictions.catch(() => undefined); // awaited in score(); never unhandled meanwhile
     return { batch, predictions };
   };
+  const drain = async ({ predictions }: Launched) =>
+    void (await predictions.catch(() => undefined));
   const score = async ({ batch, predictions }: Launched) => {
     (await predictions).forEach((prediction, i) => {
       const metrics = pixelMetricsFromCounts(confusionCounts(prediction.mask, batch[i]!.mask));
@@ -79,18 +82,19 @@ export async function validate(options: ValidateOptions): Promise<ValidationMetr
       loader.prepare({ ...prepare, entry, index, prompts: [TRAINING_BOX_PROMPT] }),
   });
   // One batch on the device while the previous one is scored; the device never waits for it.
-  let onDevice: Launched | null = null;
   try {
-    for await (const batch of sameSizeBatches(samples, batchSize, (sample) => sample.image)) {
-      if (options.signal?.aborted) break;
-      const previous = onDevice;
-      onDevice = launch(batch);
-      if (previous) await score(previous);
-    }
-    if (onDevice && !options.signal?.aborted) await score(onDevice);
+    await launchAhead(
+      sameSizeBatches(samples, batchSize, (sample) => sample.image),
+      {
+        launch,
+        // An aborted validation is no epoch's: what is in flight is only waited for.
+        settle: (launched) => (options.signal?.aborted ? drain(launched) : score(launched)),
+        proceed: () => !options.signal?.aborted,
+        // Training goes on with this model only once nothing of validation runs on it.
+        abandon: drain,
+      },
+    );
   } finally {
-    // Training goes on with this model only once nothing of validation runs on it.
-    await onDevice?.predictions.catch(() => undefined);
     if (!options.loader) await loader.close();
   }
   if (options.signal?.aborted) return null;

@@ -1,6 +1,6 @@
 /**
  * Four mask pixels at a time: byte-wise operations on 32-bit words, for the per-pixel loops that
- * run on every 1024² prediction (3–10× faster than byte loops).
+ * run on every 1024² prediction (docs/benchmarks.md, "Measurements behind code choices").
  */
 
 /** Each byte of `word` becomes 1 if it was non-zero, else 0. */

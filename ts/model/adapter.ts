@@ -5,7 +5,7 @@
  * they belong to, so applying one to another model is refused instead of silently wrong.
  */
 import type { Tensor } from '../binding.js';
-import { readModelMetadata, type ModelMetadata } from '../model/metadata.js';
+import { readModelMetadata, type ModelMetadata } from './metadata.js';
 import type { TorchModule } from '../torch-module.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 
