@@ -539,12 +539,12 @@ t.test('crack-free images are shown apart from the best and worst, with their co
   const w = 40;
   const h = 24;
   // Crack-free and nothing predicted: IoU 1 by convention, which used to top the best rows.
-  const clean = (imageId: string) => ({
-    ...falseAlarm!,
-    imageId,
-    prediction: stripes(w, h, []),
-    probabilities: ramp(stripes(w, h, [])),
-  });
+  const clean = (imageId: string) => {
+    const nothing = stripes(w, h, []);
+    const probabilities = ramp(nothing);
+    const evaluation = evaluateImage(nothing, falseAlarm!.groundTruth!, { probabilities });
+    return { ...falseAlarm!, imageId, prediction: nothing, probabilities, evaluation };
+  };
   for (const result of [clean('clean_1'), withCrack!, clean('clean_2'), partly!, falseAlarm!])
     await writer.add(result);
   const summary = await writer.finish();
