@@ -151,7 +151,10 @@ export function register(program: Command): void {
     .option('--data-root <dir>', 'dataset root (Crack500 layout)', DEFAULT_DATA_ROOT)
     .option('--test-file <file>', listFileHelp('list file', 'test.txt'))
     .option('--output-dir <dir>', 'output folder (see `crackseg evaluate --help` for the rule)')
-    .option('--prompts <list>', 'prompt configs, e.g. bbox,points:1,points:3,points:5')
+    .option(
+      '--prompts <list>',
+      'prompt configs, e.g. bbox,points:1,points:3,points:5 (auto: no ground truth, docs/evaluation.md)',
+    )
     .option(
       '--expand-ratio <r>',
       'box expansion per side (bbox, or plain bbox items of --prompts)',
