@@ -4,7 +4,18 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'prebuilds/', 'node_modules/', '.tap/', 'results/', '.ref/'] },
+  {
+    ignores: [
+      'dist/',
+      'build/',
+      'build-asan/',
+      'prebuilds/',
+      'node_modules/',
+      '.tap/',
+      'results/',
+      '.ref/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: globals.node } },

@@ -1,12 +1,12 @@
-// Module entry: registers TorchModule, the trainer, the native functions of ts/binding.ts and the
-// runtime queries (versions, devices, threads, device memory); turns TorchScript's CPU fusion off.
+// Module entry: registers TorchModule, the trainer, the native functions of ts/binding.ts, the
+// runtime queries (versions, devices, threads, device memory) and `errorCodes`; turns TorchScript's
+// CPU fusion off. Every function runs under Guarded (errors.h): no input ends the process.
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <napi.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 
-#include <cmath>
 #include <utility>
 
 #ifdef CRACKSEG_WITH_CUDA
@@ -16,11 +16,12 @@
 
 #include "addon_data.h"
 #include "auto_masks.h"
+#include "device_transfer.h"
 #include "errors.h"
+#include "js_values.h"
 #include "pixel_stats.h"
 #include "predictor.h"
 #include "skeleton.h"
-#include "tensor_convert.h"
 #include "tensor_store.h"
 #include "torch_module.h"
 #include "trainer.h"
@@ -36,69 +37,55 @@ namespace {
 
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Guarded(env, [&]() -> Napi::Value {
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("torchVersion", CRACKSEG_TORCH_VERSION);
-    result.Set("flavour", CRACKSEG_TORCH_FLAVOUR);
-    bool cuda = torch::cuda::is_available();
-    result.Set("cudaAvailable", cuda);
-    int count = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
-    result.Set("cudaDeviceCount", count);
-    Napi::Array names = Napi::Array::New(env, count);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("torchVersion", CRACKSEG_TORCH_VERSION);
+  result.Set("flavour", CRACKSEG_TORCH_FLAVOUR);
+  bool cuda = torch::cuda::is_available();
+  result.Set("cudaAvailable", cuda);
+  int count = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
+  result.Set("cudaDeviceCount", count);
+  Napi::Array names = Napi::Array::New(env, count);
 #ifdef CRACKSEG_WITH_CUDA
-    for (int i = 0; i < count; ++i) names.Set(i, at::cuda::getDeviceProperties(i)->name);
+  for (int i = 0; i < count; ++i) names.Set(i, at::cuda::getDeviceProperties(i)->name);
 #endif
-    result.Set("cudaDevices", names);
-    const auto& hooks = at::detail::getCUDAHooks();
-    result.Set("cudnnVersion", cuda && hooks.hasCuDNN()
-                                   ? Napi::Value(Napi::Number::New(env, hooks.versionCuDNN()))
-                                   : env.Null());
-    result.Set("threads", at::get_num_threads());
-    return result;
-  });
+  result.Set("cudaDevices", names);
+  const auto& hooks = at::detail::getCUDAHooks();
+  result.Set("cudnnVersion", cuda && hooks.hasCuDNN()
+                                 ? Napi::Value(Napi::Number::New(env, hooks.versionCuDNN()))
+                                 : env.Null());
+  result.Set("threads", at::get_num_threads());
+  return result;
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  double threads =
-      info.Length() < 1 || !info[0].IsNumber() ? 0 : info[0].As<Napi::Number>().DoubleValue();
-  if (!(threads >= 1 && threads <= 4096) || threads != std::floor(threads))
-    throw Napi::TypeError::New(env, "setThreads(n) needs an integer from 1 to 4096");
-  at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
-  return env.Undefined();
+  at::set_num_threads(static_cast<int>(IntegerFromJs(info[0], 1, 4096, "setThreads(n)")));
+  return info.Env().Undefined();
 }
 
 // The CUDA caching allocator's byte counts for a device; null for the CPU.
 Napi::Value DeviceMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string name = StringArg(info, 0, "device");
-  return Guarded(env, [&]() -> Napi::Value {
-    c10::Device device = ParseDevice(name);
-    if (!device.is_cuda()) return env.Null();
-    Napi::Object result = Napi::Object::New(env);
+  c10::Device device = ParseDevice(StringArg(info, 0, "device"));
+  if (!device.is_cuda()) return env.Null();
+  Napi::Object result = Napi::Object::New(env);
 #ifdef CRACKSEG_WITH_CUDA
-    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    constexpr size_t kAggregate = 0;  // StatType::AGGREGATE: the small and large pools together
-    result.Set("allocatedBytes", static_cast<double>(stats.allocated_bytes[kAggregate].current));
-    result.Set("peakAllocatedBytes", static_cast<double>(stats.allocated_bytes[kAggregate].peak));
-    result.Set("reservedBytes", static_cast<double>(stats.reserved_bytes[kAggregate].current));
-    result.Set("peakReservedBytes", static_cast<double>(stats.reserved_bytes[kAggregate].peak));
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+  constexpr size_t kAggregate = 0;  // StatType::AGGREGATE: the small and large pools together
+  result.Set("allocatedBytes", static_cast<double>(stats.allocated_bytes[kAggregate].current));
+  result.Set("peakAllocatedBytes", static_cast<double>(stats.allocated_bytes[kAggregate].peak));
+  result.Set("reservedBytes", static_cast<double>(stats.reserved_bytes[kAggregate].current));
+  result.Set("peakReservedBytes", static_cast<double>(stats.reserved_bytes[kAggregate].peak));
 #endif
-    return result;
-  });
+  return result;
 }
 
 Napi::Value ResetPeakDeviceMemory(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string name = StringArg(info, 0, "device");
-  Guarded(env, [&] {
-    c10::Device device = ParseDevice(name);
+  c10::Device device = ParseDevice(StringArg(info, 0, "device"));
 #ifdef CRACKSEG_WITH_CUDA
-    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
 #endif
-    return device.is_cuda();
-  });
-  return env.Undefined();
+  (void)device;
+  return info.Env().Undefined();
 }
 
 }  // namespace
@@ -106,33 +93,33 @@ Napi::Value ResetPeakDeviceMemory(const Napi::CallbackInfo& info) {
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new crackseg::AddonData());
-  // TorchScript fuses CPU kernels only in a libtorch built with LLVM (Debian's, not PyTorch's
-  // own): they compile during a graph's first optimised runs, for seconds, or past seven minutes
-  // (torch 2.6 merging LoRA), and round differently from eager PyTorch. Off, as in PyTorch's
-  // builds; CUDA fusion is left as it is.
+  // CPU fusion off, as in PyTorch's own builds: in a libtorch built with LLVM it compiles kernels
+  // during a graph's first optimised runs and rounds differently from eager PyTorch
+  // (docs/benchmarks.md). CUDA fusion is left as it is.
   torch::jit::overrideCanFuseOnCPU(false);
   crackseg::TorchModuleWrap::Init(env, exports);
   crackseg::TrainerWrap::Init(env, exports);
   // The plain functions of the native surface (ts/binding.ts declares them), by their JS names.
   const std::pair<const char*, Napi::Function::Callback> functions[] = {
-      {"predictMasks", crackseg::PredictMasks},
-      {"selectAutoMasks", crackseg::SelectAutoMasks},
-      {"holdTensor", crackseg::HoldTensor},
-      {"takeTensor", crackseg::TakeTensor},
-      {"readTensor", crackseg::ReadTensor},
-      {"releaseTensors", crackseg::ReleaseTensors},
-      {"heldTensorCount", crackseg::HeldTensorCount},
-      {"thresholdHistograms", crackseg::ThresholdHistograms},
-      {"skeletonMatches", crackseg::SkeletonMatches},
-      {"quantizeProbabilities", crackseg::QuantizeProbabilities},
-      {"zhangSuenSkeleton", crackseg::ZhangSuenSkeleton},
-      {"runtimeInfo", crackseg::RuntimeInfo},
-      {"setThreads", crackseg::SetThreads},
-      {"deviceMemory", crackseg::DeviceMemory},
-      {"resetPeakDeviceMemory", crackseg::ResetPeakDeviceMemory},
+      {"predictMasks", crackseg::GuardedEntry<crackseg::PredictMasks>},
+      {"selectAutoMasks", crackseg::GuardedEntry<crackseg::SelectAutoMasks>},
+      {"holdTensor", crackseg::GuardedEntry<crackseg::HoldTensor>},
+      {"takeTensor", crackseg::GuardedEntry<crackseg::TakeTensor>},
+      {"readTensor", crackseg::GuardedEntry<crackseg::ReadTensor>},
+      {"releaseTensors", crackseg::GuardedEntry<crackseg::ReleaseTensors>},
+      {"heldTensorCount", crackseg::GuardedEntry<crackseg::HeldTensorCount>},
+      {"thresholdHistograms", crackseg::GuardedEntry<crackseg::ThresholdHistograms>},
+      {"skeletonMatches", crackseg::GuardedEntry<crackseg::SkeletonMatches>},
+      {"quantizeProbabilities", crackseg::GuardedEntry<crackseg::QuantizeProbabilities>},
+      {"zhangSuenSkeleton", crackseg::GuardedEntry<crackseg::ZhangSuenSkeleton>},
+      {"runtimeInfo", crackseg::GuardedEntry<crackseg::RuntimeInfo>},
+      {"setThreads", crackseg::GuardedEntry<crackseg::SetThreads>},
+      {"deviceMemory", crackseg::GuardedEntry<crackseg::DeviceMemory>},
+      {"resetPeakDeviceMemory", crackseg::GuardedEntry<crackseg::ResetPeakDeviceMemory>},
   };
   for (const auto& [name, function] : functions)
     exports.Set(name, Napi::Function::New(env, function, name));
+  exports.Set("errorCodes", crackseg::ErrorCodesToJs(env));
   return exports;
 }
 

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -15,7 +16,8 @@ namespace crackseg {
 template <typename Result>
 class AsyncJob : public Napi::AsyncWorker {
  public:
-  // `work` runs off the JS thread and may throw; `finish` builds the JS value on the JS thread.
+  // `work` runs off the JS thread and may throw; `finish` builds the JS value on the JS thread. A
+  // C++ exception in either rejects the Promise with the JS error of errors.h.
   using Work = std::function<Result()>;
   using Finish = std::function<Napi::Value(Napi::Env, Result&)>;
 
@@ -34,17 +36,21 @@ class AsyncJob : public Napi::AsyncWorker {
     try {
       result_ = work_();
     } catch (...) {
-      SetError(CurrentExceptionMessage());
+      failure_ = CurrentNativeError();
     }
   }
 
   void OnOK() override {
+    if (failure_) {
+      deferred_.Reject(ToJsError(Env(), *failure_).Value());
+      return;
+    }
     try {
       deferred_.Resolve(finish_(Env(), result_));
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     } catch (...) {
-      deferred_.Reject(Napi::Error::New(Env(), CurrentExceptionMessage()).Value());
+      deferred_.Reject(ToJsError(Env(), CurrentNativeError()).Value());
     }
   }
 
@@ -61,6 +67,7 @@ class AsyncJob : public Napi::AsyncWorker {
   Work work_;
   Finish finish_;
   Result result_{};
+  std::optional<NativeError> failure_;  // what `work` threw
   // Released with the job, on the JS thread.
   std::vector<Napi::Reference<Napi::Value>> keepAlive_;
 };

@@ -4,7 +4,7 @@
 #include <numeric>
 
 #include "errors.h"
-#include "tensor_convert.h"
+#include "js_values.h"
 
 namespace crackseg {
 
@@ -77,9 +77,11 @@ double NumberField(const Napi::Object& object, const char* name, const std::stri
                    double least, double most) {
   Napi::Value value = object.Get(name);
   double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : least - 1;
+  if (!value.IsNumber())
+    ThrowTypeError(TypeCode::kArgument, what + "." + name + " must be a number");
   if (!(number >= least && number <= most))
-    throw Napi::TypeError::New(object.Env(), what + "." + name + " must be a number in [" +
-                                                 c10::str(least) + ", " + c10::str(most) + "]");
+    ThrowRangeError(RangeCode::kRange, what + "." + name + " must be a number in [" +
+                                           c10::str(least) + ", " + c10::str(most) + "]");
   return number;
 }
 
@@ -87,11 +89,11 @@ double NumberField(const Napi::Object& object, const char* name, const std::stri
 
 AutoMaskFilter AutoMaskFilterFromJs(const Napi::Value& value, const std::string& what) {
   if (!value.IsObject() || value.IsArray())
-    throw Napi::TypeError::New(value.Env(), what + " must be an object");
+    ThrowTypeError(TypeCode::kArgument, what + " must be an object");
   Napi::Object object = value.As<Napi::Object>();
   double perBatch = NumberField(object, "pointsPerBatch", what, 1, 1 << 20);
   if (perBatch != static_cast<double>(static_cast<int64_t>(perBatch)))
-    throw Napi::TypeError::New(value.Env(), what + ".pointsPerBatch must be an integer");
+    ThrowRangeError(RangeCode::kRange, what + ".pointsPerBatch must be an integer");
   return {NumberField(object, "iouThreshold", what, 0, 1),
           NumberField(object, "stabilityThreshold", what, 0, 1),
           NumberField(object, "stabilityOffset", what, 0, 1e6),
@@ -100,25 +102,23 @@ AutoMaskFilter AutoMaskFilterFromJs(const Napi::Value& value, const std::string&
 
 Napi::Value SelectAutoMasks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Guarded(env, [&]() -> Napi::Value {
-    torch::Tensor logits = TensorFromJs(info[0], torch::kFloat, 3, "logits");
-    torch::Tensor iou = TensorFromJs(info[1], torch::kFloat, 1, "iou");
-    torch::Tensor imageIndex = TensorFromJs(info[2], torch::kLong, 1, "imageIndex");
-    if (iou.size(0) != logits.size(0) || imageIndex.size(0) != logits.size(0))
-      throw Napi::TypeError::New(env, "logits, iou and imageIndex must have one row per mask");
-    AutoMaskFilter filter = AutoMaskFilterFromJs(info[3], "filter");
-    MaskScores scores = ScoreMasks(logits, iou, filter);
-    torch::Tensor passed = scores.passed.nonzero().reshape({-1});
-    torch::Tensor kept = torch::zeros({logits.size(0)}, torch::kUInt8);
-    for (int64_t k : BoxNms(scores.boxes.index_select(0, passed), iou.index_select(0, passed),
-                            imageIndex.index_select(0, passed), filter.boxNmsThreshold))
-      kept[passed[k].item<int64_t>()] = 1;
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("stability", TensorToJs(env, scores.stability));
-    result.Set("boxes", TensorToJs(env, scores.boxes));
-    result.Set("kept", TensorToJs(env, kept));
-    return result;
-  });
+  torch::Tensor logits = TensorFromJs(info[0], torch::kFloat, 3, "logits");
+  torch::Tensor iou = TensorFromJs(info[1], torch::kFloat, 1, "iou");
+  torch::Tensor imageIndex = TensorFromJs(info[2], torch::kLong, 1, "imageIndex");
+  if (iou.size(0) != logits.size(0) || imageIndex.size(0) != logits.size(0))
+    ThrowRangeError(RangeCode::kShape, "logits, iou and imageIndex must have one row per mask");
+  AutoMaskFilter filter = AutoMaskFilterFromJs(info[3], "filter");
+  MaskScores scores = ScoreMasks(logits, iou, filter);
+  torch::Tensor passed = scores.passed.nonzero().reshape({-1});
+  torch::Tensor kept = torch::zeros({logits.size(0)}, torch::kUInt8);
+  for (int64_t k : BoxNms(scores.boxes.index_select(0, passed), iou.index_select(0, passed),
+                          imageIndex.index_select(0, passed), filter.boxNmsThreshold))
+    kept[passed[k].item<int64_t>()] = 1;
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("stability", TensorToJs(env, scores.stability));
+  result.Set("boxes", TensorToJs(env, scores.boxes));
+  result.Set("kept", TensorToJs(env, kept));
+  return result;
 }
 
 }  // namespace crackseg

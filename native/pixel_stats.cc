@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "errors.h"
-#include "tensor_convert.h"
+#include "js_values.h"
 #include "tensor_store.h"
 
 namespace crackseg {
@@ -15,15 +15,14 @@ namespace {
 
 // The ascending thresholds of a Float64Array argument.
 std::vector<double> Thresholds(const Napi::Value& value) {
-  Napi::Env env = value.Env();
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    throw Napi::TypeError::New(env, "thresholds must be a Float64Array");
+    ThrowTypeError(TypeCode::kArgument, "thresholds must be a Float64Array");
   Napi::Float64Array array = value.As<Napi::Float64Array>();
   std::vector<double> thresholds(array.Data(), array.Data() + array.ElementLength());
-  if (thresholds.empty()) throw Napi::TypeError::New(env, "thresholds must not be empty");
+  if (thresholds.empty()) ThrowRangeError(RangeCode::kShape, "thresholds must not be empty");
   for (size_t k = 1; k < thresholds.size(); ++k)
     if (!(thresholds[k] > thresholds[k - 1]))
-      throw Napi::TypeError::New(env, "thresholds must be strictly ascending");
+      ThrowRangeError(RangeCode::kRange, "thresholds must be strictly ascending");
   return thresholds;
 }
 
@@ -40,9 +39,9 @@ Napi::Value ThresholdHistograms(const Napi::CallbackInfo& info) {
   torch::Tensor probabilities = HeldOrViewOfJs(info[0], torch::kFloat, 2, "probabilities");
   torch::Tensor groundTruth = TensorViewOfJs(info[1], torch::kUInt8, 2, "groundTruth");
   if (probabilities.sizes() != groundTruth.sizes())
-    throw Napi::TypeError::New(env, "probabilities " + c10::str(probabilities.sizes()) +
-                                        " and groundTruth " + c10::str(groundTruth.sizes()) +
-                                        " differ in size");
+    ThrowRangeError(RangeCode::kShape, "probabilities " + c10::str(probabilities.sizes()) +
+                                           " and groundTruth " + c10::str(groundTruth.sizes()) +
+                                           " differ in size");
   std::vector<double> t = Thresholds(info[2]);
   const int64_t levels = static_cast<int64_t>(t.size());
   // A first guess from the mean spacing, then exact by comparing with the thresholds themselves.
@@ -76,11 +75,11 @@ Napi::Value SkeletonMatches(const Napi::CallbackInfo& info) {
   torch::Tensor other = TensorViewOfJs(info[1], torch::kUInt8, 2, "other");
   torch::Tensor mask = TensorViewOfJs(info[2], torch::kUInt8, 2, "mask");
   if (other.sizes() != skeleton.sizes() || mask.sizes() != skeleton.sizes())
-    throw Napi::TypeError::New(env, "skeleton, other and mask must have one size");
+    ThrowRangeError(RangeCode::kShape, "skeleton, other and mask must have one size");
   if (!info[3].IsTypedArray() ||
       info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
       info[3].As<Napi::Int32Array>().ElementLength() % 2 != 0)
-    throw Napi::TypeError::New(env, "offsets must be an Int32Array of (dx, dy) pairs");
+    ThrowTypeError(TypeCode::kArgument, "offsets must be an Int32Array of (dx, dy) pairs");
   Napi::Int32Array offsetArray = info[3].As<Napi::Int32Array>();
   const std::vector<int32_t> offsets(offsetArray.Data(),
                                      offsetArray.Data() + offsetArray.ElementLength());
@@ -126,9 +125,9 @@ Napi::Value SkeletonMatches(const Napi::CallbackInfo& info) {
 Napi::Value QuantizeProbabilities(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   torch::Tensor probabilities = HeldOrViewOfJs(info[0], torch::kFloat, 2, "probabilities");
-  if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "bits must be 8 or 16");
-  const int bits = info[1].As<Napi::Number>().Int32Value();
-  if (bits != 8 && bits != 16) throw Napi::TypeError::New(env, "bits must be 8 or 16");
+  if (!info[1].IsNumber()) ThrowTypeError(TypeCode::kArgument, "bits must be 8 or 16");
+  const double bits = info[1].As<Napi::Number>().DoubleValue();
+  if (bits != 8 && bits != 16) ThrowRangeError(RangeCode::kRange, "bits must be 8 or 16");
   const double scale = bits == 16 ? 65535 : 255;
   const float* p = probabilities.data_ptr<float>();
   const size_t count = static_cast<size_t>(probabilities.numel());

@@ -8,7 +8,9 @@
 
 #include "async_job.h"
 #include "auto_masks.h"
+#include "device_transfer.h"
 #include "errors.h"
+#include "js_values.h"
 #include "sam_ops.h"
 #include "tensor_store.h"
 #include "torch_module.h"
@@ -41,8 +43,7 @@ bool BoolOption(const Napi::Object& options, const char* name, bool fallback) {
   Napi::Value value = options.Get(name);
   if (value.IsUndefined()) return fallback;
   if (!value.IsBoolean())
-    throw Napi::TypeError::New(options.Env(),
-                               std::string("options.") + name + " must be a boolean");
+    ThrowTypeError(TypeCode::kArgument, std::string("options.") + name + " must be a boolean");
   return value.As<Napi::Boolean>();
 }
 
@@ -163,16 +164,17 @@ torch::Tensor Batched(const std::vector<torch::Tensor>& images, const c10::Devic
 
 Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[2].IsArray())
-    throw Napi::TypeError::New(env, "predictMasks(module, images, promptSets, options?)");
-  auto state = TorchModuleWrap::FromValue(info[0], "module");
   return Guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 3 || !info[2].IsArray())
+      ThrowTypeError(TypeCode::kArgument, "predictMasks(module, images, promptSets, options?)");
+    auto state = TorchModuleWrap::FromValue(info[0], "module");
     // Read in place by the job (JS arrays, or tensors held by a sample thread), which gathers
     // them into one batch (pinned for CUDA) off the JS thread; the arrays are referenced until
     // the job is done.
     if (!info[1].IsArray() || info[1].As<Napi::Array>().Length() < 1)
-      throw Napi::TypeError::New(
-          env, "images must be a non-empty array of uint8 [H, W, 3] (or their tensor handles)");
+      ThrowTypeError(
+          TypeCode::kArgument,
+          "images must be a non-empty array of uint8 [H, W, 3] (or their tensor handles)");
     Napi::Array list = info[1].As<Napi::Array>();
     std::vector<torch::Tensor> views;
     std::vector<Napi::Value> keepAlive;
@@ -180,9 +182,9 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
       std::string what = "images[" + std::to_string(i) + "]";
       torch::Tensor view = HeldOrViewOfJs(list.Get(i), torch::kUInt8, 3, what);
       if (view.size(2) != 3 || (!views.empty() && view.sizes() != views.front().sizes()))
-        throw Napi::TypeError::New(
-            env, what + ": must be uint8 [H, W, 3] of the first image's size, got " +
-                     c10::str(view.sizes()));
+        ThrowRangeError(RangeCode::kShape,
+                        what + ": must be uint8 [H, W, 3] of the first image's size, got " +
+                            c10::str(view.sizes()));
       views.push_back(view);  // a held image's tensor lives on in `view` even if released now
       if (!list.Get(i).IsNumber()) keepAlive.push_back(list.Get(i).As<Napi::Object>().Get("data"));
     }
@@ -194,7 +196,7 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < sets.Length(); ++i) {
       std::string what = "promptSets[" + std::to_string(i) + "]";
       if (!sets.Get(i).IsArray())
-        throw Napi::TypeError::New(env, what + " must be an array of prompt groups");
+        ThrowTypeError(TypeCode::kArgument, what + " must be an array of prompt groups");
       Napi::Array groups = sets.Get(i).As<Napi::Array>();
       promptSets.emplace_back();
       for (uint32_t g = 0; g < groups.Length(); ++g)
@@ -204,7 +206,7 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
     PredictOptions options;
     if (info.Length() > 3 && !info[3].IsUndefined()) {
       if (!info[3].IsObject() || info[3].IsArray())
-        throw Napi::TypeError::New(env, "predictMasks options must be an object");
+        ThrowTypeError(TypeCode::kArgument, "predictMasks options must be an object");
       Napi::Object object = info[3].As<Napi::Object>();
       options.probabilities = BoolOption(object, "probabilities", false);
       options.lowResLogits = BoolOption(object, "lowResLogits", false);
@@ -212,8 +214,9 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
       Napi::Value automatic = object.Get("automatic");
       if (!automatic.IsUndefined()) {
         if (!automatic.IsArray() || automatic.As<Napi::Array>().Length() != sets.Length())
-          throw Napi::TypeError::New(
-              env, "options.automatic must be an array with one entry (null or a filter) per set");
+          ThrowTypeError(
+              TypeCode::kArgument,
+              "options.automatic must be an array with one entry (null or a filter) per set");
         Napi::Array filters = automatic.As<Napi::Array>();
         for (uint32_t i = 0; i < filters.Length(); ++i) {
           Napi::Value filter = filters.Get(i);

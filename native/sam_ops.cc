@@ -2,13 +2,17 @@
 
 #include <limits>
 
+#include "device_transfer.h"
+#include "errors.h"
+
 namespace crackseg {
 
 std::vector<c10::IValue> EncodeImages(torch::jit::Module& module, const torch::Tensor& images) {
   c10::IValue encoded =
       module.get_method("encode_image")({images.permute({0, 3, 1, 2}).contiguous()});
   if (!encoded.isTuple() || encoded.toTupleRef().elements().size() != 3)
-    throw std::runtime_error("encode_image must return (image_embed, high_res_0, high_res_1)");
+    ThrowError(ErrorCode::kModule,
+               "encode_image must return (image_embed, high_res_0, high_res_1)");
   const auto& elements = encoded.toTupleRef().elements();
   return std::vector<c10::IValue>(elements.begin(), elements.end());
 }
@@ -25,7 +29,7 @@ std::pair<torch::Tensor, torch::Tensor> DecodePrompts(torch::jit::Module& module
   inputs.emplace_back(false);          // single mask per prompt
   c10::IValue decoded = module.get_method("decode")(inputs);
   if (!decoded.isTuple() || decoded.toTupleRef().elements().size() < 2)
-    throw std::runtime_error("decode must return (low_res_logits, iou, object_score_logits)");
+    ThrowError(ErrorCode::kModule, "decode must return (low_res_logits, iou, object_score_logits)");
   const auto& outputs = decoded.toTupleRef().elements();
   return {outputs[0].toTensor().to(torch::kFloat), outputs[1].toTensor().to(torch::kFloat)};
 }

@@ -4,11 +4,17 @@
 
 #include <torch/script.h>
 
+#include <utility>
 #include <vector>
 
-#include "tensor_convert.h"
-
 namespace crackseg {
+
+// A SAM prompt set: N prompts of P points in model-input pixels, each for one batch image.
+struct PromptTensors {
+  torch::Tensor coords;      // float32 [N, P, 2]
+  torch::Tensor labels;      // int32 [N, P]
+  torch::Tensor imageIndex;  // int64 [N], each in [0, batchSize)
+};
 
 // encode_image of interleaved RGB images (uint8 [B,H,W,3] on the module's device, as decoded:
 // the layout is changed here, on the device) → (image_embed, high_res_0, high_res_1), in the

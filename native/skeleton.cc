@@ -21,7 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "tensor_convert.h"
+#include "errors.h"
+#include "js_values.h"
 
 namespace crackseg {
 namespace {
@@ -102,8 +103,9 @@ Napi::Value ZhangSuenSkeleton(const Napi::CallbackInfo& info) {
   // A one-pixel border of background spares every bounds check below.
   const int64_t stride = width + 2;
   if (stride * (height + 2) > std::numeric_limits<uint32_t>::max())
-    throw Napi::RangeError::New(env, "zhangSuenSkeleton: a mask of " + std::to_string(width) + "x" +
-                                         std::to_string(height) + " has more than 2^32 pixels");
+    ThrowRangeError(RangeCode::kShape, "zhangSuenSkeleton: a mask of " + std::to_string(width) +
+                                           "x" + std::to_string(height) +
+                                           " has more than 2^32 pixels");
   std::vector<uint8_t> image(static_cast<size_t>(stride * (height + 2)), 0);
   uint8_t* pixel = image.data();
   size_t foreground = 0;

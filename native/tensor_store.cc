@@ -4,9 +4,10 @@
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "errors.h"
-#include "tensor_convert.h"
+#include "js_values.h"
 
 namespace crackseg {
 namespace {
@@ -53,26 +54,27 @@ TensorStore& Store() {
   return store;
 }
 
+// A handle is a positive integer below 2^53: a TypeError for a non-number, a RangeError for any
+// other number (never truncated to another handle).
 int64_t HandleOf(const Napi::Value& value, const std::string& what) {
   if (!value.IsNumber())
-    throw Napi::TypeError::New(value.Env(), what + " must be a tensor handle (a number)");
-  return value.As<Napi::Number>().Int64Value();
+    ThrowTypeError(TypeCode::kArgument, what + " must be a tensor handle (a number)");
+  return IntegerFromJs(value, 1, (int64_t{1} << 53) - 1, what);
 }
 
 // The tensor of `handle`, spent when `take`; an Error when the handle is spent or unknown.
-torch::Tensor Held(Napi::Env env, int64_t handle, bool take) {
+torch::Tensor Held(int64_t handle, bool take) {
   torch::Tensor tensor = take ? Store().Take(handle) : Store().Peek(handle);
   if (!tensor.defined())
-    throw Napi::Error::New(
-        env, "tensor handle " + std::to_string(handle) + " was already taken or released");
+    ThrowError(ErrorCode::kHandle,
+               "tensor handle " + std::to_string(handle) + " was already taken or released");
   return tensor;
 }
 
 // info[0]'s held tensor as a JS tensor in this thread's memory.
 Napi::Value HeldToJs(const Napi::CallbackInfo& info, const char* what, bool take) {
-  Napi::Env env = info.Env();
-  torch::Tensor tensor = Held(env, HandleOf(info[0], what), take);
-  return Guarded(env, [&] { return TensorToJs(env, tensor); });
+  torch::Tensor tensor = Held(HandleOf(info[0], what), take);
+  return TensorToJs(info.Env(), tensor);
 }
 
 }  // namespace
@@ -101,24 +103,25 @@ Napi::Value TakeTensor(const Napi::CallbackInfo& info) {
 
 torch::Tensor HeldOrViewOfJs(const Napi::Value& value, c10::ScalarType dtype, int64_t rank,
                              const std::string& what) {
-  Napi::Env env = value.Env();
   if (!value.IsNumber()) return TensorViewOfJs(value, dtype, rank, what);
-  torch::Tensor tensor = Held(env, HandleOf(value, what), /*take=*/false);
+  torch::Tensor tensor = Held(HandleOf(value, what), /*take=*/false);
   if (tensor.scalar_type() != dtype || tensor.dim() != rank || !tensor.device().is_cpu())
-    throw Napi::TypeError::New(env, what + ": the held tensor is " +
-                                        std::string(c10::toString(tensor.scalar_type())) + " " +
-                                        c10::str(tensor.sizes()) + ", not " + c10::toString(dtype) +
-                                        " of rank " + std::to_string(rank));
+    ThrowTypeError(TypeCode::kDtype, what + ": the held tensor is " +
+                                         std::string(c10::toString(tensor.scalar_type())) + " " +
+                                         c10::str(tensor.sizes()) + ", not " +
+                                         c10::toString(dtype) + " of rank " + std::to_string(rank));
   return tensor.contiguous();
 }
 
 Napi::Value ReleaseTensors(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "releaseTensors(handles: number[])");
+  if (!info[0].IsArray()) ThrowTypeError(TypeCode::kArgument, "releaseTensors(handles: number[])");
   Napi::Array handles = info[0].As<Napi::Array>();
+  // All checked before any is released: a bad entry releases none.
+  std::vector<int64_t> checked;
   for (uint32_t i = 0; i < handles.Length(); ++i)
-    Store().Take(HandleOf(handles.Get(i), "handles[" + std::to_string(i) + "]"));
-  return env.Undefined();
+    checked.push_back(HandleOf(handles.Get(i), "handles[" + std::to_string(i) + "]"));
+  for (int64_t handle : checked) Store().Take(handle);
+  return info.Env().Undefined();
 }
 
 Napi::Value HeldTensorCount(const Napi::CallbackInfo& info) {

@@ -1,6 +1,7 @@
 // Host tensors held in native memory for another thread: the JS thread that predicted them gets a
 // number; a worker thread (its own instance of the addon) takes the data as a JS array, so the
-// pixels never pass through the JS thread that feeds the device.
+// pixels never pass through the JS thread that feeds the device. A handle that is not a positive
+// integer is a TypeError or RangeError; a spent or unknown one ERR_CRACKSEG_HANDLE.
 #pragma once
 
 #include <napi.h>

@@ -7,8 +7,9 @@
 
 #include "addon_data.h"
 #include "async_job.h"
+#include "device_transfer.h"
 #include "errors.h"
-#include "tensor_convert.h"
+#include "js_values.h"
 
 namespace crackseg {
 namespace {
@@ -31,28 +32,46 @@ std::map<std::string, std::string> ReadExtraFiles(const std::string& path) {
 torch::Tensor FindParameter(const torch::jit::Module& module, const std::string& name) {
   for (const auto& param : module.named_parameters(true))
     if (param.name == name) return param.value;
-  throw std::invalid_argument("no parameter named '" + name + "'");
+  ThrowError(ErrorCode::kNotFound, "no parameter named '" + name + "'");
 }
 
-}  // namespace
-
-void LoadedModule::CheckAlive() const {
-  if (disposed) throw std::runtime_error("this TorchModule was disposed");
+std::vector<std::string> MethodNamesOf(const torch::jit::Module& module) {
+  std::vector<std::string> names;
+  for (const auto& method : module.get_methods()) names.push_back(method.name());
+  return names;
 }
 
-c10::ScalarType LoadedModule::ParameterDtype() const {
+c10::ScalarType FloatingParameterDtype(const torch::jit::Module& module) {
   for (const auto& param : module.parameters())
     if (param.is_floating_point()) return param.scalar_type();
   return torch::kFloat;
 }
 
+Napi::Value Undefined(Napi::Env env, bool&) { return env.Undefined(); }
+
+}  // namespace
+
+LoadedModule::LoadedModule(torch::jit::Module module, c10::Device device,
+                           std::map<std::string, std::string> extraFiles)
+    : module(std::move(module)),
+      device(device),
+      extraFiles(std::move(extraFiles)),
+      methodNames(MethodNamesOf(this->module)),
+      parameterDtype(FloatingParameterDtype(this->module)) {}
+
+void LoadedModule::CheckAlive() const {
+  if (disposed) ThrowError(ErrorCode::kDisposed, "this TorchModule was disposed");
+}
+
 void LoadedModule::ConvertTo(c10::ScalarType dtype) {
   // Not Module::to(dtype), which casts integer parameters and buffers too.
+  std::unique_lock<std::shared_mutex> changing(metadata);
   torch::NoGradGuard noGrad;
   for (auto tensor : module.parameters())
     if (tensor.is_floating_point()) tensor.set_data(tensor.to(dtype));
   for (auto tensor : module.buffers())
     if (tensor.is_floating_point()) tensor.set_data(tensor.to(dtype));
+  parameterDtype = FloatingParameterDtype(module);
 }
 
 std::shared_ptr<LoadedModule> TorchModuleWrap::FromValue(const Napi::Value& value,
@@ -60,8 +79,8 @@ std::shared_ptr<LoadedModule> TorchModuleWrap::FromValue(const Napi::Value& valu
   Napi::Env env = value.Env();
   if (!value.IsObject() ||
       !value.As<Napi::Object>().InstanceOf(GetAddonData(env).torchModule.Value()))
-    throw Napi::TypeError::New(env, std::string(what) + " must be a TorchModule");
-  return Unwrap(value.As<Napi::Object>())->State(env);
+    ThrowTypeError(TypeCode::kArgument, std::string(what) + " must be a TorchModule");
+  return Unwrap(value.As<Napi::Object>())->State();
 }
 
 void TorchModuleWrap::Init(Napi::Env env, Napi::Object exports) {
@@ -88,15 +107,18 @@ void TorchModuleWrap::Init(Napi::Env env, Napi::Object exports) {
 
 TorchModuleWrap::TorchModuleWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<TorchModuleWrap>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal())
-    throw Napi::TypeError::New(info.Env(), "TorchModule is created by loadModule(path, device)");
-  auto* loaded = info[0].As<Napi::External<std::shared_ptr<LoadedModule>>>().Data();
-  state_ = std::move(*loaded);
-  delete loaded;
+  Guarded(info.Env(), [&] {
+    if (info.Length() != 1 || !info[0].IsExternal())
+      ThrowTypeError(TypeCode::kArgument, "TorchModule is created by loadModule(path, device)");
+    auto* loaded = info[0].As<Napi::External<std::shared_ptr<LoadedModule>>>().Data();
+    state_ = std::move(*loaded);
+    delete loaded;
+    return 0;
+  });
 }
 
-std::shared_ptr<LoadedModule> TorchModuleWrap::State(Napi::Env env) const {
-  if (!state_) throw Napi::Error::New(env, "this TorchModule was disposed");
+std::shared_ptr<LoadedModule> TorchModuleWrap::State() const {
+  if (!state_) ThrowError(ErrorCode::kDisposed, "this TorchModule was disposed");
   return state_;
 }
 
@@ -104,13 +126,12 @@ Napi::Value TorchModuleWrap::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guarded(env, [&]() -> Napi::Value {
     std::string path = StringArg(info, 0, "path");
-    std::string deviceName = StringArg(info, 1, "device");
-    c10::Device device = Guarded(env, [&] { return ParseDevice(deviceName); });
+    c10::Device device = ParseDevice(StringArg(info, 1, "device"));
     using Loaded = std::shared_ptr<LoadedModule>;
     return AsyncJob<Loaded>::Start(
         env,
         [path, device]() -> Loaded {
-          if (!std::ifstream(path).good()) throw std::runtime_error("cannot open '" + path + "'");
+          if (!std::ifstream(path).good()) ThrowError(ErrorCode::kIo, "cannot open '" + path + "'");
           auto extraFiles = ReadExtraFiles(path);
           torch::jit::Module module = torch::jit::load(path, device);
           module.eval();
@@ -124,64 +145,69 @@ Napi::Value TorchModuleWrap::Load(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TorchModuleWrap::Device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), State(info.Env())->device.str());
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), State()->device.str());
+  });
 }
 
 Napi::Value TorchModuleWrap::Dtype(const Napi::CallbackInfo& info) {
-  auto state = State(info.Env());
-  std::shared_lock<std::shared_mutex> reading(state->access);
-  return Napi::String::New(info.Env(), DtypeName(state->ParameterDtype()));
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), DtypeName(State()->parameterDtype));
+  });
 }
 
 Napi::Value TorchModuleWrap::ConvertTo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto state = State(env);
-  std::string name = StringArg(info, 0, "dtype");
-  c10::ScalarType dtype = Guarded(env, [&] { return FloatingDtype(name); });
-  return AsyncJob<bool>::Start(
-      env,
-      [state, dtype]() {
-        std::unique_lock<std::shared_mutex> writing(state->access);
-        state->CheckAlive();
-        state->ConvertTo(dtype);
-        return true;
-      },
-      [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  return Guarded(env, [&]() -> Napi::Value {
+    auto state = State();
+    c10::ScalarType dtype = FloatingDtype(StringArg(info, 0, "dtype"));
+    return AsyncJob<bool>::Start(
+        env,
+        [state, dtype]() {
+          std::unique_lock<std::shared_mutex> writing(state->access);
+          state->CheckAlive();
+          state->ConvertTo(dtype);
+          return true;
+        },
+        Undefined);
+  });
 }
 
 Napi::Value TorchModuleWrap::MethodNames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto state = State(env);
-  std::vector<std::string> names;
-  for (const auto& method : state->module.get_methods()) names.push_back(method.name());
-  Napi::Array result = Napi::Array::New(env, names.size());
-  for (size_t i = 0; i < names.size(); ++i) result.Set(i, names[i]);
-  return result;
+  return Guarded(env, [&]() -> Napi::Value {
+    const std::vector<std::string>& names = State()->methodNames;
+    Napi::Array result = Napi::Array::New(env, names.size());
+    for (size_t i = 0; i < names.size(); ++i) result.Set(i, names[i]);
+    return result;
+  });
 }
 
 Napi::Value TorchModuleWrap::ExtraFiles(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object result = Napi::Object::New(env);
-  for (const auto& [name, contents] : State(env)->extraFiles) result.Set(name, contents);
-  return result;
+  return Guarded(env, [&]() -> Napi::Value {
+    Napi::Object result = Napi::Object::New(env);
+    for (const auto& [name, contents] : State()->extraFiles) result.Set(name, contents);
+    return result;
+  });
 }
 
 Napi::Value TorchModuleWrap::Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto state = State(env);
   return Guarded(env, [&]() -> Napi::Value {
+    auto state = State();
     std::string methodName = StringArg(info, 0, "method");
     if (info.Length() < 2 || !info[1].IsArray())
-      throw Napi::TypeError::New(env, "inputs must be an array");
+      ThrowTypeError(TypeCode::kArgument, "inputs must be an array");
     Napi::Array inputs = info[1].As<Napi::Array>();
 
     auto method = state->module.find_method(methodName);
-    if (!method) throw Napi::TypeError::New(env, "the module has no method '" + methodName + "'");
+    if (!method) ThrowError(ErrorCode::kNotFound, "the module has no method '" + methodName + "'");
     const auto& arguments = method->function().getSchema().arguments();
     size_t expected = arguments.size() - 1;  // arguments[0] is self
     if (inputs.Length() > expected)
-      throw Napi::TypeError::New(env, methodName + "() takes " + std::to_string(expected) +
-                                          " inputs, got " + std::to_string(inputs.Length()));
+      ThrowRangeError(RangeCode::kRange, methodName + "() takes " + std::to_string(expected) +
+                                             " inputs, got " + std::to_string(inputs.Length()));
     std::vector<c10::IValue> stack{state->module._ivalue()};
     for (size_t i = 0; i < expected; ++i) {
       const c10::Argument& argument = arguments[i + 1];
@@ -192,7 +218,7 @@ Napi::Value TorchModuleWrap::Run(const Napi::CallbackInfo& info) {
       } else if (argument.default_value()) {
         stack.push_back(*argument.default_value());
       } else {
-        throw Napi::TypeError::New(env, what + " is missing");
+        ThrowTypeError(TypeCode::kArgument, what + " is missing");
       }
     }
     return AsyncJob<c10::IValue>::Start(
@@ -211,9 +237,9 @@ Napi::Value TorchModuleWrap::Run(const Napi::CallbackInfo& info) {
 
 Napi::Value TorchModuleWrap::Parameters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto state = State(env);
   return Guarded(env, [&]() -> Napi::Value {
-    std::shared_lock<std::shared_mutex> reading(state->access);
+    auto state = State();
+    std::shared_lock<std::shared_mutex> reading(state->metadata);
     auto params = state->module.named_parameters(true);
     Napi::Array result = Napi::Array::New(env);
     for (const auto& param : params) {
@@ -232,79 +258,106 @@ Napi::Value TorchModuleWrap::Parameters(const Napi::CallbackInfo& info) {
 
 Napi::Value TorchModuleWrap::GetParameter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto state = State(env);
-  std::string name = StringArg(info, 0, "name");
   return Guarded(env, [&]() -> Napi::Value {
-    std::shared_lock<std::shared_mutex> reading(state->access);
-    return TensorToJs(env, FindParameter(state->module, name));
+    auto state = State();
+    std::string name = StringArg(info, 0, "name");
+    return AsyncJob<torch::Tensor>::Start(
+        env,
+        [state, name]() {
+          std::shared_lock<std::shared_mutex> reading(state->access);
+          return FindParameter(state->module, name).detach().clone();
+        },
+        [](Napi::Env env, torch::Tensor& value) -> Napi::Value { return TensorToJs(env, value); });
   });
 }
 
 Napi::Value TorchModuleWrap::SetParameter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto state = State(env);
-  std::string name = StringArg(info, 0, "name");
-  if (info.Length() < 2) throw Napi::TypeError::New(env, "setParameter(name, tensor)");
-  Guarded(env, [&] {
+  return Guarded(env, [&]() -> Napi::Value {
+    auto state = State();
+    std::string name = StringArg(info, 0, "name");
+    if (info.Length() < 2) ThrowTypeError(TypeCode::kArgument, "setParameter(name, tensor)");
     torch::Tensor value = TensorFromJs(info[1], "parameter '" + name + "'");
-    std::unique_lock<std::shared_mutex> writing(state->access);
-    torch::Tensor param = FindParameter(state->module, name);
-    if (param.sizes() != value.sizes())
-      throw std::invalid_argument("parameter '" + name + "' has shape " + c10::str(param.sizes()) +
-                                  ", got " + c10::str(value.sizes()));
-    if (param.scalar_type() != value.scalar_type())
-      throw std::invalid_argument("parameter '" + name + "' is " + DtypeName(param.scalar_type()) +
-                                  ", got " + DtypeName(value.scalar_type()));
-    torch::NoGradGuard noGrad;
-    param.copy_(value);
-    return 0;
+    return AsyncJob<bool>::Start(
+        env,
+        [state, name, value]() {
+          std::unique_lock<std::shared_mutex> writing(state->access);
+          torch::Tensor param = FindParameter(state->module, name);
+          if (param.sizes() != value.sizes())
+            ThrowRangeError(RangeCode::kShape, "parameter '" + name + "' has shape " +
+                                                   c10::str(param.sizes()) + ", got " +
+                                                   c10::str(value.sizes()));
+          if (param.scalar_type() != value.scalar_type())
+            ThrowTypeError(TypeCode::kDtype, "parameter '" + name + "' is " +
+                                                 DtypeName(param.scalar_type()) + ", got " +
+                                                 DtypeName(value.scalar_type()));
+          torch::NoGradGuard noGrad;
+          param.copy_(value);
+          return true;
+        },
+        Undefined);
   });
-  return env.Undefined();
 }
 
 Napi::Value TorchModuleWrap::SetRequiresGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto state = State(env);
-  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsBoolean())
-    throw Napi::TypeError::New(env, "setRequiresGrad(names: string[], requiresGrad: boolean)");
-  Napi::Array names = info[0].As<Napi::Array>();
-  bool flag = info[1].As<Napi::Boolean>();
-  std::vector<std::string> wanted;
-  for (uint32_t i = 0; i < names.Length(); ++i) {
-    if (!names.Get(i).IsString()) throw Napi::TypeError::New(env, "names must be strings");
-    wanted.push_back(names.Get(i).As<Napi::String>());
-  }
-  Guarded(env, [&] {
-    std::unique_lock<std::shared_mutex> writing(state->access);
-    std::vector<torch::Tensor> params;
-    for (const std::string& name : wanted) {
-      torch::Tensor param = FindParameter(state->module, name);
-      if (flag && !param.is_floating_point())
-        throw std::invalid_argument("parameter '" + name + "' is " +
-                                    DtypeName(param.scalar_type()) + ": it cannot require grad");
-      params.push_back(param);
+  return Guarded(env, [&]() -> Napi::Value {
+    auto state = State();
+    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsBoolean())
+      ThrowTypeError(TypeCode::kArgument,
+                     "setRequiresGrad(names: string[], requiresGrad: boolean)");
+    Napi::Array names = info[0].As<Napi::Array>();
+    bool flag = info[1].As<Napi::Boolean>();
+    std::vector<std::string> wanted;
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      if (!names.Get(i).IsString()) ThrowTypeError(TypeCode::kArgument, "names must be strings");
+      wanted.push_back(names.Get(i).As<Napi::String>());
     }
-    for (auto& param : params) param.requires_grad_(flag);
-    return 0;
+    return AsyncJob<bool>::Start(
+        env,
+        [state, wanted, flag]() {
+          std::unique_lock<std::shared_mutex> writing(state->access);
+          std::vector<torch::Tensor> params;
+          for (const std::string& name : wanted) {
+            torch::Tensor param = FindParameter(state->module, name);
+            if (flag && !param.is_floating_point())
+              ThrowTypeError(TypeCode::kDtype, "parameter '" + name + "' is " +
+                                                   DtypeName(param.scalar_type()) +
+                                                   ": it cannot require grad");
+            params.push_back(param);
+          }
+          std::unique_lock<std::shared_mutex> changing(state->metadata);
+          for (auto& param : params) param.requires_grad_(flag);
+          return true;
+        },
+        Undefined);
   });
-  return env.Undefined();
 }
 
 Napi::Value TorchModuleWrap::SetTraining(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto state = State(env);
-  if (info.Length() < 1 || !info[0].IsBoolean())
-    throw Napi::TypeError::New(env, "setTraining(training: boolean)");
-  bool training = info[0].As<Napi::Boolean>();
-  std::unique_lock<std::shared_mutex> writing(state->access);
-  state->module.train(training);
-  return env.Undefined();
+  return Guarded(env, [&]() -> Napi::Value {
+    auto state = State();
+    if (info.Length() < 1 || !info[0].IsBoolean())
+      ThrowTypeError(TypeCode::kArgument, "setTraining(training: boolean)");
+    bool training = info[0].As<Napi::Boolean>();
+    return AsyncJob<bool>::Start(
+        env,
+        [state, training]() {
+          std::unique_lock<std::shared_mutex> writing(state->access);
+          state->module.train(training);
+          return true;
+        },
+        Undefined);
+  });
 }
 
 Napi::Value TorchModuleWrap::Dispose(const Napi::CallbackInfo& info) {
-  if (state_) state_->disposed = true;  // trainers holding it stop; in-flight jobs finish
-  state_.reset();
-  return info.Env().Undefined();
+  return Guarded(info.Env(), [&] {
+    if (state_) state_->disposed = true;  // trainers holding it stop; in-flight jobs finish
+    state_.reset();
+    return info.Env().Undefined();
+  });
 }
 
 }  // namespace crackseg

@@ -6,15 +6,20 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
 #include "addon_data.h"
 #include "async_job.h"
+#include "device_transfer.h"
 #include "errors.h"
+#include "js_values.h"
+#include "losses.h"
 #include "sam_ops.h"
 #include "torch_module.h"
 
@@ -79,9 +84,6 @@ class Turn {
   TrainingState& state_;
 };
 
-// Soft-skeleton iterations of the clDice loss: enough to thin cracks up to ~10 px wide.
-constexpr int kSoftSkeletonIterations = 5;
-
 struct StepResult {
   double loss = 0, dice = 0, focal = 0, skeleton = 0, learningRate = 0, gradNorm = 0;
   int64_t optimizerSteps = 0;
@@ -121,24 +123,6 @@ double LearningRateAt(const TrainingOptions& o, int64_t step) {
   double progress = std::min(1.0, static_cast<double>(step - o.warmupSteps) / span);
   return o.minLearningRate +
          0.5 * (o.learningRate - o.minLearningRate) * (1.0 + std::cos(M_PI * progress));
-}
-
-// 1 − (2|P∩G| + 1) / (|P| + |G| + 1) per image, averaged.
-torch::Tensor DiceLoss(const torch::Tensor& probabilities, const torch::Tensor& target) {
-  std::vector<int64_t> dims{1, 2, 3};
-  torch::Tensor intersection = (probabilities * target).sum(dims);
-  torch::Tensor total = probabilities.sum(dims) + target.sum(dims);
-  return (1 - (2 * intersection + 1) / (total + 1)).mean();
-}
-
-// Sigmoid focal loss (Lin et al.), averaged over pixels.
-torch::Tensor FocalLoss(const torch::Tensor& logits, const torch::Tensor& probabilities,
-                        const torch::Tensor& target, double alpha, double gamma) {
-  torch::Tensor ce =
-      at::binary_cross_entropy_with_logits(logits, target, {}, {}, at::Reduction::None);
-  torch::Tensor pt = probabilities * target + (1 - probabilities) * (1 - target);
-  torch::Tensor weight = alpha * target + (1 - alpha) * (1 - target);
-  return (weight * ce * (1 - pt).pow(gamma)).mean();
 }
 
 // Scales the gradients so that their global L2 norm is at most maxNorm (torch's
@@ -181,39 +165,6 @@ void AccumulateIntoMasters(TrainingState& state) {
 void CopyMastersToParameters(TrainingState& state) {
   torch::NoGradGuard noGrad;
   for (size_t i = 0; i < state.parameters.size(); ++i) state.parameters[i].copy_(state.masters[i]);
-}
-
-// Soft morphology of the clDice paper (Shit et al. 2021): erosion as the minimum of a vertical
-// and a horizontal 3-pixel min-pool, dilation as a 3×3 max-pool.
-torch::Tensor SoftErode(const torch::Tensor& x) {
-  torch::Tensor vertical = -at::max_pool2d(-x, {3, 1}, {1, 1}, {1, 0});
-  torch::Tensor horizontal = -at::max_pool2d(-x, {1, 3}, {1, 1}, {0, 1});
-  return torch::min(vertical, horizontal);
-}
-
-torch::Tensor SoftDilate(const torch::Tensor& x) {
-  return at::max_pool2d(x, {3, 3}, {1, 1}, {1, 1});
-}
-
-torch::Tensor SoftSkeleton(torch::Tensor x) {
-  torch::Tensor skeleton = torch::relu(x - SoftDilate(SoftErode(x)));
-  for (int i = 0; i < kSoftSkeletonIterations; ++i) {
-    x = SoftErode(x);
-    torch::Tensor delta = torch::relu(x - SoftDilate(SoftErode(x)));
-    skeleton = skeleton + torch::relu(delta - skeleton * delta);
-  }
-  return skeleton;
-}
-
-// 1 − clDice between soft skeletons and the masks they lie in.
-torch::Tensor SoftClDiceLoss(const torch::Tensor& probabilities, const torch::Tensor& target) {
-  torch::Tensor predictedSkeleton = SoftSkeleton(probabilities);
-  torch::Tensor targetSkeleton = SoftSkeleton(target);
-  torch::Tensor precision =
-      ((predictedSkeleton * target).sum() + 1) / (predictedSkeleton.sum() + 1);
-  torch::Tensor sensitivity =
-      ((targetSkeleton * probabilities).sum() + 1) / (targetSkeleton.sum() + 1);
-  return 1 - 2 * precision * sensitivity / (precision + sensitivity);
 }
 
 // Sets the module's training mode for the scope of a step and restores the previous mode after.
@@ -273,7 +224,7 @@ std::vector<c10::IValue> BatchEmbeddings(TrainingState& state, const Batch& batc
 // Queues one micro-batch's forward, loss, backward and (every gradientAccumulation) optimizer step.
 QueuedStep QueueStep(TrainingState& state, const Batch& batch) {
   std::lock_guard<std::mutex> lock(state.mutex);
-  if (!state.optimizer) throw std::runtime_error("this trainer was disposed");
+  if (!state.optimizer) ThrowError(ErrorCode::kDisposed, "this trainer was disposed");
   LoadedModule& model = *state.model;
   std::unique_lock<std::shared_mutex> writing(model.access);
   const TrainingOptions& o = state.options;
@@ -325,40 +276,35 @@ QueuedStep QueueStep(TrainingState& state, const Batch& batch) {
 
 double NumberOption(const Napi::Object& options, const char* name, double minimum, double maximum) {
   Napi::Value value = options.Get(name);
-  double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
+  std::string what = std::string("trainer option ") + name;
+  if (!value.IsNumber()) ThrowTypeError(TypeCode::kArgument, what + " must be a number");
+  double number = value.As<Napi::Number>().DoubleValue();
   if (!(number >= minimum && number <= maximum))
-    throw Napi::TypeError::New(options.Env(), std::string("trainer option ") + name +
-                                                  " must be a number in [" + c10::str(minimum) +
-                                                  ", " + c10::str(maximum) + "]");
+    ThrowRangeError(RangeCode::kRange, what + " must be a number in [" + c10::str(minimum) + ", " +
+                                           c10::str(maximum) + "]");
   return number;
 }
 
 int64_t CountOption(const Napi::Object& options, const char* name, int64_t minimum) {
-  Napi::Value value = options.Get(name);
-  double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
   // Counts stay below 2^53, where doubles hold integers exactly.
-  if (!(number >= static_cast<double>(minimum) && number <= 9007199254740991.0) ||
-      number != std::floor(number))
-    throw Napi::TypeError::New(options.Env(),
-                               std::string("trainer option ") + name +
-                                   " must be an integer >= " + std::to_string(minimum));
-  return static_cast<int64_t>(number);
+  return IntegerFromJs(options.Get(name), minimum, (int64_t{1} << 53) - 1,
+                       std::string("trainer option ") + name);
 }
 
 TrainingOptions OptionsFromJs(const Napi::Value& value) {
   Napi::Env env = value.Env();
-  if (!value.IsObject()) throw Napi::TypeError::New(env, "trainer options must be an object");
+  if (!value.IsObject()) ThrowTypeError(TypeCode::kArgument, "trainer options must be an object");
   Napi::Object o = value.As<Napi::Object>();
   Napi::Value betas = o.Get("betas");
   if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2)
-    throw Napi::TypeError::New(env, "trainer option betas must be [beta1, beta2]");
+    ThrowTypeError(TypeCode::kArgument, "trainer option betas must be [beta1, beta2]");
   Napi::Object betaPair = Napi::Object::New(env);
   betaPair.Set("betas[0]", betas.As<Napi::Array>().Get(0u));
   betaPair.Set("betas[1]", betas.As<Napi::Array>().Get(1u));
   Napi::Value precision = o.Get("precision");
   std::string dtype = precision.IsString() ? precision.As<Napi::String>().Utf8Value() : "";
   if (dtype != "float32" && dtype != "bfloat16")
-    throw Napi::TypeError::New(env, "trainer option precision must be 'float32' or 'bfloat16'");
+    ThrowRangeError(RangeCode::kRange, "trainer option precision must be 'float32' or 'bfloat16'");
   constexpr double kHuge = 1e30;
   Napi::Value cacheLimit = o.Get("cacheLimit");
   return {
@@ -384,33 +330,33 @@ TrainingOptions OptionsFromJs(const Napi::Value& value) {
 }
 
 Batch BatchFromJs(const Napi::Value& value) {
-  Napi::Env env = value.Env();
-  if (!value.IsObject()) throw Napi::TypeError::New(env, "batch must be {images, masks, prompts}");
+  if (!value.IsObject())
+    ThrowTypeError(TypeCode::kArgument, "batch must be {images, masks, prompts}");
   Napi::Object object = value.As<Napi::Object>();
   Batch batch;
   batch.images = TensorFromJs(object.Get("images"), torch::kUInt8, 4, "batch.images");
   batch.masks = TensorFromJs(object.Get("masks"), torch::kUInt8, 3, "batch.masks");
   int64_t batchSize = batch.images.size(0);
   if (batch.images.size(3) != 3 || batchSize < 1)
-    throw Napi::TypeError::New(env, "batch.images must be [B, H, W, 3] with B >= 1");
+    ThrowRangeError(RangeCode::kShape, "batch.images must be [B, H, W, 3] with B >= 1");
   if (batch.masks.size(0) != batchSize || batch.masks.size(1) != batch.images.size(1) ||
       batch.masks.size(2) != batch.images.size(2))
-    throw Napi::TypeError::New(env, "batch.masks " + c10::str(batch.masks.sizes()) +
-                                        " must be [B, H, W] of images " +
-                                        c10::str(batch.images.sizes()));
+    ThrowRangeError(RangeCode::kShape, "batch.masks " + c10::str(batch.masks.sizes()) +
+                                           " must be [B, H, W] of images " +
+                                           c10::str(batch.images.sizes()));
   if (batch.masks.numel() > 0 && batch.masks.max().item<uint8_t>() > 1)
-    throw Napi::TypeError::New(env, "batch.masks must hold 0 and 1 only (not 0/255)");
+    ThrowRangeError(RangeCode::kRange, "batch.masks must hold 0 and 1 only (not 0/255)");
   batch.prompts = PromptsFromJs(object.Get("prompts"), batchSize, "batch.prompts");
   for (const auto& members : PromptsPerImage(batch.prompts.imageIndex, batchSize))
     if (members.empty())
-      throw Napi::TypeError::New(env, "batch.prompts: every image needs at least one prompt");
+      ThrowRangeError(RangeCode::kShape, "batch.prompts: every image needs at least one prompt");
   Napi::Value keys = object.Get("cacheKeys");
   if (!keys.IsUndefined()) {
     if (!keys.IsArray() || keys.As<Napi::Array>().Length() != static_cast<uint32_t>(batchSize))
-      throw Napi::TypeError::New(env, "batch.cacheKeys must be one string per image");
+      ThrowTypeError(TypeCode::kArgument, "batch.cacheKeys must be one string per image");
     for (uint32_t i = 0; i < keys.As<Napi::Array>().Length(); ++i) {
       Napi::Value key = keys.As<Napi::Array>().Get(i);
-      if (!key.IsString()) throw Napi::TypeError::New(env, "batch.cacheKeys must be strings");
+      if (!key.IsString()) ThrowTypeError(TypeCode::kArgument, "batch.cacheKeys must be strings");
       batch.cacheKeys.push_back(key.As<Napi::String>());
     }
   }
@@ -438,7 +384,7 @@ Napi::Value InTurn(Napi::Env env, const std::shared_ptr<TrainingState>& state,
       [state, ticket, work = std::move(work)]() {
         Turn turn(*state, ticket);
         std::lock_guard<std::mutex> lock(state->mutex);
-        if (!state->optimizer) throw std::runtime_error("this trainer was disposed");
+        if (!state->optimizer) ThrowError(ErrorCode::kDisposed, "this trainer was disposed");
         return work(*state);
       },
       std::move(finish));
@@ -465,20 +411,22 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(
                   env,
                   [](const Napi::CallbackInfo& info) -> Napi::Value {
-                    return GetAddonData(info.Env()).trainer.New({info[0], info[1]});
+                    return Guarded(info.Env(), [&]() -> Napi::Value {
+                      return GetAddonData(info.Env()).trainer.New({info[0], info[1]});
+                    });
                   },
                   "createTrainer"));
 }
 
 TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2) throw Napi::TypeError::New(env, "createTrainer(module, options)");
-  auto model = TorchModuleWrap::FromValue(info[0], "createTrainer: module");
-  TrainingOptions options = OptionsFromJs(info[1]);
-  state_ = std::make_shared<TrainingState>();
-  state_->model = model;
-  state_->options = options;
   Guarded(env, [&] {
+    if (info.Length() < 2) ThrowTypeError(TypeCode::kArgument, "createTrainer(module, options)");
+    auto model = TorchModuleWrap::FromValue(info[0], "createTrainer: module");
+    TrainingOptions options = OptionsFromJs(info[1]);
+    state_ = std::make_shared<TrainingState>();
+    state_->model = model;
+    state_->options = options;
     std::unique_lock<std::shared_mutex> writing(model->access);
     model->CheckAlive();
     for (const auto& param : model->module.named_parameters(true)) {
@@ -487,7 +435,8 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
       state_->parameters.push_back(param.value);
     }
     if (state_->parameters.empty())
-      throw std::invalid_argument("createTrainer: the module has no parameter that requires grad");
+      ThrowError(ErrorCode::kNotFound,
+                 "createTrainer: the module has no parameter that requires grad");
     // Masters are taken before the cast, so they keep what the module held in fp32.
     for (const auto& param : state_->parameters)
       state_->masters.push_back(SeparateMasters(*state_)
@@ -502,16 +451,16 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
   });
 }
 
-std::shared_ptr<TrainingState> TrainerWrap::State(Napi::Env env) const {
-  if (!state_) throw Napi::Error::New(env, "this trainer was disposed");
+std::shared_ptr<TrainingState> TrainerWrap::State() const {
+  if (!state_) ThrowError(ErrorCode::kDisposed, "this trainer was disposed");
   return state_;
 }
 
 Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1) throw Napi::TypeError::New(env, "step(batch)");
-  auto state = State(env);
   return Guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 1) ThrowTypeError(TypeCode::kArgument, "step(batch)");
+    auto state = State();
     state->model->CheckAlive();  // a step queued before the module's dispose() still runs
     Batch batch = BatchFromJs(info[0]);
     int64_t ticket = state->ticketsIssued++;
@@ -541,86 +490,102 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TrainerWrap::OptimizerSteps(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(State(info.Env())->optimizerSteps));
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(State()->optimizerSteps));
+  });
 }
 
 Napi::Value TrainerWrap::CachedImages(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(State(info.Env())->cachedImages));
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(State()->cachedImages));
+  });
 }
 
 Napi::Value TrainerWrap::Weights(const Napi::CallbackInfo& info) {
   using Named = std::vector<std::pair<std::string, torch::Tensor>>;
-  return InTurn<Named>(
-      info.Env(), State(info.Env()),
-      [](TrainingState& state) {
-        std::vector<torch::Tensor> masters;
-        for (const auto& master : state.masters) masters.push_back(master.detach().clone());
-        std::vector<torch::Tensor> host = Download(masters);
-        Named named;
-        for (size_t i = 0; i < host.size(); ++i) named.emplace_back(state.names[i], host[i]);
-        return named;
-      },
-      [](Napi::Env env, Named& named) -> Napi::Value {
-        Napi::Object result = Napi::Object::New(env);
-        for (const auto& [name, tensor] : named) result.Set(name, TensorToJs(env, tensor));
-        return result;
-      });
+  return Guarded(info.Env(), [&] {
+    return InTurn<Named>(
+        info.Env(), State(),
+        [](TrainingState& state) {
+          std::vector<torch::Tensor> masters;
+          for (const auto& master : state.masters) masters.push_back(master.detach().clone());
+          std::vector<torch::Tensor> host = Download(masters);
+          Named named;
+          for (size_t i = 0; i < host.size(); ++i) named.emplace_back(state.names[i], host[i]);
+          return named;
+        },
+        [](Napi::Env env, Named& named) -> Napi::Value {
+          Napi::Object result = Napi::Object::New(env);
+          for (const auto& [name, tensor] : named) result.Set(name, TensorToJs(env, tensor));
+          return result;
+        });
+  });
 }
 
 Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
-  std::string path = StringArg(info, 0, "path");
-  return InTurn<bool>(
-      info.Env(), State(info.Env()),
-      [path](TrainingState& state) {
-        torch::serialize::OutputArchive archive;
-        state.optimizer->save(archive);
-        archive.write("micro_steps", torch::tensor(state.microSteps));
-        archive.write("optimizer_steps", torch::tensor(state.optimizerSteps.load()));
-        std::string temp = path + ".tmp";  // then renamed: a crash never leaves half a file
-        archive.save_to(temp);
-        if (std::rename(temp.c_str(), path.c_str()) != 0)
-          throw std::runtime_error("cannot write '" + path + "'");
-        return true;
-      },
-      Undefined);
+  return Guarded(info.Env(), [&] {
+    std::string path = StringArg(info, 0, "path");
+    return InTurn<bool>(
+        info.Env(), State(),
+        [path](TrainingState& state) {
+          torch::serialize::OutputArchive archive;
+          state.optimizer->save(archive);
+          archive.write("micro_steps", torch::tensor(state.microSteps));
+          archive.write("optimizer_steps", torch::tensor(state.optimizerSteps.load()));
+          std::string temp = path + ".tmp";  // then renamed: a crash never leaves half a file
+          archive.save_to(temp);
+          if (std::rename(temp.c_str(), path.c_str()) != 0)
+            ThrowError(ErrorCode::kIo, "cannot write '" + path + "': " + std::strerror(errno));
+          return true;
+        },
+        Undefined);
+  });
 }
 
 Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
-  std::string path = StringArg(info, 0, "path");
-  return InTurn<bool>(
-      info.Env(), State(info.Env()),
-      [path](TrainingState& state) {
-        // Everything is read into fresh objects first: a bad file leaves the trainer as it was.
-        auto optimizer = MakeOptimizer(state);
-        torch::Tensor micro, steps;
-        try {
-          torch::serialize::InputArchive archive;
-          archive.load_from(path);
-          archive.read("micro_steps", micro);
-          archive.read("optimizer_steps", steps);
-          optimizer->load(archive);
-        } catch (const c10::Error& e) {
-          throw std::runtime_error("cannot load trainer state '" + path +
-                                   "': " + e.what_without_backtrace());
-        }
-        state.optimizer = std::move(optimizer);
-        state.microSteps = micro.item<int64_t>();
-        state.optimizerSteps = steps.item<int64_t>();
-        return true;
-      },
-      Undefined);
+  return Guarded(info.Env(), [&] {
+    std::string path = StringArg(info, 0, "path");
+    return InTurn<bool>(
+        info.Env(), State(),
+        [path](TrainingState& state) {
+          // Everything is read into fresh objects first: a bad file leaves the trainer as it was.
+          auto optimizer = MakeOptimizer(state);
+          torch::Tensor micro, steps;
+          try {
+            torch::serialize::InputArchive archive;
+            archive.load_from(path);
+            archive.read("micro_steps", micro);
+            archive.read("optimizer_steps", steps);
+            optimizer->load(archive);
+          } catch (const c10::Error& e) {
+            ThrowError(ErrorCode::kIo,
+                       "cannot load trainer state '" + path + "': " + e.what_without_backtrace());
+          }
+          state.optimizer = std::move(optimizer);
+          state.microSteps = micro.item<int64_t>();
+          state.optimizerSteps = steps.item<int64_t>();
+          return true;
+        },
+        Undefined);
+  });
 }
 
 Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo& info) {
-  if (state_) {
-    // In-flight steps hold the state; it is freed when the last one finishes.
-    std::lock_guard<std::mutex> lock(state_->mutex);
-    state_->optimizer.reset();
-    state_->cache.clear();
-    state_->cachedImages = 0;
-  }
-  state_.reset();
-  return info.Env().Undefined();
+  return Guarded(info.Env(), [&] {
+    // Released in turn, after the calls made before it: the JS thread never waits for a step.
+    if (state_)
+      InTurn<bool>(
+          info.Env(), state_,
+          [](TrainingState& state) {
+            state.optimizer.reset();
+            state.cache.clear();
+            state.cachedImages = 0;
+            return true;
+          },
+          Undefined);
+    state_.reset();
+    return info.Env().Undefined();
+  });
 }
 
 }  // namespace crackseg

@@ -1,10 +1,11 @@
 // Trainer: the training loop in C++ over a TorchModule's parameters that require grad — loss
-// (Dice + Focal [+ soft clDice]), backward, gradient accumulation, clipping, AdamW with linear
-// warm-up and cosine decay. With precision bfloat16 the module is cast to bf16 and the optimizer
-// updates fp32 master copies of the trained parameters, copied back after each optimizer step.
-// Calls run on the libuv pool in the order they were made; a step holds the module exclusively
-// while it queues its work, so the next step can queue behind it before its loss is read back.
-// dispose() releases the optimizer state.
+// (losses.h: Dice + Focal [+ soft clDice]), backward, gradient accumulation, clipping, AdamW with
+// linear warm-up and cosine decay. With precision bfloat16 the module is cast to bf16 and the
+// optimizer updates fp32 master copies of the trained parameters, copied back after each optimizer
+// step. Calls run on the libuv pool in the order they were made; a step holds the module
+// exclusively while it queues its work, so the next step can queue behind it before its loss is
+// read back. No call waits on the JS thread for a step: dispose() releases the optimizer state in
+// turn, after the calls made before it; any call after it throws ERR_CRACKSEG_DISPOSED.
 #pragma once
 
 #include <napi.h>
@@ -25,7 +26,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   explicit TrainerWrap(const Napi::CallbackInfo& info);
 
  private:
-  std::shared_ptr<TrainingState> State(Napi::Env env) const;
+  // The state; ERR_CRACKSEG_DISPOSED after dispose().
+  std::shared_ptr<TrainingState> State() const;
 
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value OptimizerSteps(const Napi::CallbackInfo& info);

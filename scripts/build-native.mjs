@@ -2,7 +2,7 @@
 // Builds the addon with cmake-js on every core: `compile` (configure when needed, then build; the
 // install hook's default) or `rebuild` (from scratch). Also stands in for node-gyp when
 // prebuildify builds: node-gyp's arguments (--target, --devdir, …) are dropped, `rebuild` is run.
-// Every core because a translation unit takes ~30 s against CUDA libtorch's headers, and
+// Every core because each translation unit compiles slowly against libtorch's headers, and
 // Makefile generators build one at a time unless told otherwise.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';

@@ -2,18 +2,24 @@
 # The test suite on Debian 13 (torch 2.6) from any Debian machine, as root: a minimal Debian 13 in
 # a chroot (debootstrap, kept for the next run), this checkout's files copied in, then
 # scripts/setup.sh and `npm test` there. Needs deb.debian.org and the npm registry.
-#   bash scripts/debian13-check.sh [--cuda] [CHROOT_DIR]   (default /var/tmp/crackseg-debian13[-cuda])
+#   bash scripts/debian13-check.sh [--cuda] [--prebuild] [CHROOT_DIR]
+#   (default /var/tmp/crackseg-debian13[-cuda]); --prebuild: then `npm run prebuild` there, and the
+#   tagged addon copied into this checkout's prebuilds/ (the release workflow's CUDA prebuild).
 # --cuda: Debian's CUDA libtorch (contrib, with nvidia-cuda-toolkit from non-free) in place of the
 # CPU one, so the addon's CUDA flavour is compiled and its suite run on this machine's CPU. cuDNN
 # is not in Debian (nvidia-cudnn downloads it from NVIDIA; declined here): a stub library with
 # cuDNN's symbol names, each returning an error status, lets libtorch load; CPU runs never call it.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cuda=0 flavour=cpu suffix=
-if [[ ${1:-} == --cuda ]]; then
-  cuda=1 flavour=cuda suffix=-cuda
+cuda=0 flavour=cpu suffix= prebuild=0
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --cuda) cuda=1 flavour=cuda suffix=-cuda ;;
+    --prebuild) prebuild=1 ;;
+    *) echo "debian13-check: unknown option $1" >&2 && exit 2 ;;
+  esac
   shift
-fi
+done
 root=${1:-/var/tmp/crackseg-debian13$suffix}
 ((EUID == 0)) || {
   echo "debian13-check: run as root (debootstrap, chroot and mounts need it)" >&2
@@ -68,3 +74,8 @@ linked=$(in_root 'cd /crackseg && node -p "require(\"./build/Release/crackseg.no
 echo "debian13-check: the addon links libtorch's $linked flavour (wanted: $flavour)"
 [[ $linked == "$flavour" ]]
 in_root 'cd /crackseg && npm test'
+if ((prebuild)); then
+  in_root 'cd /crackseg && npm run prebuild'
+  mkdir -p "$here/prebuilds"
+  cp -r "$root/crackseg/prebuilds/." "$here/prebuilds/"
+fi

@@ -12,9 +12,9 @@ torch_packages=(libtorch-dev python3-torch)
 installed libtorch-cuda-dev && torch_packages=(libtorch-cuda-dev python3-torch-cuda)
 packages=("${torch_packages[@]}" cmake g++ ninja-build fonts-dejavu-core)
 # OpenBLAS by name: libtorch only recommends it, and without recommends apt satisfies its BLAS
-# dependency with the reference BLAS (30x slower at matrix products). Its OpenMP build, as torch
-# runs on OpenMP: the pthread build starts threads inside torch's (torch 2.6's CPU attention 3x
-# slower); a machine that has that build keeps it (see the note below).
+# dependency with the reference BLAS, far slower at matrix products. Its OpenMP build, as torch
+# runs on OpenMP: the pthread build starts threads inside torch's (docs/benchmarks.md has both
+# measurements); a machine that has that build keeps it (see the note below).
 installed libopenblas0-pthread || packages+=(libopenblas0-openmp)
 # The tests compare against OpenCV and scikit-image.
 [[ ${CRACKSEG_TEST_DEPS:-1} == 1 ]] && packages+=(python3-opencv python3-skimage clang-format)
@@ -33,7 +33,7 @@ fi
 # torch 2's CPU attention calls BLAS inside its own threads (1.13 has no such kernel).
 if dpkg --compare-versions "$(dpkg-query -W -f='${Version}' "${torch_packages[0]}")" ge 2 &&
   [[ $(readlink -f "/usr/lib/$(gcc -print-multiarch)/libblas.so.3") == *openblas-pthread* ]]; then
-  echo "setup: note: BLAS is OpenBLAS's pthread build; torch's CPU attention runs ~3x faster on" \
+  echo "setup: note: BLAS is OpenBLAS's pthread build; torch's CPU attention runs faster on" \
     "its OpenMP build (libopenblas0-openmp, then update-alternatives --config for libblas.so.3," \
     "liblapack.so.3 and libopenblas.so.0)"
 fi

@@ -46,21 +46,25 @@ function filled(module: TorchModule, name: string, salt: number): Tensor<'float3
 }
 
 /** The named parameters' current values, as a trainer's `weights()` gives them. */
-function parametersOf(module: TorchModule, names: string[]): Record<string, Tensor> {
-  return Object.fromEntries(names.map((name) => [name, module.getParameter(name)]));
+async function parametersOf(module: TorchModule, names: string[]): Promise<Record<string, Tensor>> {
+  return Object.fromEntries(
+    await Promise.all(names.map(async (name) => [name, await module.getParameter(name)] as const)),
+  );
 }
 
 async function trainedLookingAdapter(path: string, extra: string[] = []) {
   const module = await TorchModule.load(modelA.out);
   const names = trainedParameterNames(module, extra);
-  names.forEach((name, k) => module.setParameter(name, filled(module, name, k)));
+  await Promise.all(names.map((name, k) => module.setParameter(name, filled(module, name, k))));
   await saveAdapter(path, module, {
-    tensors: parametersOf(module, names),
+    tensors: await parametersOf(module, names),
     trainExtra: extra,
     epoch: 3,
     valMetrics: { iou: 0.25, dice: 0.4, f1: 0.4 },
   });
-  const values = new Map(names.map((name) => [name, [...module.getParameter(name).data]]));
+  const values = new Map(
+    Object.entries(await parametersOf(module, names)).map(([name, p]) => [name, [...p.data]]),
+  );
   module.dispose();
   return values;
 }
@@ -95,10 +99,11 @@ t.test('save then apply restores the LoRA (and extra) parameters', async (t) => 
 
   const module = await TorchModule.load(modelA.out);
   t.teardown(() => module.dispose());
-  const before = module.getParameter(lora[0]!);
+  const before = await module.getParameter(lora[0]!);
   const applied = await applyAdapter(module, path);
   t.same(applied.names.sort(), [...saved.keys()].sort());
-  for (const [name, values] of saved) t.same([...module.getParameter(name).data], values, name);
+  for (const [name, values] of saved)
+    t.same([...(await module.getParameter(name)).data], values, name);
   t.notSame([...before.data], saved.get(lora[0]!));
 });
 
@@ -184,7 +189,7 @@ t.test('mismatched adapters are refused and leave the model unchanged', async (t
     ],
     ['missing.safetensors', (ts) => ts.delete(someLora), /lacks 1 LoRA parameter/],
   ];
-  const before = [...module.getParameter(someLora).data];
+  const before = [...(await module.getParameter(someLora)).data];
   for (const [name, edit, message] of cases) {
     const file = await variant(name, edit);
     await t.rejects(applyAdapter(module, file), { message }, name);
@@ -192,7 +197,7 @@ t.test('mismatched adapters are refused and leave the model unchanged', async (t
       message: new RegExp(`cannot apply LoRA adapter '.*${name}'`),
     });
   }
-  t.same([...module.getParameter(someLora).data], before, 'nothing was applied');
+  t.same([...(await module.getParameter(someLora)).data], before, 'nothing was applied');
 });
 
 t.test(
@@ -204,11 +209,13 @@ t.test(
     const trainedModel = await loadModel({ path: modelA.out, device: 'cpu' });
     t.teardown(() => trainedModel.module.dispose());
     const names = trainedParameterNames(trainedModel.module, extra);
-    names.forEach((name, k) =>
-      trainedModel.module.setParameter(name, filled(trainedModel.module, name, k)),
+    await Promise.all(
+      names.map((name, k) =>
+        trainedModel.module.setParameter(name, filled(trainedModel.module, name, k)),
+      ),
     );
     await saveAdapter(path, trainedModel.module, {
-      tensors: parametersOf(trainedModel.module, names),
+      tensors: await parametersOf(trainedModel.module, names),
       trainExtra: extra,
       epoch: 1,
       valMetrics: null,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { readDataset, type Sample } from '../ts/data/dataset.js';
 import { parseListFile } from '../ts/data/list-file.js';
+import { coded } from './helpers/errors.js';
 
 t.test('list files: BOM, CRLF, comments, blank lines, tabs and runs of spaces', async (t) => {
   const text =
@@ -124,6 +125,7 @@ t.test('reads every sample in list order, images RGB and masks 0/1', async (t) =
 
 t.test('without skipBad, a malformed line fails up front naming file and line', async (t) => {
   await t.rejects(collect(readDataset({ root, listFile: 'bad.txt' })), {
+    ...coded('dataset'),
     message: "bad.txt:5: expected 'image_path mask_path', found 1 field(s)",
   });
 });
@@ -134,14 +136,17 @@ t.test('without skipBad, bad files fail in turn naming file, line and path', asy
     'testcrop/s0.jpg testcrop/s0.png\ntestcrop/s1.jpg masks/small.png\n',
   );
   await t.rejects(collect(readDataset({ root, listFile: 'size.txt' })), {
+    ...coded('dataset'),
     message: "size.txt:2: mask 'masks/small.png' is 3x3 but image 'testcrop/s1.jpg' is 4x3",
   });
   await writeFile(join(root, 'missing.txt'), 'testcrop/missing.jpg testcrop/s2.png\n');
   await t.rejects(collect(readDataset({ root, listFile: 'missing.txt' })), {
+    ...coded('dataset'),
     message: /^missing\.txt:1: cannot read image 'testcrop\/missing\.jpg': .*ENOENT/,
   });
   await writeFile(join(root, 'corrupt.txt'), '\n# header\ntestcrop/corrupt.jpg testcrop/s3.png\n');
   await t.rejects(collect(readDataset({ root, listFile: 'corrupt.txt' })), {
+    ...coded('dataset'),
     message: /^corrupt\.txt:3: cannot decode image 'testcrop\/corrupt\.jpg': /,
   });
   await t.rejects(collect(readDataset({ root, listFile: 'absent.txt' })), { code: 'ENOENT' });

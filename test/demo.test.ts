@@ -2,7 +2,8 @@ import t from 'tap';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demo, DemoStoppedError, type DemoStage } from '../ts/demo.js';
+import { demo, type DemoStage } from '../ts/demo.js';
+import { DemoStoppedError } from '../ts/errors.js';
 
 t.test('the quick demo runs every stage and reports before and after', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'crackseg-demo-'));

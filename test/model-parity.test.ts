@@ -93,7 +93,7 @@ t.test('the reference is LoRA C with decisions far from their thresholds', async
   t.equal(manifest.export.lora, 'C');
   const lora = module.parameters().filter((p) => p.name.endsWith('lora_B'));
   t.equal(lora.length, 70);
-  const b = module.getParameter(lora[0]!.name).data as Float32Array;
+  const b = (await module.getParameter(lora[0]!.name)).data as Float32Array;
   t.ok(
     b.some((v) => v !== 0),
     'lora_B is non-zero',

@@ -11,6 +11,7 @@ import {
   SafetensorsError,
   writeSafetensors,
 } from '../ts/model/safetensors.js';
+import { coded } from './helpers/errors.js';
 import { runPython } from './helpers/python.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-safetensors-'));
@@ -114,20 +115,26 @@ t.test('bad files are refused with errors naming the file', async (t) => {
   const truncated = write('truncated.safetensors', good.subarray(0, good.length - 3));
   await t.rejects(readSafetensors(truncated), {
     name: 'SafetensorsError',
+    ...coded('safetensors'),
     message: new RegExp(`^${truncated.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*truncated`),
   });
   const tiny = write('tiny.safetensors', good.subarray(0, 5));
-  await t.rejects(readSafetensors(tiny), { message: /tiny\.safetensors: .*shorter/ });
+  await t.rejects(readSafetensors(tiny), {
+    ...coded('safetensors'),
+    message: /tiny\.safetensors: .*shorter/,
+  });
 
   const hugeLength = Uint8Array.from(good);
   new DataView(hugeLength.buffer).setBigUint64(0, 1n << 40n, true);
   await t.rejects(readSafetensors(write('huge.safetensors', hugeLength)), {
+    ...coded('safetensors'),
     message: /huge\.safetensors: .*header length/,
   });
 
   const garbled = Uint8Array.from(good);
   garbled[8] = 0x7b + 1; // '{' → '|'
   await t.rejects(readSafetensors(write('garbled.safetensors', garbled)), {
+    ...coded('safetensors'),
     message: /garbled\.safetensors: .*JSON/,
   });
 
@@ -142,7 +149,7 @@ t.test('bad files are refused with errors naming the file', async (t) => {
   t.throws(
     () =>
       decodeSafetensors(withHeader({ x: { dtype: 'F8', shape: [1], data_offsets: [0, 1] } }), 'f8'),
-    { message: /^f8: .*unsupported dtype "F8"/ },
+    { ...coded('safetensors'), message: /^f8: .*unsupported dtype "F8"/ },
   );
   t.throws(
     () =>
@@ -150,7 +157,7 @@ t.test('bad files are refused with errors naming the file', async (t) => {
         withHeader({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 4] } }, new Uint8Array(4)),
         'short',
       ),
-    { message: /short: .*needs 8/ },
+    { ...coded('safetensors'), message: /short: .*needs 8/ },
   );
   t.throws(
     () =>
@@ -164,7 +171,7 @@ t.test('bad files are refused with errors naming the file', async (t) => {
         ),
         'overlap',
       ),
-    { message: /overlap: .*overlaps/ },
+    { ...coded('safetensors'), message: /overlap: .*overlaps/ },
   );
   t.throws(
     () =>
@@ -172,10 +179,11 @@ t.test('bad files are refused with errors naming the file', async (t) => {
         withHeader({ x: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(5)),
         'slack',
       ),
-    { message: /slack: .*5 bytes/ },
+    { ...coded('safetensors'), message: /slack: .*5 bytes/ },
   );
   t.throws(() => decodeSafetensors(withHeader([1, 2]), 'array'), SafetensorsError);
   t.throws(() => decodeSafetensors(withHeader({ __metadata__: { a: 1 } }), 'meta'), {
+    ...coded('safetensors'),
     message: /meta: .*__metadata__\.a/,
   });
   await t.rejects(readSafetensors(join(dir, 'missing.safetensors')), {

@@ -39,8 +39,8 @@ for (const { device, precision } of cases)
       const module = await TorchModule.load(exported.out, { device });
       t.teardown(() => module.dispose());
       const trained = trainedParameterNames(module, []);
-      module.setRequiresGrad(/./, false);
-      module.native.setRequiresGrad(trained, true);
+      await module.setRequiresGrad(/./, false);
+      await module.native.setRequiresGrad(trained, true);
       const batch = syntheticBatch(2, 128, exported.metadata.image_size, 7);
       const steps = 30;
       resetPeakDeviceMemory(device);

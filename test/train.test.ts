@@ -15,6 +15,7 @@ import { validate } from '../ts/train/validate.js';
 import type { TrainOptions } from '../ts/train/options.js';
 import { TRAINING_FILES } from '../ts/train/resume.js';
 import { train, type TrainProgress } from '../ts/train/train.js';
+import { coded } from './helpers/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-train-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -155,8 +156,8 @@ t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
   t.teardown(() => [trainedModel, untrained].forEach((m) => m.module.dispose()));
   const name = result.trainedParameters.find((n) => n.endsWith('lora_B'))!;
   t.notSame(
-    [...trainedModel.module.getParameter(name).data],
-    [...untrained.module.getParameter(name).data],
+    [...(await trainedModel.module.getParameter(name)).data],
+    [...(await untrained.module.getParameter(name)).data],
   );
 });
 
@@ -377,7 +378,7 @@ t.test('both list files are read, and every sample decoded, before training', as
       outputDir: out('bad-val'),
       onProgress: (e) => events.push(e),
     }),
-    { name: 'DatasetError', message: /^bad-val\.txt:1: .*broken\.jpg/ },
+    { name: 'DatasetError', ...coded('dataset'), message: /^bad-val\.txt:1: .*broken\.jpg/ },
   );
   t.same(events, [], 'no step was taken');
 });

@@ -13,6 +13,7 @@ import {
 } from '../ts/binding.js';
 import { exportModel } from '../ts/model/export.js';
 import { TorchModule } from '../ts/torch-module.js';
+import { coded } from './helpers/errors.js';
 import { runPython } from './helpers/python.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'crackseg-trainer-'));
@@ -133,13 +134,15 @@ async function trainAgainstReference(precision: TrainerOptions['precision']) {
   const run = { ...options, precision };
   const batches = Array.from({ length: 8 }, (_, i) => makeBatch(i + 1, 2, 40, 56));
   const module = await TorchModule.load(modelPath);
-  module.setRequiresGrad(/.*/, false);
-  const trainable = module.setRequiresGrad(/lora_/, true);
+  await module.setRequiresGrad(/.*/, false);
+  const trainable = await module.setRequiresGrad(/lora_/, true);
   const trainer = binding().createTrainer(module.native, run);
   const results = [];
   for (const batch of batches) results.push(await trainer.step(batch));
   const weights = await trainer.weights();
-  const moduleWeights = Object.fromEntries(trainable.map((n) => [n, module.getParameter(n)]));
+  const moduleWeights = Object.fromEntries(
+    await Promise.all(trainable.map(async (n) => [n, await module.getParameter(n)] as const)),
+  );
   const dtype = module.dtype;
   trainer.dispose();
   module.dispose();
@@ -278,10 +281,11 @@ t.test(
     const fresh = async (weights?: Record<string, Tensor>) => {
       const module = await TorchModule.load(modelPath);
       t.teardown(() => module.dispose());
-      module.setRequiresGrad(/.*/, false);
-      const names = module.setRequiresGrad(/lora_/, true);
+      await module.setRequiresGrad(/.*/, false);
+      const names = await module.setRequiresGrad(/lora_/, true);
       // Set on the fp32 module, before the trainer takes its masters and casts.
-      for (const [name, value] of Object.entries(weights ?? {})) module.setParameter(name, value);
+      for (const [name, value] of Object.entries(weights ?? {}))
+        await module.setParameter(name, value);
       return { module, names, trainer: binding().createTrainer(module.native, bf16) };
     };
     const first = await fresh();
@@ -295,8 +299,8 @@ t.test(
     t.ok(sameTensors(await second.trainer.weights(), masters), 'the same fp32 masters');
     for (const name of first.names)
       t.same(
-        second.module.getParameter(name),
-        first.module.getParameter(name),
+        await second.module.getParameter(name),
+        await first.module.getParameter(name),
         `${name}: same bf16`,
       );
     const batch = makeBatch(2, 2, 40, 56);
@@ -313,7 +317,7 @@ t.test('calls made without waiting run in call order: steps, weights, saveState'
   const fresh = async () => {
     const module = await TorchModule.load(modelPath);
     t.teardown(() => module.dispose());
-    module.setRequiresGrad(/lora_/, true);
+    await module.setRequiresGrad(/lora_/, true);
     return binding().createTrainer(module.native, run);
   };
   const awaited = await fresh();
@@ -346,12 +350,9 @@ t.test('calls made without waiting run in call order: steps, weights, saveState'
 t.test('state saves and loads; bad input is rejected', async (t) => {
   const module = await TorchModule.load(modelPath);
   t.teardown(() => module.dispose());
-  module.setRequiresGrad(/.*/, false);
-  t.throws(
-    () => binding().createTrainer(module.native, options),
-    /no parameter that requires grad/,
-  );
-  module.setRequiresGrad(/lora_/, true);
+  await module.setRequiresGrad(/.*/, false);
+  t.throws(() => binding().createTrainer(module.native, options), coded('notFound'));
+  await module.setRequiresGrad(/lora_/, true);
   const trainer = binding().createTrainer(module.native, { ...options, gradientAccumulation: 1 });
   await trainer.step(makeBatch(1, 1, 24, 32));
   const statePath = join(dir, 'state.pt');
@@ -359,67 +360,66 @@ t.test('state saves and loads; bad input is rejected', async (t) => {
   const resumed = binding().createTrainer(module.native, { ...options, gradientAccumulation: 1 });
   await resumed.loadState(statePath);
   t.equal(resumed.optimizerSteps, 1);
-  await t.rejects(resumed.loadState(join(dir, 'missing.pt')), /cannot load trainer state/);
+  await t.rejects(resumed.loadState(join(dir, 'missing.pt')), {
+    ...coded('io'),
+    message: /missing\.pt/,
+  });
 
   t.throws(
     () => binding().createTrainer(module.native, { ...options, gradientAccumulation: 0 }),
-    /gradientAccumulation must be an integer >= 1/,
+    coded('range'),
   );
   const batch = makeBatch(1, 2, 24, 32);
   t.throws(
     () => trainer.step({ ...batch, masks: { ...batch.masks, shape: [2, 32, 24] } }),
-    /must be \[B, H, W\]/,
+    coded('shape'),
   );
   const onlyFirst = {
     ...batch.prompts,
     imageIndex: { data: new BigInt64Array(3), shape: [3], dtype: 'int64' as const },
   };
-  t.throws(
-    () => trainer.step({ ...batch, prompts: onlyFirst }),
-    /every image needs at least one prompt/,
-  );
+  t.throws(() => trainer.step({ ...batch, prompts: onlyFirst }), coded('shape'));
 });
 
 t.test('misuse is a clear error, never a crash', async (t) => {
   const module = await TorchModule.load(modelPath);
-  module.setRequiresGrad(/lora_/, true);
-  for (const [bad, message] of [
-    [{ betas: [Number.NaN, 0.9] }, /betas\[0\] must be a number in/],
-    [{ learningRate: -1 }, /learningRate must be a number in/],
-    [{ eps: -1 }, /eps must be a number in/],
-    [{ focalAlpha: 2 }, /focalAlpha must be a number in/],
-    [{ totalSteps: 1e30 }, /totalSteps must be an integer >= 1/],
-    [{ warmupSteps: 1.5 }, /warmupSteps must be an integer >= 0/],
-    [{ precision: 'float16' }, /precision must be 'float32' or 'bfloat16'/],
+  await module.setRequiresGrad(/lora_/, true);
+  for (const [bad, code] of [
+    [{ betas: [Number.NaN, 0.9] }, 'range'],
+    [{ learningRate: -1 }, 'range'],
+    [{ learningRate: '1e-4' }, 'argument'],
+    [{ eps: -1 }, 'range'],
+    [{ focalAlpha: 2 }, 'range'],
+    [{ totalSteps: 1e30 }, 'range'],
+    [{ warmupSteps: 1.5 }, 'range'],
+    [{ precision: 'float16' }, 'range'],
   ] as const) {
     t.throws(
       () => binding().createTrainer(module.native, { ...options, ...bad } as TrainerOptions),
-      message,
+      { ...coded(code), message: new RegExp(Object.keys(bad)[0]!) },
+      JSON.stringify(bad),
     );
   }
   const trainer = binding().createTrainer(module.native, options);
-  t.throws(
-    () => binding().createTrainer(trainer as never, options),
-    /module must be a TorchModule/,
-  );
-  t.throws(() => binding().createTrainer({} as never, options), /module must be a TorchModule/);
+  t.throws(() => binding().createTrainer(trainer as never, options), coded('argument'));
+  t.throws(() => binding().createTrainer({} as never, options), coded('argument'));
   const batch = makeBatch(1, 1, 24, 32);
   t.throws(
     () => binding().predictMasks(trainer as never, perImage(batch.images), [[batch.prompts]]),
-    /module must be a TorchModule/,
+    coded('argument'),
   );
   const wide = { ...batch.masks, data: batch.masks.data.map((v) => v * 255) };
-  t.throws(() => trainer.step({ ...batch, masks: wide }), /0 and 1 only/);
+  t.throws(() => trainer.step({ ...batch, masks: wide }), coded('range'));
 
   module.dispose();
-  t.throws(() => trainer.step(batch), /TorchModule was disposed/);
+  t.throws(() => trainer.step(batch), { ...coded('disposed'), message: /TorchModule/ });
   t.throws(
     () => binding().predictMasks(module.native, perImage(batch.images), [[batch.prompts]]),
-    /disposed/,
+    coded('disposed'),
   );
   trainer.dispose();
-  t.throws(() => trainer.step(batch), /trainer was disposed/);
-  t.throws(() => trainer.optimizerSteps, /trainer was disposed/);
+  t.throws(() => trainer.step(batch), { ...coded('disposed'), message: /trainer/ });
+  t.throws(() => trainer.optimizerSteps, coded('disposed'));
 });
 
 t.test(
@@ -427,7 +427,7 @@ t.test(
   async (t) => {
     const module = await TorchModule.load(modelPath);
     t.teardown(() => module.dispose());
-    module.setRequiresGrad(/lora_/, true);
+    await module.setRequiresGrad(/lora_/, true);
     // lr 0 and dropout 0: steps leave the weights as they are, only the mode flips during a step.
     const trainer = binding().createTrainer(module.native, {
       ...options,
@@ -457,7 +457,7 @@ t.test(
 t.test('a frozen encoder: embeddings are cached by key and the loss is unchanged', async (t) => {
   const module = await TorchModule.load(modelPath); // strategy A: LoRA in the mask decoder only
   t.teardown(() => module.dispose());
-  module.setRequiresGrad(/lora_/, true);
+  await module.setRequiresGrad(/lora_/, true);
   const frozen = { ...options, learningRate: 0, minLearningRate: 0, gradientAccumulation: 1 };
   const cached = binding().createTrainer(module.native, { ...frozen, cacheLimit: 8 });
   const plain = binding().createTrainer(module.native, frozen);
@@ -488,7 +488,7 @@ t.test(
   async (t) => {
     const module = await TorchModule.load(modelPath);
     t.teardown(() => module.dispose());
-    module.setRequiresGrad(/lora_/, true);
+    await module.setRequiresGrad(/lora_/, true);
     const trainer = binding().createTrainer(module.native, { ...options, gradientAccumulation: 1 });
     const batch = makeBatch(2, 1, 40, 56);
     const rounds: number[][] = [];

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import { isHeld, type BinaryMask, type HeldPlane, type ProbabilityMap } from './image.js';
@@ -79,11 +79,17 @@ export interface NativeTorchModule {
   /** Runs a method off the JS thread, without autograd; outputs come back on the host. */
   run(method: string, inputs: Value[]): Promise<Value>;
   parameters(): ParameterInfo[];
-  getParameter(name: string): Tensor;
-  /** Copies `value` into the parameter; shape and dtype must match. */
-  setParameter(name: string, value: Tensor): void;
-  setRequiresGrad(names: string[], requiresGrad: boolean): void;
-  setTraining(training: boolean): void;
+  /** A copy of the parameter's values, read off the JS thread once the module is free. */
+  getParameter(name: string): Promise<Tensor>;
+  /**
+   * Copies `value` (copied at the call) into the parameter off the JS thread, once the module is
+   * free (after a training step that holds it); shape and dtype must match.
+   */
+  setParameter(name: string, value: Tensor): Promise<void>;
+  /** Sets requiresGrad on the named parameters off the JS thread, once the module is free. */
+  setRequiresGrad(names: string[], requiresGrad: boolean): Promise<void>;
+  /** Switches training mode off the JS thread, once the module is free. */
+  setTraining(training: boolean): Promise<void>;
   /** Releases the module (in-flight runs finish first); every later call throws. */
   dispose(): void;
 }
@@ -261,7 +267,10 @@ export interface NativeTrainer {
   saveState(path: string): Promise<void>;
   /** Loads a saved state; a bad file leaves the trainer as it was. */
   loadState(path: string): Promise<void>;
-  /** Releases the optimizer state and cached embeddings; every later call throws. */
+  /**
+   * Releases the optimizer state and cached embeddings once the calls made before it are done
+   * (without waiting on the JS thread); every later call throws.
+   */
   dispose(): void;
 }
 
@@ -306,7 +315,10 @@ export interface Binding {
   takeTensor(handle: TensorHandle): Tensor;
   /** The held tensor, copied into this thread's memory; it stays held. */
   readTensor(handle: TensorHandle): Tensor;
-  /** Drops held tensors; spent and unknown handles are ignored. */
+  /**
+   * Drops held tensors; spent and unknown handles are ignored, a non-handle (not a positive
+   * integer) rejects them all.
+   */
   releaseTensors(handles: TensorHandle[]): void;
   /** Tensors held now (for leak checks). */
   heldTensorCount(): number;
@@ -345,6 +357,8 @@ export interface Binding {
   deviceMemory(device: string): DeviceMemory | null;
   /** Starts the peaks of {@link deviceMemory} afresh (nothing on the CPU). */
   resetPeakDeviceMemory(device: string): void;
+  /** The addon's error codes by key: the same as ts/errors.ts's NATIVE_ERROR_CODES. */
+  errorCodes: Record<string, string>;
 }
 
 /** Bytes held by libtorch's CUDA caching allocator: in tensors (allocated) and from the driver. */
@@ -417,8 +431,20 @@ export interface LoadedBinding {
   path: string;
 }
 
-/** Loads the addon: `build/Release` first, then the prebuilds; the error says what each needed. */
-export function loadBinding(root = packageRoot): LoadedBinding {
+/**
+ * Loads the addon: the file `CRACKSEG_ADDON` names when set (the sanitizer build of
+ * `npm run test:asan`, say; nothing else is tried), else `build/Release`, then the prebuilds; the
+ * error says what each needed.
+ */
+export function loadBinding(root = packageRoot, env = process.env): LoadedBinding {
+  if (env.CRACKSEG_ADDON) {
+    const path = resolve(env.CRACKSEG_ADDON);
+    try {
+      return { binding: require(path) as Binding, path };
+    } catch (err) {
+      throw new Error(`crackseg: cannot load CRACKSEG_ADDON=${path}: ${(err as Error).message}`);
+    }
+  }
   const failures: string[] = [];
   const local = join(root, 'build', 'Release', 'crackseg.node');
   if (existsSync(local)) {

@@ -5,6 +5,7 @@
  * report comparing the two evaluations.
  */
 import { join, resolve } from 'node:path';
+import { DemoStoppedError } from './errors.js';
 import { evaluate, REPORT_HTML } from './evaluate/evaluate.js';
 import { EXPORT_DEFAULTS, exportModel } from './model/export.js';
 import { loadModel } from './model/load.js';
@@ -71,14 +72,6 @@ export interface DemoOptions {
 export type DemoStage =
   | { stage: 'synthesize' | 'export' | 'evaluate-before' | 'train' | 'evaluate-after' | 'report' }
   | { stage: 'done'; result: DemoResult };
-
-/** The demo was stopped through its signal (Ctrl-C); the message names the stage. */
-export class DemoStoppedError extends Error {
-  constructor(readonly stage: Exclude<DemoStage, { stage: 'done' }>['stage']) {
-    super(`demo stopped during ${stage}`);
-    this.name = 'DemoStoppedError';
-  }
-}
 
 export interface DemoResult {
   out: string;

@@ -73,7 +73,6 @@ export {
   writeSafetensors,
   encodeSafetensors,
   decodeSafetensors,
-  SafetensorsError,
   type SafetensorsContent,
 } from './model/safetensors.js';
 export { DEFAULT_AUGMENT, type AugmentOptions } from './data/augment.js';
@@ -94,12 +93,32 @@ export {
   type LoraStrategy,
   type ModelConfig,
 } from './model/export.js';
+export {
+  cacheDirectory,
+  fetchOfficialCheckpoint,
+  officialCheckpoint,
+  OFFICIAL_CHECKPOINTS,
+  type FetchCheckpointOptions,
+  type FetchedCheckpoint,
+  type OfficialCheckpoint,
+} from './model/official-checkpoints.js';
+export { downloadFile, type DownloadProgress, type DownloadResult } from './model/download.js';
 export type { BinaryMask, ProbabilityMap, RgbImage } from './image.js';
+export {
+  CracksegError,
+  DatasetError,
+  DemoStoppedError,
+  ERROR_CODES,
+  errorCode,
+  NATIVE_ERROR_CODES,
+  SafetensorsError,
+  SavedPredictionError,
+  type ErrorCode,
+} from './errors.js';
 export {
   readDataset,
   readList,
   loadSample,
-  DatasetError,
   DEFAULT_CONCURRENCY,
   type Dataset,
   type DatasetOptions,

@@ -41,7 +41,10 @@ export class TorchModule {
         absolute,
       );
     } catch (err) {
-      throw new Error(`cannot load TorchScript file '${absolute}': ${(err as Error).message}`);
+      // The addon's error, its class and code kept, its message naming the file.
+      if (err instanceof Error)
+        err.message = `cannot load TorchScript file '${absolute}': ${err.message}`;
+      throw err;
     }
   }
 
@@ -91,27 +94,32 @@ export class TorchModule {
     return this.native.parameters();
   }
 
-  getParameter(name: string): Tensor {
+  /** A copy of the parameter's values, read once the module is free (after a step in flight). */
+  getParameter(name: string): Promise<Tensor> {
     return this.native.getParameter(name);
   }
 
-  setParameter(name: string, value: Tensor): void {
-    this.native.setParameter(name, value);
+  /**
+   * Copies `value` into the parameter once the module is free (a training step in flight finishes
+   * first); the JS thread never waits.
+   */
+  setParameter(name: string, value: Tensor): Promise<void> {
+    return this.native.setParameter(name, value);
   }
 
-  /** Sets requiresGrad on every parameter whose name matches; returns the names it changed. */
-  setRequiresGrad(pattern: RegExp | string, requiresGrad: boolean): string[] {
+  /** Sets requiresGrad on every parameter whose name matches; resolves to the names it changed. */
+  async setRequiresGrad(pattern: RegExp | string, requiresGrad: boolean): Promise<string[]> {
     const matcher = typeof pattern === 'string' ? new RegExp(pattern) : pattern;
     const names = this.parameters()
       .map((p) => p.name)
       .filter((name) => matcher.test(name));
-    this.native.setRequiresGrad(names, requiresGrad);
+    await this.native.setRequiresGrad(names, requiresGrad);
     return names;
   }
 
   /** Switches training mode (dropout on) or evaluation mode, recursively. */
-  setTraining(training: boolean): void {
-    this.native.setTraining(training);
+  setTraining(training: boolean): Promise<void> {
+    return this.native.setTraining(training);
   }
 
   /** Releases the module; in-flight runs complete, later calls throw. */

@@ -7,8 +7,7 @@ Written for crackseg from the published architecture; state-dict key names follo
 
 import torch
 
-# TorchScript fuses CPU kernels only where torch is built with LLVM (Debian's torch, not PyTorch's
-# wheels): they compile during a graph's first optimised runs, for seconds, or past seven minutes
-# (torch 2.6 merging LoRA), and round differently from eager mode. Off, as in PyTorch's own
-# builds and in crackseg's addon.
+# TorchScript CPU fusion off, as in PyTorch's own builds and in crackseg's addon: where torch is
+# built with LLVM it compiles kernels during a graph's first optimised runs and rounds differently
+# from eager mode (docs/architecture.md, docs/benchmarks.md).
 torch._C._jit_override_can_fuse_on_cpu(False)

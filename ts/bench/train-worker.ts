@@ -18,8 +18,8 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
   const { module } = model;
   try {
     const trained = trainedParameterNames(module, []);
-    module.setRequiresGrad(/./, false);
-    module.native.setRequiresGrad(trained, true);
+    await module.setRequiresGrad(/./, false);
+    await module.native.setRequiresGrad(trained, true);
     const batch = syntheticBatch(job.batchSize, job.size, model.imageSize, 0, job.cache);
     const trainer = binding().createTrainer(
       module.native,

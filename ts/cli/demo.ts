@@ -1,6 +1,7 @@
 /** `crackseg demo`: synthesise, export, evaluate, train, evaluate again, report (see ts/demo.ts). */
 import type { Command } from 'commander';
-import { demo, DemoStoppedError, type DemoStage } from '../demo.js';
+import { demo, type DemoStage } from '../demo.js';
+import { DemoStoppedError } from '../errors.js';
 import { formatDuration, handleInterrupts } from './options.js';
 import { epochLine } from './train.js';
 

@@ -7,7 +7,11 @@ import { readFile as fsReadFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { BinaryMask, RgbImage } from '../image.js';
 import { decodeImage, decodeMask } from './decode.js';
+import { DatasetError } from '../errors.js';
 import { parseListFile, type ListEntry } from './list-file.js';
+
+/** Its errors: re-exported for the callers that read datasets. */
+export { DatasetError };
 
 /** How many samples are decoded ahead of the consumer unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 4;
@@ -80,28 +84,6 @@ export interface SkippedEntry {
 /** An async iterable of samples in list order; `skipped` fills in as iteration proceeds. */
 export interface Dataset<S = Sample> extends AsyncIterable<S> {
   readonly skipped: SkippedEntry[];
-}
-
-/** An error about one line of a list file, its message prefixed `listFile:line: `. */
-export class DatasetError extends Error {
-  constructor(
-    readonly listFile: string,
-    readonly line: number,
-    readonly path: string,
-    readonly reason: string,
-    readonly category: SkipCategory = 'malformed line',
-    /** The entry's id; null when the line has none. */
-    readonly id: string | null = null,
-  ) {
-    super(`${listFile}:${line}: ${reason}`);
-    this.name = 'DatasetError';
-  }
-
-  /** The record of this error under `skipBad`. */
-  toSkipped(): SkippedEntry {
-    const { id, listFile, line, path, category, reason } = this;
-    return { id, listFile, line, path, category, reason };
-  }
 }
 
 /** Reads and parses a list file, for callers that want the entries (e.g. a count) up front. */

@@ -4,6 +4,7 @@
  */
 import { access } from 'node:fs/promises';
 import type { Sample } from '../data/dataset.js';
+import { SavedPredictionError } from '../errors.js';
 import type { ImageSize } from '../model/prompt-tensors.js';
 import type { ImagePrediction } from '../predict.js';
 import {
@@ -13,17 +14,7 @@ import {
   readProbabilityPng,
 } from '../report/predictions.js';
 
-/** A saved prediction that cannot be used, with the file and a skip category. */
-export class SavedPredictionError extends Error {
-  constructor(
-    readonly path: string,
-    readonly category: 'missing prediction' | 'unusable prediction',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'SavedPredictionError';
-  }
-}
+export { SavedPredictionError };
 
 /**
  * The saved prediction of `sample` in `configDir`; throws a {@link SavedPredictionError}, naming

@@ -158,6 +158,6 @@ export async function applyAdapter(module: TorchModule, path: string): Promise<A
   const missing = [...shapes.keys()].filter((name) => isLoraParameter(name) && !tensors.has(name));
   if (missing.length > 0)
     throw fail(`it lacks ${missing.length} LoRA parameter(s) of the model, e.g. '${missing[0]}'`);
-  for (const [name, tensor] of tensors) module.setParameter(name, tensor);
+  await Promise.all([...tensors].map(([name, tensor]) => module.setParameter(name, tensor)));
   return { path, metadata: metadata as unknown as AdapterMetadata, names: [...tensors.keys()] };
 }

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { findPython } from '../python.js';
+import { resolveCheckpoint, type FetchCheckpointOptions } from './official-checkpoints.js';
 
 export type LoraStrategy = 'none' | 'A' | 'B' | 'C';
 export type ModelConfig = 'tiny' | 'small' | 'base_plus' | 'large' | 'test';
@@ -29,10 +30,19 @@ export const EXPORT_DEFAULTS = {
 };
 
 export interface ExportOptions {
-  /** Model configuration; `test` is a small 256 px model for tests. */
-  config: ModelConfig;
-  /** Official `sam2.1_hiera_*.pt` checkpoint; omitted: seeded random initialisation. */
+  /**
+   * Model configuration; `test` is a small 256 px model for tests. Implied by an official
+   * checkpoint name (or file name), which it must then match.
+   */
+  config?: ModelConfig;
+  /**
+   * Official `sam2.1_hiera_*.pt` checkpoint file, or its name (`sam2.1_hiera_small`,
+   * `facebook/sam2.1-hiera-small`, …: downloaded into the cache, docs/checkpoints.md); omitted:
+   * seeded random initialisation.
+   */
   checkpoint?: string;
+  /** Cache and progress of a checkpoint given by name. */
+  download?: FetchCheckpointOptions;
   /** Seed of the random initialisation and of the LoRA A matrices (default 0). */
   seed?: number;
   /** LoRA targets (default `none`). */
@@ -99,6 +109,9 @@ export function exporterArgs(given: ExportOptions): string[] {
     alpha: given.alpha ?? EXPORT_DEFAULTS.alpha,
     dropout: given.dropout ?? EXPORT_DEFAULTS.dropout,
   };
+  if (options.config === undefined) {
+    throw new Error('no model config: give one, or an official checkpoint name that implies it');
+  }
   if (!MODEL_CONFIGS.includes(options.config)) {
     throw new Error(`unknown config "${options.config}"; known: ${MODEL_CONFIGS.join(', ')}`);
   }
@@ -141,7 +154,12 @@ export function exporterArgs(given: ExportOptions): string[] {
 }
 
 /** Runs the exporter; rejects with Python's own error message when it fails. */
-export async function exportModel(options: ExportOptions): Promise<ExportResult> {
+export async function exportModel(given: ExportOptions): Promise<ExportResult> {
+  const options = given.checkpoint
+    ? await resolveCheckpoint(given.checkpoint, given.config, given.download).then(
+        ({ path, config }) => ({ ...given, checkpoint: path, config }),
+      )
+    : given;
   const args = exporterArgs(options);
   const python = await findPython();
   const { code, stdout, stderr } = await new Promise<{

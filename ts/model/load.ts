@@ -64,7 +64,7 @@ export async function loadModel(options: LoadModelOptions): Promise<SamModel> {
     if (!Object.hasOwn(PRECISION_DTYPE, precision))
       throw new Error(`precision must be 'fp32' or 'bf16', got '${precision}'`);
     await module.convertTo(PRECISION_DTYPE[precision]);
-    module.setTraining(false);
+    await module.setTraining(false);
     return {
       module,
       metadata,

@@ -8,7 +8,10 @@
 import { endianness } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import type { Dtype, DtypeArrays, Tensor } from '../binding.js';
+import { SafetensorsError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
+
+export { SafetensorsError };
 
 /** The safetensors dtype names we read and write, by our dtype. */
 const SAFETENSORS_DTYPES: Record<Dtype, string> = {
@@ -46,17 +49,6 @@ const MAX_HEADER_BYTES = 100_000_000;
 export interface SafetensorsContent {
   tensors: Map<string, Tensor>;
   metadata: Record<string, string>;
-}
-
-/** A file (or buffer) that is not valid safetensors; the message names it. */
-export class SafetensorsError extends Error {
-  constructor(
-    readonly source: string,
-    reason: string,
-  ) {
-    super(`${source}: not a valid safetensors file: ${reason}`);
-    this.name = 'SafetensorsError';
-  }
 }
 
 function assertLittleEndian(): void {

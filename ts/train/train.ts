@@ -144,8 +144,8 @@ async function run(
     throw new Error(
       `${module.path} has nothing to train: LoRA strategy '${metadata.lora_strategy}' and no trainExtra patterns`,
     );
-  module.setRequiresGrad(/./, false);
-  module.native.setRequiresGrad(trained, true);
+  await module.setRequiresGrad(/./, false);
+  await module.native.setRequiresGrad(trained, true);
 
   const signal = options.signal;
   // Both lists are read and every sample decoded before training, so a wrong list file or a bad

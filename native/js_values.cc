@@ -1,14 +1,10 @@
-#include "tensor_convert.h"
+#include "js_values.h"
 
-#include <c10/core/impl/DeviceGuardImplInterface.h>
-#include <torch/cuda.h>
-
-#include <chrono>
 #include <cmath>
 #include <cstring>
-#include <regex>
-#include <thread>
 #include <vector>
+
+#include "errors.h"
 
 namespace crackseg {
 namespace {
@@ -47,8 +43,20 @@ const DtypeInfo* FindDtype(c10::ScalarType scalar) {
 // More elements than any tensor here can hold; also keeps the element count far from overflow.
 constexpr int64_t kMaxElements = int64_t{1} << 40;
 
-[[noreturn]] void Fail(Napi::Env env, const std::string& what, const std::string& message) {
-  throw Napi::TypeError::New(env, what + ": " + message);
+[[noreturn]] void FailArgument(const std::string& what, const std::string& message) {
+  ThrowTypeError(TypeCode::kArgument, what + ": " + message);
+}
+
+[[noreturn]] void FailDtype(const std::string& what, const std::string& message) {
+  ThrowTypeError(TypeCode::kDtype, what + ": " + message);
+}
+
+[[noreturn]] void FailShape(const std::string& what, const std::string& message) {
+  ThrowRangeError(RangeCode::kShape, what + ": " + message);
+}
+
+[[noreturn]] void FailRange(const std::string& what, const std::string& message) {
+  ThrowRangeError(RangeCode::kRange, what + ": " + message);
 }
 
 std::string JsTypeName(const Napi::Value& value) {
@@ -68,7 +76,7 @@ int64_t IntFromJs(const Napi::Value& value, const std::string& what) {
   if (value.IsBigInt()) {
     bool lossless = true;
     int64_t result = value.As<Napi::BigInt>().Int64Value(&lossless);
-    if (!lossless) Fail(value.Env(), what, "bigint out of int64 range");
+    if (!lossless) FailRange(what, "bigint out of int64 range");
     return result;
   }
   if (value.IsNumber()) {
@@ -76,32 +84,43 @@ int64_t IntFromJs(const Napi::Value& value, const std::string& what) {
     // 2^63 is exactly representable; anything at or beyond it (or NaN) does not fit int64.
     constexpr double kLimit = 9223372036854775808.0;
     if (!(number >= -kLimit && number < kLimit) || number != std::floor(number))
-      Fail(value.Env(), what, "expected an integer, got " + std::to_string(number));
+      FailRange(what, "expected an integer, got " + std::to_string(number));
     return static_cast<int64_t>(number);
   }
-  Fail(value.Env(), what, "expected an integer, got " + JsTypeName(value));
+  FailArgument(what, "expected an integer, got " + JsTypeName(value));
 }
 
 }  // namespace
 
+int64_t IntegerFromJs(const Napi::Value& value, int64_t minimum, int64_t maximum,
+                      const std::string& what) {
+  if (!value.IsNumber()) FailArgument(what, "expected an integer, got " + JsTypeName(value));
+  int64_t integer = IntFromJs(value, what);
+  if (integer < minimum || integer > maximum)
+    FailRange(what, "must lie in [" + std::to_string(minimum) + ", " + std::to_string(maximum) +
+                        "], got " + std::to_string(integer));
+  return integer;
+}
+
 std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
   if (info.Length() <= index || !info[index].IsString())
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
+    ThrowTypeError(TypeCode::kArgument, std::string(name) + " must be a string");
   return info[index].As<Napi::String>();
 }
 
 c10::ScalarType FloatingDtype(const std::string& name) {
   const DtypeInfo* info = FindDtype(name);
   if (!info || !c10::isFloatingType(info->scalar))
-    throw std::invalid_argument("dtype must be float32, float64, bfloat16 or float16, got '" +
-                                name + "'");
+    ThrowTypeError(TypeCode::kDtype,
+                   "dtype must be float32, float64, bfloat16 or float16, got '" + name + "'");
   return info->scalar;
 }
 
 std::string DtypeName(c10::ScalarType type) {
   const DtypeInfo* info = FindDtype(type);
   if (!info)
-    throw std::runtime_error(std::string("dtype ") + c10::toString(type) + " has no JS form");
+    ThrowTypeError(TypeCode::kDtype,
+                   std::string("dtype ") + c10::toString(type) + " has no JS form");
   return info->name;
 }
 
@@ -114,39 +133,38 @@ struct JsTensorView {
 };
 
 JsTensorView ViewOfJs(const Napi::Value& value, const std::string& what) {
-  Napi::Env env = value.Env();
   if (!value.IsObject() || value.IsArray())
-    Fail(env, what, "expected a tensor {data, shape, dtype}, got " + JsTypeName(value));
+    FailArgument(what, "expected a tensor {data, shape, dtype}, got " + JsTypeName(value));
   Napi::Object object = value.As<Napi::Object>();
 
   Napi::Value dtypeValue = object.Get("dtype");
-  if (!dtypeValue.IsString()) Fail(env, what, "dtype must be a string");
+  if (!dtypeValue.IsString()) FailArgument(what, "dtype must be a string");
   std::string dtypeName = dtypeValue.As<Napi::String>();
   const DtypeInfo* dtype = FindDtype(dtypeName);
-  if (!dtype) Fail(env, what, "unsupported dtype '" + dtypeName + "'");
+  if (!dtype) FailDtype(what, "unsupported dtype '" + dtypeName + "'");
 
   Napi::Value shapeValue = object.Get("shape");
-  if (!shapeValue.IsArray()) Fail(env, what, "shape must be an array of sizes");
+  if (!shapeValue.IsArray()) FailArgument(what, "shape must be an array of sizes");
   Napi::Array shapeArray = shapeValue.As<Napi::Array>();
   std::vector<int64_t> shape;
   int64_t count = 1;
   for (uint32_t i = 0; i < shapeArray.Length(); ++i) {
     int64_t size = IntFromJs(shapeArray.Get(i), what + ".shape[" + std::to_string(i) + "]");
-    if (size < 0) Fail(env, what, "negative size in shape");
+    if (size < 0) FailShape(what, "negative size in shape");
     shape.push_back(size);
     if (__builtin_mul_overflow(count, size, &count) || count > kMaxElements)
-      Fail(env, what, "shape has more than 2^40 elements");
+      FailShape(what, "shape has more than 2^40 elements");
   }
 
   Napi::Value dataValue = object.Get("data");
-  if (!dataValue.IsTypedArray()) Fail(env, what, "data must be a " + std::string(dtype->arrayName));
+  if (!dataValue.IsTypedArray())
+    FailArgument(what, "data must be a " + std::string(dtype->arrayName));
   Napi::TypedArray data = dataValue.As<Napi::TypedArray>();
   if (data.TypedArrayType() != dtype->array)
-    Fail(env, what, "dtype " + dtypeName + " needs data as a " + dtype->arrayName);
+    FailArgument(what, "dtype " + dtypeName + " needs data as a " + dtype->arrayName);
   if (static_cast<int64_t>(data.ElementLength()) != count)
-    Fail(env, what,
-         "data has " + std::to_string(data.ElementLength()) + " elements but shape needs " +
-             std::to_string(count));
+    FailShape(what, "data has " + std::to_string(data.ElementLength()) +
+                        " elements but shape needs " + std::to_string(count));
 
   // JS booleans arrive as bytes.
   c10::ScalarType stored = dtype->scalar == c10::ScalarType::Bool ? torch::kUInt8 : dtype->scalar;
@@ -155,11 +173,10 @@ JsTensorView ViewOfJs(const Napi::Value& value, const std::string& what) {
   return {torch::from_blob(bytes, shape, torch::dtype(stored)), dtype->scalar};
 }
 
-void CheckRank(const torch::Tensor& tensor, int64_t rank, const std::string& what, Napi::Env env) {
+void CheckRank(const torch::Tensor& tensor, int64_t rank, const std::string& what) {
   if (tensor.dim() != rank)
-    Fail(
-        env, what,
-        "must have " + std::to_string(rank) + " dimensions, got shape " + c10::str(tensor.sizes()));
+    FailShape(what, "must have " + std::to_string(rank) + " dimensions, got shape " +
+                        c10::str(tensor.sizes()));
 }
 
 }  // namespace
@@ -173,9 +190,8 @@ torch::Tensor TensorFromJs(const Napi::Value& value, c10::ScalarType dtype, int6
                            const std::string& what) {
   torch::Tensor tensor = TensorFromJs(value, what);
   if (tensor.scalar_type() != dtype)
-    Fail(value.Env(), what,
-         "must be " + DtypeName(dtype) + ", got " + DtypeName(tensor.scalar_type()));
-  CheckRank(tensor, rank, what, value.Env());
+    FailDtype(what, "must be " + DtypeName(dtype) + ", got " + DtypeName(tensor.scalar_type()));
+  CheckRank(tensor, rank, what);
   return tensor;
 }
 
@@ -183,14 +199,13 @@ torch::Tensor TensorViewOfJs(const Napi::Value& value, c10::ScalarType dtype, in
                              const std::string& what) {
   JsTensorView view = ViewOfJs(value, what);
   if (view.dtype != dtype)
-    Fail(value.Env(), what, "must be " + DtypeName(dtype) + ", got " + DtypeName(view.dtype));
-  CheckRank(view.data, rank, what, value.Env());
+    FailDtype(what, "must be " + DtypeName(dtype) + ", got " + DtypeName(view.dtype));
+  CheckRank(view.data, rank, what);
   return view.data;
 }
 
 PromptTensors PromptsFromJs(const Napi::Value& value, int64_t batchSize, const std::string& what) {
-  Napi::Env env = value.Env();
-  if (!value.IsObject()) Fail(env, what, "expected {coords, labels, imageIndex}");
+  if (!value.IsObject()) FailArgument(what, "expected {coords, labels, imageIndex}");
   Napi::Object object = value.As<Napi::Object>();
   PromptTensors prompts{
       TensorFromJs(object.Get("coords"), c10::ScalarType::Float, 3, what + ".coords"),
@@ -198,21 +213,19 @@ PromptTensors PromptsFromJs(const Napi::Value& value, int64_t batchSize, const s
       TensorFromJs(object.Get("imageIndex"), c10::ScalarType::Long, 1, what + ".imageIndex"),
   };
   int64_t n = prompts.coords.size(0);
-  if (prompts.coords.size(2) != 2) Fail(env, what, "coords must be [N, P, 2]");
+  if (prompts.coords.size(2) != 2) FailShape(what, "coords must be [N, P, 2]");
   if (prompts.labels.sizes() != prompts.coords.sizes().slice(0, 2))
-    Fail(env, what,
-         "labels " + c10::str(prompts.labels.sizes()) + " must be [N, P] of coords " +
-             c10::str(prompts.coords.sizes()));
-  if (prompts.imageIndex.size(0) != n) Fail(env, what, "imageIndex must have N entries");
+    FailShape(what, "labels " + c10::str(prompts.labels.sizes()) + " must be [N, P] of coords " +
+                        c10::str(prompts.coords.sizes()));
+  if (prompts.imageIndex.size(0) != n) FailShape(what, "imageIndex must have N entries");
   if (n > 0 && (prompts.imageIndex.min().item<int64_t>() < 0 ||
                 prompts.imageIndex.max().item<int64_t>() >= batchSize))
-    Fail(env, what, "imageIndex must lie in [0, " + std::to_string(batchSize) + ")");
+    FailRange(what, "imageIndex must lie in [0, " + std::to_string(batchSize) + ")");
   return prompts;
 }
 
 c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
                          const std::string& what) {
-  Napi::Env env = value.Env();
   switch (type->kind()) {
     case c10::TypeKind::TensorType:
       return TensorFromJs(value, what);
@@ -221,26 +234,27 @@ c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
       return IValueFromJs(value, type->castRaw<c10::OptionalType>()->getElementType(), what);
     case c10::TypeKind::NoneType:
       if (value.IsNull() || value.IsUndefined()) return c10::IValue();
-      Fail(env, what, "expected null, got " + JsTypeName(value));
+      FailArgument(what, "expected null, got " + JsTypeName(value));
     case c10::TypeKind::IntType:
       return IntFromJs(value, what);
     case c10::TypeKind::FloatType:
-      if (!value.IsNumber()) Fail(env, what, "expected a number, got " + JsTypeName(value));
+      if (!value.IsNumber()) FailArgument(what, "expected a number, got " + JsTypeName(value));
       return value.As<Napi::Number>().DoubleValue();
     case c10::TypeKind::NumberType:
       if (value.IsBigInt()) return IntFromJs(value, what);
-      if (!value.IsNumber()) Fail(env, what, "expected a number, got " + JsTypeName(value));
+      if (!value.IsNumber()) FailArgument(what, "expected a number, got " + JsTypeName(value));
       return value.As<Napi::Number>().DoubleValue();
     case c10::TypeKind::BoolType:
-      if (!value.IsBoolean()) Fail(env, what, "expected a boolean, got " + JsTypeName(value));
+      if (!value.IsBoolean()) FailArgument(what, "expected a boolean, got " + JsTypeName(value));
       return value.As<Napi::Boolean>().Value();
     case c10::TypeKind::StringType:
-      if (!value.IsString()) Fail(env, what, "expected a string, got " + JsTypeName(value));
+      if (!value.IsString()) FailArgument(what, "expected a string, got " + JsTypeName(value));
       return value.As<Napi::String>().Utf8Value();
     case c10::TypeKind::TupleType: {
       const auto& elements = type->castRaw<c10::TupleType>()->elements();
       if (!value.IsArray() || value.As<Napi::Array>().Length() != elements.size())
-        Fail(env, what, "expected an array of " + std::to_string(elements.size()) + " (a tuple)");
+        FailArgument(what,
+                     "expected an array of " + std::to_string(elements.size()) + " (a tuple)");
       Napi::Array array = value.As<Napi::Array>();
       std::vector<c10::IValue> items;
       for (uint32_t i = 0; i < elements.size(); ++i)
@@ -249,7 +263,8 @@ c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
       return c10::ivalue::Tuple::create(std::move(items));
     }
     case c10::TypeKind::ListType: {
-      if (!value.IsArray()) Fail(env, what, "expected an array (a list), got " + JsTypeName(value));
+      if (!value.IsArray())
+        FailArgument(what, "expected an array (a list), got " + JsTypeName(value));
       const c10::TypePtr& element = type->castRaw<c10::ListType>()->getElementType();
       Napi::Array array = value.As<Napi::Array>();
       c10::impl::GenericList list(element);
@@ -258,87 +273,15 @@ c10::IValue IValueFromJs(const Napi::Value& value, const c10::TypePtr& type,
       return list;
     }
     default:
-      Fail(env, what, "arguments of TorchScript type " + type->str() + " are not supported");
+      FailArgument(what, "arguments of TorchScript type " + type->str() + " are not supported");
   }
-}
-
-torch::Tensor Upload(const torch::Tensor& host, const c10::Device& device) {
-  if (!device.is_cuda() || !host.device().is_cpu()) return host.to(device);
-  // A copy from pageable memory makes libtorch wait for the stream; one from pinned memory does
-  // not (the pinned block is held until the copy has run).
-  return host.pin_memory().to(device, /*non_blocking=*/true);
-}
-
-HostCopy::HostCopy(const torch::Tensor& tensor) {
-  if (!tensor.defined() || tensor.device().is_cpu()) {
-    host_ = tensor.defined() ? tensor.detach().contiguous() : tensor;
-    return;
-  }
-  host_ = torch::empty(
-      tensor.sizes(),
-      torch::TensorOptions().dtype(tensor.scalar_type()).device(torch::kCPU).pinned_memory(true));
-  host_.copy_(tensor.detach(), /*non_blocking=*/true);
-  c10::Device device = tensor.device();
-  done_ = std::make_unique<c10::Event>(device.type());
-  done_->record(c10::impl::getDeviceGuardImpl(device.type())->getStream(device));
-}
-
-torch::Tensor HostCopy::Wait() {
-  // Polled (torch 1.13's c10::Event cannot be waited on); 50 µs is nothing next to device work.
-  if (done_)
-    while (!done_->query()) std::this_thread::sleep_for(std::chrono::microseconds(50));
-  done_.reset();
-  return host_;
-}
-
-std::vector<torch::Tensor> Download(const std::vector<torch::Tensor>& tensors) {
-  std::vector<HostCopy> copies;
-  copies.reserve(tensors.size());
-  for (const torch::Tensor& tensor : tensors) copies.emplace_back(tensor);
-  std::vector<torch::Tensor> host;
-  for (HostCopy& copy : copies) host.push_back(copy.Wait());
-  return host;
-}
-
-c10::IValue ToDevice(const c10::IValue& value, const c10::Device& device) {
-  if (value.isTensor()) return Upload(value.toTensor(), device);
-  if (value.isTuple()) {
-    std::vector<c10::IValue> items;
-    for (const auto& item : value.toTupleRef().elements()) items.push_back(ToDevice(item, device));
-    return c10::ivalue::Tuple::create(std::move(items));
-  }
-  if (value.isList()) {
-    c10::impl::GenericList in = value.toList();
-    c10::impl::GenericList out(in.elementType());
-    // By value: a list's iterator yields proxies (a reference to one: GCC 14 warns it may dangle).
-    for (c10::IValue item : in) out.push_back(ToDevice(item, device));
-    return out;
-  }
-  return value;
-}
-
-c10::IValue ToHost(const c10::IValue& value) {
-  if (value.isTensor()) return value.toTensor().detach().to(torch::kCPU).contiguous();
-  if (value.isTuple()) {
-    std::vector<c10::IValue> items;
-    for (const auto& item : value.toTupleRef().elements()) items.push_back(ToHost(item));
-    return c10::ivalue::Tuple::create(std::move(items));
-  }
-  if (value.isList()) {
-    c10::impl::GenericList in = value.toList();
-    c10::impl::GenericList out(in.elementType());
-    // By value, as in ToDevice.
-    for (c10::IValue item : in) out.push_back(ToHost(item));
-    return out;
-  }
-  return value;
 }
 
 Napi::Object TensorToJs(Napi::Env env, const torch::Tensor& tensor) {
   const DtypeInfo* dtype = FindDtype(tensor.scalar_type());
   if (!dtype)
-    throw Napi::TypeError::New(env, std::string("output dtype ") +
-                                        c10::toString(tensor.scalar_type()) + " has no JS form");
+    ThrowTypeError(TypeCode::kDtype, std::string("output dtype ") +
+                                         c10::toString(tensor.scalar_type()) + " has no JS form");
   torch::Tensor host = tensor.detach().to(torch::kCPU).contiguous();
   size_t count = static_cast<size_t>(host.numel());
   size_t bytes = count * host.element_size();
@@ -405,25 +348,7 @@ Napi::Value IValueToJs(Napi::Env env, const c10::IValue& value) {
     for (size_t i = 0; i < items.size(); ++i) array.Set(i, IValueToJs(env, items[i]));
     return array;
   }
-  throw Napi::TypeError::New(env, "output of type " + value.tagKind() + " has no JS form");
-}
-
-c10::Device ParseDevice(const std::string& name) {
-  static const std::regex pattern("^(cpu|cuda)(:([0-9]+))?$");
-  std::smatch match;
-  if (!std::regex_match(name, match, pattern) || (match[1] == "cpu" && match[2].matched))
-    throw std::invalid_argument("device must be 'cpu', 'cuda' or 'cuda:N', got '" + name + "'");
-  if (match[1] == "cpu") return c10::Device(c10::kCPU);
-  if (!torch::cuda::is_available())
-    throw std::invalid_argument("device '" + name +
-                                "' asked for, but CUDA is not available (libtorch " +
-                                CRACKSEG_TORCH_FLAVOUR + " build, " +
-                                std::to_string(torch::cuda::device_count()) + " CUDA devices)");
-  int64_t index = match[3].matched ? std::stoll(match[3].str()) : 0;
-  if (index >= static_cast<int64_t>(torch::cuda::device_count()))
-    throw std::invalid_argument("device '" + name + "' does not exist: " +
-                                std::to_string(torch::cuda::device_count()) + " CUDA devices");
-  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  ThrowTypeError(TypeCode::kArgument, "output of type " + value.tagKind() + " has no JS form");
 }
 
 }  // namespace crackseg

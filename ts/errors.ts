@@ -1,0 +1,122 @@
+/**
+ * Errors by kind, each with a stable `code`: match `err.code`, never the message text.
+ *
+ * The addon's errors (native/errors.h) are TypeError (a wrong JS type or form, a wrong dtype),
+ * RangeError (a value out of range, a wrong shape) or Error (everything else), with one of
+ * {@link NATIVE_ERROR_CODES}. The TypeScript layer's own errors are the {@link CracksegError}
+ * classes below, each with its code.
+ */
+import type { SkipCategory, SkippedEntry } from './data/dataset.js';
+import type { DemoStage } from './demo.js';
+
+/** The addon's codes, by the key the addon's `errorCodes` export gives each. */
+export const NATIVE_ERROR_CODES = {
+  /** TypeError: an argument of the wrong JS type or form (not a string, not a tensor, ...). */
+  argument: 'ERR_CRACKSEG_ARGUMENT',
+  /** TypeError: a tensor or name of the wrong dtype. */
+  dtype: 'ERR_CRACKSEG_DTYPE',
+  /** RangeError: a number or value outside what is allowed (a non-integer count or handle too). */
+  range: 'ERR_CRACKSEG_RANGE',
+  /** RangeError: a tensor of the wrong shape, or sizes that disagree. */
+  shape: 'ERR_CRACKSEG_SHAPE',
+  /** The TorchModule or trainer was disposed. */
+  disposed: 'ERR_CRACKSEG_DISPOSED',
+  /** A tensor handle already taken or released, or never issued. */
+  handle: 'ERR_CRACKSEG_HANDLE',
+  /** No parameter or method of that name (or none that requires grad). */
+  notFound: 'ERR_CRACKSEG_NOT_FOUND',
+  /** A device this machine or this libtorch does not have. */
+  device: 'ERR_CRACKSEG_DEVICE',
+  /** A file the addon cannot read or write. */
+  io: 'ERR_CRACKSEG_IO',
+  /** A module whose methods break docs/model-interface.md. */
+  module: 'ERR_CRACKSEG_MODULE',
+  /** libtorch's own error (c10::Error, the TorchScript interpreter's), without the C++ backtrace. */
+  torch: 'ERR_CRACKSEG_TORCH',
+  /** Out of host memory, or an unknown C++ exception. */
+  native: 'ERR_CRACKSEG_NATIVE',
+} as const;
+
+/** Every code: the addon's and the TypeScript layer's. */
+export const ERROR_CODES = {
+  ...NATIVE_ERROR_CODES,
+  /** {@link DatasetError}: a bad list line or data file. */
+  dataset: 'ERR_CRACKSEG_DATASET',
+  /** {@link SafetensorsError}: a file or buffer that is not valid safetensors. */
+  safetensors: 'ERR_CRACKSEG_SAFETENSORS',
+  /** {@link SavedPredictionError}: a saved prediction missing or unusable. */
+  savedPrediction: 'ERR_CRACKSEG_SAVED_PREDICTION',
+  /** {@link DemoStoppedError}: the demo stopped through its signal. */
+  demoStopped: 'ERR_CRACKSEG_DEMO_STOPPED',
+} as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/** `err`'s code when it is an error carrying one of {@link ERROR_CODES}; undefined otherwise. */
+export function errorCode(err: unknown): ErrorCode | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (Object.values(ERROR_CODES) as string[]).includes(code)
+    ? (code as ErrorCode)
+    : undefined;
+}
+
+/** The base of the TypeScript layer's errors: a message and a stable code. */
+export class CracksegError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** An error about one line of a list file, its message prefixed `listFile:line: `. */
+export class DatasetError extends CracksegError {
+  constructor(
+    readonly listFile: string,
+    readonly line: number,
+    readonly path: string,
+    readonly reason: string,
+    readonly category: SkipCategory = 'malformed line',
+    /** The entry's id; null when the line has none. */
+    readonly id: string | null = null,
+  ) {
+    super(ERROR_CODES.dataset, `${listFile}:${line}: ${reason}`);
+  }
+
+  /** The record of this error under `skipBad`. */
+  toSkipped(): SkippedEntry {
+    const { id, listFile, line, path, category, reason } = this;
+    return { id, listFile, line, path, category, reason };
+  }
+}
+
+/** A file (or buffer) that is not valid safetensors; the message names it. */
+export class SafetensorsError extends CracksegError {
+  constructor(
+    readonly source: string,
+    reason: string,
+  ) {
+    super(ERROR_CODES.safetensors, `${source}: not a valid safetensors file: ${reason}`);
+  }
+}
+
+/** A saved prediction that cannot be used, with the file and a skip category. */
+export class SavedPredictionError extends CracksegError {
+  constructor(
+    readonly path: string,
+    readonly category: 'missing prediction' | 'unusable prediction',
+    message: string,
+  ) {
+    super(ERROR_CODES.savedPrediction, message);
+  }
+}
+
+/** The demo was stopped through its signal (Ctrl-C); the message names the stage. */
+export class DemoStoppedError extends CracksegError {
+  constructor(readonly stage: Exclude<DemoStage, { stage: 'done' }>['stage']) {
+    super(ERROR_CODES.demoStopped, `demo stopped during ${stage}`);
+  }
+}
