@@ -15,6 +15,7 @@
 #endif
 
 #include "addon_data.h"
+#include "auto_masks.h"
 #include "device_transfer.h"
 #include "errors.h"
 #include "js_values.h"
@@ -103,6 +104,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   // The plain functions of the native surface (ts/binding.ts declares them), by their JS names.
   const std::pair<const char*, Napi::Function::Callback> functions[] = {
       {"predictMasks", crackseg::GuardedEntry<crackseg::PredictMasks>},
+      {"selectAutoMasks", crackseg::GuardedEntry<crackseg::SelectAutoMasks>},
       {"holdTensor", crackseg::GuardedEntry<crackseg::HoldTensor>},
       {"takeTensor", crackseg::GuardedEntry<crackseg::TakeTensor>},
       {"readTensor", crackseg::GuardedEntry<crackseg::ReadTensor>},

@@ -3,9 +3,11 @@
 #include "predictor.h"
 
 #include <limits>
+#include <optional>
 #include <tuple>
 
 #include "async_job.h"
+#include "auto_masks.h"
 #include "device_transfer.h"
 #include "errors.h"
 #include "js_values.h"
@@ -20,6 +22,8 @@ struct PredictOptions {
   bool probabilities = false;
   bool lowResLogits = false;
   bool hold = false;  // masks and probabilities held natively (tensor_store.h), not copied to JS
+  // Per prompt set: none, or the automatic mask generator's selection (auto_masks.h).
+  std::vector<std::optional<AutoMaskFilter>> automatic;
 };
 
 // One prompt set's predictions, on the device until downloaded.
@@ -28,8 +32,11 @@ struct PredictionSet {
   torch::Tensor probabilities;  // float [B, H, W], when asked for
   torch::Tensor iou;            // float [N, 1], the groups' prompts in order
   torch::Tensor lowResLogits;   // float [N, 1, s, s], when asked for
+  torch::Tensor kept;           // uint8 [N]: the prompts whose masks made the union (automatic)
 
-  std::vector<torch::Tensor*> Fields() { return {&masks, &probabilities, &iou, &lowResLogits}; }
+  std::vector<torch::Tensor*> Fields() {
+    return {&masks, &probabilities, &iou, &lowResLogits, &kept};
+  }
 };
 
 bool BoolOption(const Napi::Object& options, const char* name, bool fallback) {
@@ -40,19 +47,78 @@ bool BoolOption(const Napi::Object& options, const char* name, bool fallback) {
   return value.As<Napi::Boolean>();
 }
 
+// The prompts [start, start + count) of a group.
+PromptTensors Slice(const PromptTensors& group, int64_t start, int64_t count) {
+  return {group.coords.narrow(0, start, count), group.labels.narrow(0, start, count),
+          group.imageIndex.narrow(0, start, count)};
+}
+
+// An automatic prompt set: its prompts decoded `pointsPerBatch` at a time, each mask scored at
+// the image's size (ScoreMasks), the passing ones' boxes suppressed per image (BoxNms); the union
+// is over the kept masks alone. Sets `kept` and appends to `ious` and `lowResLogits` (all prompts).
+torch::Tensor AutomaticUnion(LoadedModule& model, const std::vector<c10::IValue>& embeddings,
+                             const std::vector<PromptTensors>& groups, int64_t batchSize,
+                             int64_t height, int64_t width, const AutoMaskFilter& filter,
+                             const PredictOptions& options, std::vector<torch::Tensor>& ious,
+                             std::vector<torch::Tensor>& lowResLogits, torch::Tensor& kept) {
+  // The passing masks of every chunk: low-res logits, boxes, predicted IoU, image, prompt row.
+  std::vector<torch::Tensor> passedLogits, passedBoxes, passedIou, passedImage, passedRow;
+  int64_t row = 0;
+  for (const PromptTensors& group : groups) {
+    for (int64_t start = 0; start < group.coords.size(0); start += filter.pointsPerBatch) {
+      int64_t count = std::min(filter.pointsPerBatch, group.coords.size(0) - start);
+      PromptTensors chunk = Slice(group, start, count);
+      auto [lowRes, iou] = DecodePrompts(model.module, embeddings, chunk, model.device);
+      torch::Tensor logits =
+          at::upsample_bilinear2d(lowRes, {height, width}, /*align_corners=*/false).squeeze(1);
+      MaskScores scores = ScoreMasks(logits, iou, filter);
+      torch::Tensor passed = scores.passed.nonzero().reshape({-1});
+      passedLogits.push_back(lowRes.index_select(0, passed));
+      passedBoxes.push_back(scores.boxes.index_select(0, passed));
+      passedIou.push_back(iou.reshape({-1}).index_select(0, passed));
+      passedImage.push_back(Upload(chunk.imageIndex, model.device).index_select(0, passed));
+      passedRow.push_back(passed + row);
+      ious.push_back(iou);
+      if (options.lowResLogits) lowResLogits.push_back(lowRes);
+      row += count;
+    }
+  }
+  kept = torch::zeros({row}, torch::kUInt8);
+  if (passedRow.empty()) return torch::Tensor();
+  // The host waits once per chunk (which masks passed: their count sizes what is kept) and once
+  // for the passing masks' boxes and scores, which the suppression reads.
+  std::vector<torch::Tensor> host = Download({torch::cat(passedBoxes), torch::cat(passedIou),
+                                              torch::cat(passedImage), torch::cat(passedRow)});
+  std::vector<int64_t> survivors = BoxNms(host[0], host[1], host[2], filter.boxNmsThreshold);
+  if (survivors.empty()) return torch::Tensor();
+  torch::Tensor chosen = torch::tensor(survivors, torch::kLong);
+  kept.index_fill_(0, host[3].index_select(0, chosen), 1);
+  torch::Tensor chosenLogits =
+      torch::cat(passedLogits).index_select(0, Upload(chosen, model.device));
+  return UpsampledUnion(chosenLogits, PromptsPerImage(host[2].index_select(0, chosen), batchSize),
+                        height, width)
+      .squeeze(1);
+}
+
 // A prompt set decoded group by group (a group's prompts have one point count): each image's
-// masks and probabilities are the union over all its prompts, whatever their group.
+// masks and probabilities are the union over all its prompts, whatever their group (or over the
+// masks an automatic set keeps).
 PredictionSet Predict(LoadedModule& model, const std::vector<c10::IValue>& embeddings,
                       const std::vector<PromptTensors>& groups, int64_t batchSize, int64_t height,
-                      int64_t width, const PredictOptions& options) {
+                      int64_t width, const std::optional<AutoMaskFilter>& automatic,
+                      const PredictOptions& options) {
   auto onDevice = torch::TensorOptions().device(model.device);
   torch::Tensor logits;  // float [B, H, W]: each image's maximum over its prompts
   std::vector<torch::Tensor> ious{torch::zeros({0, 1}, onDevice)};
   // The decoder's masks are 4× the image embedding's side.
   int64_t maskSize = 4 * embeddings[0].toTensor().size(-1);
   std::vector<torch::Tensor> lowResLogits{torch::zeros({0, 1, maskSize, maskSize}, onDevice)};
+  PredictionSet result;
+  if (automatic)
+    logits = AutomaticUnion(model, embeddings, groups, batchSize, height, width, *automatic,
+                            options, ious, lowResLogits, result.kept);
   for (const PromptTensors& group : groups) {
-    if (group.coords.size(0) == 0) continue;
+    if (automatic || group.coords.size(0) == 0) continue;
     auto [lowRes, iou] = DecodePrompts(model.module, embeddings, group, model.device);
     torch::Tensor groupUnion =
         UpsampledUnion(lowRes, PromptsPerImage(group.imageIndex, batchSize), height, width);
@@ -65,7 +131,6 @@ PredictionSet Predict(LoadedModule& model, const std::vector<c10::IValue>& embed
   if (!logits.defined())
     logits =
         torch::full({batchSize, height, width}, -std::numeric_limits<float>::infinity(), onDevice);
-  PredictionSet result;
   result.masks = (logits > 0).to(torch::kUInt8);
   if (options.probabilities) result.probabilities = torch::sigmoid(logits);
   result.iou = torch::cat(ious);
@@ -143,9 +208,26 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
       if (!info[3].IsObject() || info[3].IsArray())
         ThrowTypeError(TypeCode::kArgument, "predictMasks options must be an object");
       Napi::Object object = info[3].As<Napi::Object>();
-      options = {BoolOption(object, "probabilities", false),
-                 BoolOption(object, "lowResLogits", false), BoolOption(object, "hold", false)};
+      options.probabilities = BoolOption(object, "probabilities", false);
+      options.lowResLogits = BoolOption(object, "lowResLogits", false);
+      options.hold = BoolOption(object, "hold", false);
+      Napi::Value automatic = object.Get("automatic");
+      if (!automatic.IsUndefined()) {
+        if (!automatic.IsArray() || automatic.As<Napi::Array>().Length() != sets.Length())
+          ThrowTypeError(
+              TypeCode::kArgument,
+              "options.automatic must be an array with one entry (null or a filter) per set");
+        Napi::Array filters = automatic.As<Napi::Array>();
+        for (uint32_t i = 0; i < filters.Length(); ++i) {
+          Napi::Value filter = filters.Get(i);
+          options.automatic.push_back(
+              filter.IsNull() ? std::nullopt
+                              : std::optional<AutoMaskFilter>(AutoMaskFilterFromJs(
+                                    filter, "options.automatic[" + std::to_string(i) + "]")));
+        }
+      }
     }
+    options.automatic.resize(promptSets.size());
 
     using Result = std::vector<PredictionSet>;
     return AsyncJob<Result>::Start(
@@ -159,9 +241,9 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
           std::vector<c10::IValue> embeddings =
               EncodeImages(state->module, Upload(Batched(views, state->device), state->device));
           Result results;
-          for (const std::vector<PromptTensors>& groups : promptSets)
-            results.push_back(
-                Predict(*state, embeddings, groups, batchSize, height, width, options));
+          for (size_t s = 0; s < promptSets.size(); ++s)
+            results.push_back(Predict(*state, embeddings, promptSets[s], batchSize, height, width,
+                                      options.automatic[s], options));
           DownloadAll(results);
           return results;
         },
@@ -176,6 +258,7 @@ Napi::Value PredictMasks(const Napi::CallbackInfo& info) {
               set.Set("probabilities", perImage(env, results[i].probabilities));
             if (options.lowResLogits)
               set.Set("lowResLogits", TensorToJs(env, results[i].lowResLogits));
+            if (options.automatic[i]) set.Set("kept", TensorToJs(env, results[i].kept));
             array.Set(i, set);
           }
           return array;

@@ -90,10 +90,10 @@ t.test('end to end: every output, masks and metrics equal the reference', async 
     t.equal((await readdir(join(dir, 'predictions'))).length, 6);
     t.equal((await readdir(join(dir, 'probabilities'))).length, 6);
     const summary = await readSummary(dir);
-    // numVis 2: overlay and figure of the 2 best and 2 worst images, nothing else.
-    const shown = new Set(
-      [...summary.extremes.best, ...summary.extremes.worst].map((x) => x.imageId),
-    );
+    // numVis 2: overlay and figure of the 2 best and 2 worst images with cracks and of the 2
+    // worst crack-free ones, nothing else.
+    const { best, worst, crackFree } = summary.extremes;
+    const shown = new Set([...best, ...worst, ...crackFree].map((x) => x.imageId));
     t.same(
       (await readdir(join(dir, 'visualizations'))).sort(),
       [...shown].flatMap((id) => [`${id}_figure.png`, `${id}_overlay.png`]).sort(),

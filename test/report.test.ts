@@ -1,6 +1,7 @@
 // Report output: files, CSV quoting, summary fields, overlay colours, PNGs, HTML, atomicity.
 import t from 'tap';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -371,9 +372,14 @@ t.test('the report writer', async (t) => {
       onDisk.extremes.best.map((x) => x.imageId),
       ['img_a', 'img_b'],
     );
+    // img_c has no crack: kept apart, not among the worst.
     t.same(
       onDisk.extremes.worst.map((x) => x.imageId),
-      ['img_c', 'img_b'],
+      ['img_b', 'img_a'],
+    );
+    t.same(
+      onDisk.extremes.crackFree.map((x) => x.imageId),
+      ['img_c'],
     );
     t.equal(onDisk.extremes.best[0]!.figure, join('visualizations', 'img_a_figure.png'));
     t.equal(onDisk.batchMsPerImage.total, 37.5);
@@ -447,8 +453,12 @@ t.test('HTML report compares labelled evaluations side by side', async (t) => {
   }
   t.equal(
     (await readdir(join(after, 'bbox_2pts', 'visualizations'))).sort().join(),
-    'img_a_figure.png,img_a_overlay.png,img_c_figure.png,img_c_overlay.png',
-    "'extremes' draws overlays and figures of only the best and worst",
+    [
+      'img_a_figure.png,img_a_overlay.png', // best with cracks
+      'img_b_figure.png,img_b_overlay.png', // worst with cracks
+      'img_c_figure.png,img_c_overlay.png', // the worst crack-free image
+    ].join(),
+    "'extremes' draws overlays and figures of only the best, the worst and the crack-free shown",
   );
   const out = join(before, 'report.html');
   await writeHtmlReport(out, [
@@ -513,9 +523,55 @@ t.test('HTML report shows as many examples as the summary keeps, at most 10', as
   for (const result of results()) await writer.add(result);
   await writer.finish();
   const html = await renderHtmlReport([{ label: 'run', outputDir: dir }]);
-  t.equal((html.match(/src="data:image\/jpeg;base64,/g) ?? []).length, 4, '2 best + 2 worst');
+  const figures = (page: string) => (page.match(/src="data:image\/jpeg;base64,/g) ?? []).length;
+  t.equal(figures(html), 5, '2 best + 2 worst + the crack-free one');
   const one = await renderHtmlReport([{ label: 'run', outputDir: dir }], { examples: 1 });
-  t.equal((one.match(/src="data:image\/jpeg;base64,/g) ?? []).length, 2);
+  t.equal(figures(one), 3);
+});
+
+t.test('crack-free images are shown apart from the best and worst, with their count', async (t) => {
+  const dir = await tempDir(t);
+  const writer = await ReportWriter.open(dir, 'bbox', { visualizations: 'extremes', extremes: 3 });
+  const [withCrack, partly, falseAlarm] = results();
+  const w = 40;
+  const h = 24;
+  // Crack-free and nothing predicted: IoU 1 by convention, which used to top the best rows.
+  const clean = (imageId: string) => {
+    const nothing = stripes(w, h, []);
+    const probabilities = ramp(nothing);
+    const evaluation = evaluateImage(nothing, falseAlarm!.groundTruth!, { probabilities });
+    return { ...falseAlarm!, imageId, prediction: nothing, probabilities, evaluation };
+  };
+  for (const result of [clean('clean_1'), withCrack!, clean('clean_2'), partly!, falseAlarm!])
+    await writer.add(result);
+  const summary = await writer.finish();
+  t.same(
+    summary.extremes.best.map((x) => [x.imageId, x.iou]),
+    [
+      ['img_a', 1],
+      ['img_b', 0.2],
+    ],
+    'only images with cracks are ranked',
+  );
+  t.same(
+    summary.extremes.worst.map((x) => x.imageId),
+    ['img_b', 'img_a'],
+  );
+  t.same(
+    summary.extremes.crackFree.map((x) => [x.imageId, x.iou]),
+    [
+      ['img_c', 0],
+      ['clean_1', 1],
+      ['clean_2', 1],
+    ],
+    'crack-free images, worst first',
+  );
+  t.equal(summary.counts.emptyGroundTruth, 3);
+  const html = await renderHtmlReport([{ label: 'run', outputDir: dir }]);
+  t.match(html, /Crack-free images: 3 \(IoU 1 when nothing is predicted\)/);
+  const bestSection = html.slice(html.indexOf('Best by IoU'), html.indexOf('Worst by IoU'));
+  t.notMatch(bestSection, /clean_/, 'no crack-free image among the best');
+  t.ok(existsSync(join(dir, 'bbox', 'visualizations', 'clean_1_figure.png')));
 });
 
 t.test('figures: text renders and is not clipped, even for narrow images', async (t) => {

@@ -1,9 +1,12 @@
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportModel } from '../ts/model/export.js';
 import { loadModel } from '../ts/model/load.js';
+import type { RunRecord } from '../ts/run-record.js';
+import { runtimeInfo } from '../ts/runtime.js';
 import { synthesizeDataset } from '../ts/synth/synthesize.js';
 import { readSafetensors } from '../ts/model/safetensors.js';
 import { readLastState } from '../ts/train/last-checkpoint.js';
@@ -158,6 +161,34 @@ t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
     [...(await trainedModel.module.getParameter(name)).data],
     [...(await untrained.module.getParameter(name)).data],
   );
+});
+
+t.test('run.json: settings, model hash, versions and device beside the checkpoints', async (t) => {
+  const record = JSON.parse(readFileSync(file('full', 'run'), 'utf8')) as RunRecord;
+  t.equal(file('full', 'run'), join(out('full'), 'checkpoints', 'run.json'));
+  const sha256 = execFileSync('sha256sum', [model.out], { encoding: 'utf8' }).split(' ')[0];
+  t.same(record.model, { path: model.out, sha256 });
+  t.equal(record.command, 'train');
+  t.match(record.settings, {
+    dataRoot,
+    epochs: 2,
+    batchSize: 2,
+    gradientAccumulation: 1,
+    learningRate: 1e-3,
+    trainExtra: base.trainExtra,
+    outputDir: out('full'),
+    strategy: 'A',
+    resumed: false,
+  });
+  const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+  t.same(record.versions, {
+    crackseg: version,
+    libtorch: runtimeInfo().torchVersion,
+    libtorchFlavour: runtimeInfo().flavour,
+    node: process.version,
+  });
+  t.equal(record.device, 'cpu');
+  t.equal(record.loraCheckpoint, null);
 });
 
 t.test("validation's means are evaluation's bbox means", async (t) => {

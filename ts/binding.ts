@@ -118,6 +118,28 @@ export interface NativePredictOptions {
    * so the pixels can go to a worker thread without passing through this one.
    */
   hold?: boolean;
+  /**
+   * Per prompt set (one entry each, `null` for none): select that set's masks as the official
+   * automatic mask generator does ({@link AutoMaskFilter}) and unite only the kept ones.
+   */
+  automatic?: Array<AutoMaskFilter | null>;
+}
+
+/**
+ * How an automatic (prompt-free) set's masks are selected, as the official SAM 2 automatic mask
+ * generator selects its point grid's masks: a mask (logit > 0 at the image's size) is kept when
+ * its predicted IoU is above `iouThreshold` and its stability score, |logit > offset| /
+ * |logit > −offset|, at least `stabilityThreshold`; then, per image, in descending predicted IoU,
+ * one whose box overlaps a kept one's by more than `boxNmsThreshold` (box IoU) is dropped.
+ */
+export interface AutoMaskFilter {
+  iouThreshold: number;
+  stabilityThreshold: number;
+  /** In logits. */
+  stabilityOffset: number;
+  boxNmsThreshold: number;
+  /** Prompts decoded and scored at the image's size at once: bounds memory. */
+  pointsPerBatch: number;
 }
 
 /**
@@ -148,6 +170,8 @@ export interface PredictionSet {
   iou: Tensor<'float32'>;
   /** `[N, 1, S/4, S/4]`, the groups' prompts in order. */
   lowResLogits?: Tensor<'float32'>;
+  /** With an automatic set: `[N]` 1 where the prompt's mask was kept (made the union). */
+  kept?: Tensor<'uint8'>;
 }
 
 /** {@link PredictionSet} with `hold`: masks and probabilities as handles. */
@@ -315,6 +339,18 @@ export interface Binding {
     promptSets: PromptTensors[][],
     options?: NativePredictOptions & { hold?: false },
   ): Promise<PredictionSet[]>;
+  /**
+   * The selection an automatic prompt set gets in {@link predictMasks}, on masks given as logits
+   * at the image's size (`[N, H, W]`) with their predicted IoUs and images: each mask's stability
+   * score and box (x0, y0, x1, y1: first and last column and row, inclusive; zeros when empty),
+   * and which masks are kept. On the JS thread (for checks and small inputs).
+   */
+  selectAutoMasks(
+    logits: Tensor<'float32'>,
+    iou: Tensor<'float32'>,
+    imageIndex: Tensor<'int64'>,
+    filter: AutoMaskFilter,
+  ): { stability: Tensor<'float32'>; boxes: Tensor<'float32'>; kept: Tensor<'uint8'> };
   /** A copy of `tensor` held in native memory, for another thread to take or read. */
   holdTensor(tensor: Tensor): TensorHandle;
   /** The held tensor, copied into this thread's memory; the handle is spent (taking it again throws). */

@@ -1,5 +1,12 @@
 /** crackseg: LoRA fine-tuning and evaluation of SAM 2.1 for crack segmentation, over libtorch. */
-export type { Dtype, DtypeArrays, ParameterInfo, Tensor, Value } from './binding.js';
+export type {
+  AutoMaskFilter,
+  Dtype,
+  DtypeArrays,
+  ParameterInfo,
+  Tensor,
+  Value,
+} from './binding.js';
 export {
   deviceMemory,
   resetPeakDeviceMemory,
@@ -128,11 +135,21 @@ export { parseListFile, type ListEntry } from './data/list-file.js';
 export {
   decodeImage,
   decodeMask,
+  maskCoding,
   MASK_RULES,
+  type MaskCoding,
   type DecodeOptions,
   type MaskRule,
 } from './data/decode.js';
 export { DEFAULT_MAX_PIXELS } from './data/pixel-limit.js';
+export {
+  checkData,
+  DEFAULT_CHECK_LISTS,
+  type CheckFinding,
+  type DataCheck,
+  type ListReport,
+} from './data/check.js';
+export { fileSha256, runRecord, RUN_JSON, type RunRecord } from './run-record.js';
 export {
   synthesizeDataset,
   SYNTH_DEFAULTS,
@@ -152,10 +169,18 @@ export {
   parsePromptConfigs,
   promptConfigName,
   DEFAULT_EXPAND_RATIO,
+  defaultAutoConfig,
+  type AutoPromptConfig,
   type BoxPromptConfig,
   type PointPromptConfig,
   type PromptConfig,
 } from './prompts/config.js';
+export {
+  autoPrompts,
+  pointGrid,
+  DEFAULT_AUTO_FILTER,
+  DEFAULT_POINTS_PER_SIDE,
+} from './prompts/auto.js';
 export {
   buildPrompts,
   expandedBox,

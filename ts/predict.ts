@@ -5,6 +5,7 @@
  */
 import {
   binding,
+  type AutoMaskFilter,
   type HeldPredictionSet,
   type PredictionSet,
   type Tensor,
@@ -24,6 +25,8 @@ import {
   type ImageSize,
   type PromptTensorGroup,
 } from './model/prompt-tensors.js';
+import { autoPrompts } from './prompts/auto.js';
+import type { AutoPromptConfig } from './prompts/config.js';
 import type { PromptSet } from './prompts/prompts.js';
 
 /**
@@ -106,6 +109,8 @@ export interface ImagePrediction {
   iouScores: number[];
   /** With `lowResLogits`: per prompt, in prompt order, the decoder's logits before upsampling. */
   lowResLogits?: LowResLogits[];
+  /** For an automatic prompt set: per prompt, whether its mask was selected (made the mask). */
+  kept?: boolean[];
 }
 
 /** {@link ImagePrediction} with `hold`: the mask and probabilities still in native memory. */
@@ -115,16 +120,21 @@ export interface HeldPrediction extends Omit<ImagePrediction, 'mask' | 'probabil
 }
 
 /**
- * Predicts one mask per image: `prompts[i]` are image i's prompts (their masks ORed). Images
- * may differ in size; consecutive same-sized ones are batched. An image's result does not depend
- * on the other images or their prompts.
+ * Predicts one mask per image: `prompts[i]` are image i's prompts (their masks ORed), or, with an
+ * automatic config, every image gets the prompt-free prompts (ts/prompts/auto.ts). Images may
+ * differ in size; consecutive same-sized ones are batched. An image's result does not depend on
+ * the other images or their prompts.
  */
 export async function predict(
   model: SamModel,
   images: readonly RgbImage[],
-  prompts: readonly PromptSet[],
+  promptsOrAuto: readonly PromptSet[] | AutoPromptConfig,
   options: PredictOptions = {},
 ): Promise<ImagePrediction[]> {
+  const prompts =
+    'kind' in promptsOrAuto
+      ? images.map((image) => autoPrompts(image, promptsOrAuto))
+      : promptsOrAuto;
   if (images.length !== prompts.length) {
     throw new Error(`${images.length} images but ${prompts.length} prompt lists`);
   }
@@ -208,11 +218,13 @@ async function predictWhole(
   const native = model.module.native;
   const sets = grouped.map((groups) => groups.map((g) => g.tensors));
   const tensors = imageTensors(images);
+  const automatic = promptSets.map(setSelection);
+  const selection = automatic.some((filter) => filter !== null) ? { automatic } : {};
   let outputs: Array<PredictionSet | HeldPredictionSet>;
   try {
     outputs = options.hold
-      ? await binding().predictMasks(native, tensors, sets, { ...flags, hold: true })
-      : await binding().predictMasks(native, tensors, sets, flags);
+      ? await binding().predictMasks(native, tensors, sets, { ...flags, ...selection, hold: true })
+      : await binding().predictMasks(native, tensors, sets, { ...flags, ...selection });
   } catch (err) {
     // Whatever failed ran this model's methods (e.g. one that broke the interface): name its file.
     if (err instanceof Error) err.message = `${model.module.path}: ${err.message}`;
@@ -230,6 +242,16 @@ async function predictWhole(
     }),
   );
 }
+/** A prompt set's automatic selection: its images' (all the same), or null when they have none. */
+function setSelection(prompts: readonly PromptSet[]): AutoMaskFilter | null {
+  const [first, ...rest] = prompts.map((set) => set.automatic ?? null);
+  const key = JSON.stringify(first ?? null);
+  if (rest.some((filter) => JSON.stringify(filter) !== key)) {
+    throw new Error('the images of a prompt set must share one automatic selection (or none)');
+  }
+  return first ?? null;
+}
+
 /** One image's item of a prediction set as a map of the image's size: held, or its array. */
 function planeOf(item: Tensor | TensorHandle, { width, height }: ImageSize) {
   return typeof item === 'number'
@@ -333,14 +355,15 @@ export function imageTensors(
  */
 function promptOutputs(
   groups: readonly PromptTensorGroup[],
-  output: Pick<PredictionSet, 'iou' | 'lowResLogits'>,
+  output: Pick<PredictionSet, 'iou' | 'lowResLogits' | 'kept'>,
   prompts: PromptSet,
   b: number,
   withLogits: boolean,
-): Pick<ImagePrediction, 'iouScores' | 'lowResLogits'> {
+): Pick<ImagePrediction, 'iouScores' | 'lowResLogits' | 'kept'> {
   const count = prompts.boxes.length + prompts.points.length;
   const iouScores = new Array<number>(count).fill(Number.NaN);
   const logits = new Array<LowResLogits>(count);
+  const kept = new Array<boolean>(count).fill(false);
   let offset = 0;
   for (const group of groups) {
     group.tensors.imageIndex.data.forEach((image, n) => {
@@ -348,6 +371,7 @@ function promptOutputs(
       const row = offset + n;
       const prompt = group.promptIndex[n]!;
       iouScores[prompt] = output.iou.data[row]!;
+      if (output.kept) kept[prompt] = output.kept.data[row] === 1;
       const low = output.lowResLogits;
       if (low) {
         const [, , h, w] = low.shape;
@@ -361,5 +385,9 @@ function promptOutputs(
     });
     offset += group.promptIndex.length;
   }
-  return withLogits ? { iouScores, lowResLogits: logits } : { iouScores };
+  return {
+    iouScores,
+    ...(withLogits ? { lowResLogits: logits } : {}),
+    ...(output.kept ? { kept } : {}),
+  };
 }

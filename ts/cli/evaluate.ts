@@ -12,7 +12,7 @@
  * List-file rule (every command): `--test-file` given on the command line is relative to the
  * current directory; the default is `<data-root>/test.txt`.
  */
-import { Argument, InvalidArgumentError, type Command } from 'commander';
+import { Argument, type Command } from 'commander';
 import {
   DEFAULT_NUM_VIS,
   DEFAULT_PROBABILITY_BITS,
@@ -42,12 +42,14 @@ import {
   parseNonNegativeNumber,
   parsePositiveInteger,
   parsePrecision,
+  parseProbabilityBits,
   PRECISION_HELP,
   DECODE_FLAG_OPTIONS,
   decodeOptions,
   type DecodeFlags,
   STOP_SIGNALS,
 } from './options.js';
+import { addRunConfig, CONFIG_SOURCE } from './run-config.js';
 
 export interface EvaluateFlags extends DecodeFlags {
   model?: string;
@@ -70,11 +72,6 @@ export interface EvaluateFlags extends DecodeFlags {
   skipBad?: boolean;
   /** `true` when given without a depth. */
   saveProbabilities?: true | ProbabilityBitDepth;
-}
-
-function probabilityBits(value: string): ProbabilityBitDepth {
-  if (value !== '8' && value !== '16') throw new InvalidArgumentError('expected 8 or 16');
-  return Number(value) as ProbabilityBitDepth;
 }
 
 function numVisValue(value: string): number | 'all' {
@@ -145,7 +142,7 @@ export function plan(
 }
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('evaluate')
     .description('Evaluate SAM 2.1 with box or point prompts on a Crack500-style list file')
     .addArgument(
@@ -158,7 +155,10 @@ export function register(program: Command): void {
     .option('--data-root <dir>', 'dataset root (Crack500 layout)', DEFAULT_DATA_ROOT)
     .option('--test-file <file>', listFileHelp('list file', 'test.txt'))
     .option('--output-dir <dir>', 'output folder (see `crackseg evaluate --help` for the rule)')
-    .option('--prompts <list>', 'prompt configs, e.g. bbox,points:1,points:3,points:5')
+    .option(
+      '--prompts <list>',
+      'prompt configs, e.g. bbox,points:1,points:3,points:5 (auto: no ground truth, docs/evaluation.md)',
+    )
     .option(
       '--expand-ratio <r>',
       'box expansion per side (bbox, or plain bbox items of --prompts)',
@@ -192,7 +192,7 @@ export function register(program: Command): void {
     .option(
       '--save-probabilities [bits]',
       `also save the probability maps (8 or 16 bits, default ${DEFAULT_PROBABILITY_BITS}) so that --skip-inference re-scores ODS/OIS`,
-      probabilityBits,
+      parseProbabilityBits,
     )
     .addHelpText(
       'after',
@@ -200,12 +200,14 @@ export function register(program: Command): void {
         '`points` and --prompts write one folder per config under it (default ./results).\n' +
         'report.html goes into --output-dir, covering the configs of this run.\n' +
         '--test-file is relative to the current directory; default <data-root>/test.txt.',
-    )
-    .action(async (mode: string | undefined, flags: EvaluateFlags, command: Command) => {
+    );
+  addRunConfig(command).action(
+    async (mode: string | undefined, flags: EvaluateFlags, command: Command) => {
       const { prompts, layout, outputDir } = plan(
         mode,
         flags,
-        (flag) => command.getOptionValueSource(flag) === 'cli',
+        // Given on the command line or in the run config, not a default.
+        (flag) => ['cli', CONFIG_SOURCE].includes(command.getOptionValueSource(flag) ?? ''),
       );
       if (!flags.skipInference && !flags.model) throw new Error('--model is required');
       const model =
@@ -256,7 +258,8 @@ export function register(program: Command): void {
         interrupts.release();
         model?.module.dispose();
       }
-    });
+    },
+  );
 }
 
 /** A one-line progress bar on a terminal; a line every 10% (or 30 s) otherwise. */

@@ -2,10 +2,12 @@
 /** The `crackseg` command: one sub-command per module in this folder, each registering itself. */
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import * as checkData from './check-data.js';
 import * as demoCommand from './demo.js';
 import * as doctor from './doctor.js';
 import * as evaluateCommand from './evaluate.js';
 import * as exportCommand from './export.js';
+import * as predictCommand from './predict.js';
 import * as synth from './synth.js';
 import * as trainCommand from './train.js';
 
@@ -20,7 +22,9 @@ const commands: Array<{ register(program: Command): void }> = [
   doctor,
   exportCommand,
   synth,
+  checkData,
   evaluateCommand,
+  predictCommand,
   trainCommand,
   demoCommand,
 ];

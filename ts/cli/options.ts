@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { MASK_RULES, type DecodeOptions, type MaskRule } from '../data/decode.js';
 import { DEFAULT_MAX_PIXELS } from '../data/pixel-limit.js';
 import { PRECISION_DTYPE, type Precision } from '../model/load.js';
+import type { ProbabilityBitDepth } from '../report/predictions.js';
 
 /** The data root every command reads when `--data-root` is not given (the seed's). */
 export const DEFAULT_DATA_ROOT = './crack500';
@@ -53,6 +54,12 @@ export function parsePrecision(value: string): Precision {
   if (!Object.hasOwn(PRECISION_DTYPE, value))
     throw new InvalidArgumentError('expected fp32 or bf16');
   return value as Precision;
+}
+
+/** `8` or `16`: a probability PNG's depth. */
+export function parseProbabilityBits(value: string): ProbabilityBitDepth {
+  if (value !== '8' && value !== '16') throw new InvalidArgumentError('expected 8 or 16');
+  return Number(value) as ProbabilityBitDepth;
 }
 
 /** The `--precision` help, shared by the commands that load a model. */

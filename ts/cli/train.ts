@@ -39,6 +39,7 @@ import {
   type DecodeFlags,
   STOP_SIGNALS,
 } from './options.js';
+import { addRunConfig, requireFlag } from './run-config.js';
 
 interface TrainFlags extends DistributedFlags, DecodeFlags {
   model: string;
@@ -93,7 +94,7 @@ export function register(program: Command): void {
   const command = program
     .command('train')
     .description('Fine-tune the LoRA adapters of an exported SAM 2.1 model on crack masks')
-    .requiredOption('--model <file>', 'exported TorchScript model (crackseg export --lora ...)')
+    .option('--model <file>', 'exported TorchScript model (crackseg export --lora ...); required')
     .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when available)')
     .option('--precision <p>', `${PRECISION_HELP}; bf16 keeps fp32 master weights`, parsePrecision)
     .option('--data-root <dir>', 'dataset root (Crack500 layout)', DEFAULT_DATA_ROOT)
@@ -157,7 +158,8 @@ export function register(program: Command): void {
     .option('--seed <s>', 'seed of data order, augmentation and box jitter', parseInteger, d.seed)
     .option(...DECODE_FLAG_OPTIONS[0])
     .option(...DECODE_FLAG_OPTIONS[1]);
-  addDistributedOptions(command).action(async (flags: TrainFlags) => {
+  addDistributedOptions(addRunConfig(command)).action(async (flags: TrainFlags) => {
+    requireFlag(command, 'model');
     if (await launchIfAsked(flags)) return;
     const interrupts = handleInterrupts(
       'stopping at the next optimizer step (or after the validation batch) and saving last',

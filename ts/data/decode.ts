@@ -171,3 +171,37 @@ function binariseColour(
   }
   return mask;
 }
+
+/**
+ * How a mask file codes its crack pixels (what {@link decodeMask} makes of it): `0/255` (or
+ * `0/65535`: the full range), `0/1`, `empty` (all 0), `grey levels` (other values: anti-aliased or
+ * JPEG-compressed masks, cut at half the range) or `colour` (channels differ somewhere: read by
+ * the colour-mask rule, {@link MaskRule}). Images above `maxPixels` are refused as in decoding.
+ */
+export type MaskCoding = '0/255' | '0/1' | 'empty' | 'grey levels' | 'colour';
+
+export async function maskCoding(
+  bytes: Uint8Array,
+  maxPixels = DEFAULT_MAX_PIXELS,
+): Promise<MaskCoding> {
+  const { pipeline, metadata } = await open(bytes, maxPixels);
+  const wide = metadata?.depth === 'ushort';
+  const { data, info } = await pipeline
+    .removeAlpha()
+    .raw({ depth: wide ? 'ushort' : 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  const samples = wide
+    ? new Uint16Array(new Uint8Array(data).buffer)
+    : new Uint8Array(data.buffer, data.byteOffset, data.length);
+  const channels = info.channels;
+  const seen = new Set<number>();
+  for (let i = 0; i < samples.length; i += channels) {
+    for (let c = 1; c < channels; c++) if (samples[i + c] !== samples[i]) return 'colour';
+    seen.add(samples[i]!);
+  }
+  const full = wide ? 65535 : 255;
+  const values = [...seen];
+  if (values.every((v) => v === 0)) return 'empty';
+  if (values.every((v) => v === 0 || v === 1)) return '0/1';
+  return values.every((v) => v === 0 || v === full) ? '0/255' : 'grey levels';
+}

@@ -16,6 +16,7 @@ import { DEFAULT_TOLERANCE_RADIUS } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
 import { defaultBatchSize, assertBatchSize } from '../predict.js';
 import { promptConfigName, type PromptConfig } from '../prompts/config.js';
+import { runRecord } from '../run-record.js';
 import { MAX_HTML_EXAMPLES, writeHtmlReport } from '../report/html.js';
 import { PREDICTIONS_DIR, type ProbabilityBitDepth } from '../report/predictions.js';
 import type { EvaluationSummary } from '../report/summary.js';
@@ -279,6 +280,27 @@ async function openReports(
   const { batchSize, seed, saveProbabilities, toleranceRadius } = plan.pipeline;
   // Ids are unique within a list: the extremes' figures find their entry by id.
   const indexById = new Map(entries.map((entry, index) => [entry.id, index]));
+  // What the run is, recorded in every summary.
+  const run = await runRecord({
+    command: 'evaluate',
+    settings: {
+      dataRoot: resolve(source.root),
+      listFile: plan.listFile,
+      prompts: plan.plans.map((p) => p.config),
+      outputDir: plan.outputDir,
+      layout: plan.layout,
+      numVis,
+      batchSize,
+      seed,
+      toleranceRadius,
+      saveProbabilities,
+      skip,
+      skipBad: source.skipBad,
+    },
+    model: model?.module.path ?? null,
+    loraCheckpoint: model?.loraCheckpoint ?? null,
+    device: model?.device ?? 'none',
+  });
   const opened = await Promise.allSettled(
     plan.plans.map(async (config): Promise<ConfigRun> => {
       const writer = skip.evaluation
@@ -289,6 +311,7 @@ async function openReports(
             extremes: numVis === 'all' ? MAX_HTML_EXAMPLES : numVis,
             saveProbabilities,
             toleranceRadius,
+            run,
             // The extremes' figures read their image and mask again: nothing is kept for them.
             loadInputs: async (imageId: string) => {
               const index = indexById.get(imageId)!;

@@ -6,10 +6,14 @@
  *     configs := config ("," config)*
  *     config  := "bbox" [":expand=" RATIO]
  *              | "points:" COUNT (":" option)*
+ *              | "auto" [":box" | (":" auto_option)*]
  *     option  := "per_component" | "skeleton" | "neg=" COUNT
+ *     auto_option := "side=" COUNT | "iou=" RATIO | "stability=" RATIO | "nms=" RATIO
  *
- * e.g. `bbox,points:1,points:3:per_component,points:5:per_component:skeleton:neg=2`.
+ * e.g. `bbox,points:1,points:3:per_component,points:5:per_component:skeleton:neg=2,auto`.
+ * `auto` needs no ground truth (ts/prompts/auto.ts).
  */
+import { DEFAULT_AUTO_FILTER, DEFAULT_POINTS_PER_SIDE } from './auto.js';
 
 /** Boxes grow by this fraction of their width/height on each side unless told otherwise. */
 export const DEFAULT_EXPAND_RATIO = 0.05;
@@ -33,10 +37,52 @@ export interface PointPromptConfig {
   negatives: number;
 }
 
-export type PromptConfig = BoxPromptConfig | PointPromptConfig;
+/** Prompts without ground truth: a point grid whose selected masks are united, or one box. */
+export interface AutoPromptConfig {
+  kind: 'auto';
+  mode: 'grid' | 'box';
+  /** Grid points per side (grid mode). */
+  pointsPerSide: number;
+  /** The grid's mask selection thresholds (grid mode). */
+  filter: { iouThreshold: number; stabilityThreshold: number; boxNmsThreshold: number };
+}
 
-/** The folder name: `bbox_prompt`, `points_3`, `points_3_per_component_skeleton_neg2`, ... */
+export type PromptConfig = BoxPromptConfig | PointPromptConfig | AutoPromptConfig;
+
+/** The grid config with the official generator's defaults (`auto`). */
+export function defaultAutoConfig(): AutoPromptConfig {
+  const { iouThreshold, stabilityThreshold, boxNmsThreshold } = DEFAULT_AUTO_FILTER;
+  return {
+    kind: 'auto',
+    mode: 'grid',
+    pointsPerSide: DEFAULT_POINTS_PER_SIDE,
+    filter: { iouThreshold, stabilityThreshold, boxNmsThreshold },
+  };
+}
+
+/** Grammar keys of the grid's settings, with their config fields. */
+const AUTO_OPTIONS = {
+  iou: 'iouThreshold',
+  stability: 'stabilityThreshold',
+  nms: 'boxNmsThreshold',
+} as const;
+
+/**
+ * The folder name: `bbox_prompt`, `points_3`, `points_3_per_component_skeleton_neg2`, `auto`,
+ * `auto_box`, `auto_side16_iou0.5`, ...
+ */
 export function promptConfigName(config: PromptConfig): string {
+  if (config.kind === 'auto') {
+    if (config.mode === 'box') return 'auto_box';
+    const defaults = defaultAutoConfig();
+    return [
+      'auto',
+      ...(config.pointsPerSide !== defaults.pointsPerSide ? [`side${config.pointsPerSide}`] : []),
+      ...Object.entries(AUTO_OPTIONS)
+        .filter(([, field]) => config.filter[field] !== defaults.filter[field])
+        .map(([key, field]) => `${key}${config.filter[field]}`),
+    ].join('_');
+  }
   if (config.kind === 'bbox') {
     return config.expandRatio === DEFAULT_EXPAND_RATIO
       ? 'bbox_prompt'
@@ -99,9 +145,37 @@ export function parsePromptConfig(item: string): PromptConfig {
     }
     return config;
   }
+  if (kind === 'auto') return parseAutoConfig(item, options);
   throw new Error(
-    `prompt config '${item}': expected 'bbox[:expand=R]' or 'points:N[:per_component][:skeleton][:neg=K]'`,
+    `prompt config '${item}': expected 'bbox[:expand=R]', 'points:N[:per_component][:skeleton][:neg=K]' or 'auto[:box|:side=N][:iou=T][:stability=T][:nms=T]'`,
   );
+}
+
+function parseAutoConfig(item: string, options: string[]): AutoPromptConfig {
+  const config = defaultAutoConfig();
+  if (options.length === 1 && options[0] === 'box') return { ...config, mode: 'box' };
+  const seen = new Set<string>();
+  for (const option of options) {
+    const [key, value] = option.split('=') as [string, string | undefined];
+    if (seen.has(key)) throw new Error(`prompt config '${item}': option '${key}' given twice`);
+    seen.add(key);
+    if (key === 'side' && value !== undefined) {
+      config.pointsPerSide = parseCount(value, 'side', 1, item);
+    } else if (key in AUTO_OPTIONS && value !== undefined) {
+      const ratio = Number(value);
+      if (!/^\d*\.?\d+$/.test(value) || !(ratio <= 1)) {
+        throw new Error(
+          `prompt config '${item}': ${key} must be a number in [0, 1], got '${value}'`,
+        );
+      }
+      config.filter[AUTO_OPTIONS[key as keyof typeof AUTO_OPTIONS]] = ratio;
+    } else {
+      throw new Error(
+        `prompt config '${item}': unknown option '${option}' (box alone, or side=N, iou=T, stability=T, nms=T)`,
+      );
+    }
+  }
+  return config;
 }
 
 /** Parses a comma-separated list, e.g. `bbox,points:1,points:3,points:5`; names must be distinct. */

@@ -11,6 +11,7 @@
  * - a point is `[x, y]`, the column and row index of a pixel of the component (for negatives, of
  *   the background); label 1 is positive, 0 negative.
  */
+import type { AutoMaskFilter } from '../binding.js';
 import type { BinaryMask } from '../image.js';
 import { createRandom, deriveSeed, type Random } from '../util/random.js';
 import {
@@ -20,6 +21,7 @@ import {
   type ComponentStats,
 } from '../vision/components.js';
 import { zhangSuenSkeleton } from '../vision/skeleton.js';
+import { autoPrompts } from './auto.js';
 import type { PromptConfig } from './config.js';
 
 export type Box = [x0: number, y0: number, x1: number, y1: number];
@@ -35,6 +37,12 @@ export interface PointGroup {
 export interface PromptSet {
   boxes: Box[];
   points: PointGroup[];
+  /**
+   * Set for a prompt-free point grid (ts/prompts/auto.ts): only the masks this selection keeps
+   * make the image's mask, not every prompt's. Every image of a prompt set passed to one
+   * prediction call has the same (or none).
+   */
+  automatic?: AutoMaskFilter;
 }
 
 export interface PromptOptions {
@@ -165,6 +173,8 @@ export function buildPrompts(
   options: PromptOptions,
 ): PromptSet {
   const { width, height } = mask;
+  // Prompt-free configs look at the image's size alone, never at the mask.
+  if (config.kind === 'auto') return autoPrompts(mask, config);
   const components = componentsOf(mask);
   const kept = componentsAtLeast(components, options.minArea ?? DEFAULT_MIN_AREA);
   if (config.kind === 'bbox') {

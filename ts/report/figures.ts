@@ -9,15 +9,17 @@ import { MASK_METRICS, type MaskMetricKey } from '../metrics/definitions.js';
 
 type Rgb = readonly [number, number, number];
 
-/** Overlay colours: TP yellow, FP red, FN green. */
+/** Overlay colours: TP yellow, FP red, FN green; a prediction alone (no ground truth) magenta. */
 export const OVERLAY_COLORS: {
   truePositive: Rgb;
   falsePositive: Rgb;
   falseNegative: Rgb;
+  predicted: Rgb;
 } = {
   truePositive: [255, 255, 0],
   falsePositive: [255, 0, 0],
   falseNegative: [0, 255, 0],
+  predicted: [255, 0, 255],
 };
 
 /** Default opacity of the overlay colours. */
@@ -33,22 +35,42 @@ export function errorOverlay(
   groundTruth: BinaryMask,
   alpha = DEFAULT_OVERLAY_ALPHA,
 ): RgbImage {
+  return blend(image, [prediction, groundTruth], alpha, (i) => {
+    const predicted = prediction.data[i] !== 0;
+    const actual = groundTruth.data[i] !== 0;
+    if (!predicted) return actual ? OVERLAY_COLORS.falseNegative : null;
+    return actual ? OVERLAY_COLORS.truePositive : OVERLAY_COLORS.falsePositive;
+  });
+}
+
+/** The image with the predicted pixels blended towards magenta, as {@link errorOverlay} blends. */
+export function predictionOverlay(
+  image: RgbImage,
+  prediction: BinaryMask,
+  alpha = DEFAULT_OVERLAY_ALPHA,
+): RgbImage {
+  return blend(image, [prediction], alpha, (i) =>
+    prediction.data[i] !== 0 ? OVERLAY_COLORS.predicted : null,
+  );
+}
+
+/** The image with each pixel that `colourOf` colours blended towards it; masks checked for size. */
+function blend(
+  image: RgbImage,
+  masks: readonly BinaryMask[],
+  alpha: number,
+  colourOf: (pixel: number) => Rgb | null,
+): RgbImage {
   const { width, height } = image;
-  for (const mask of [prediction, groundTruth]) {
+  for (const mask of masks) {
     if (mask.width !== width || mask.height !== height) {
       throw new Error(`Mask is ${mask.width}×${mask.height} but the image is ${width}×${height}`);
     }
   }
   const out = Uint8Array.from(image.data);
   for (let i = 0; i < width * height; i++) {
-    const predicted = prediction.data[i] !== 0;
-    const actual = groundTruth.data[i] !== 0;
-    if (!predicted && !actual) continue;
-    const colour = predicted
-      ? actual
-        ? OVERLAY_COLORS.truePositive
-        : OVERLAY_COLORS.falsePositive
-      : OVERLAY_COLORS.falseNegative;
+    const colour = colourOf(i);
+    if (!colour) continue;
     for (let c = 0; c < 3; c++) {
       const base = out[i * 3 + c]!;
       out[i * 3 + c] = Math.round(base + alpha * (colour[c]! - base));

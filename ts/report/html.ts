@@ -234,10 +234,17 @@ async function configSection(config: LoadedConfig, examples: number): Promise<st
     if (file) plots.push(await imageTag(join(dir, file), `${metric.label} histogram`, 'png'));
   }
   if (plots.length > 0) parts.push(`<div class="plots">${plots.join('')}</div>`);
-  for (const [heading, list] of [
-    ['Best by IoU', summary.extremes.best],
-    ['Worst by IoU', summary.extremes.worst],
-  ] as const) {
+  const sections: Array<[string, readonly ExtremeExample[]]> = [
+    ['Best by IoU (images with cracks)', summary.extremes.best],
+    ['Worst by IoU (images with cracks)', summary.extremes.worst],
+  ];
+  // Summaries written before crack-free images were kept apart have no `crackFree`.
+  const crackFree = summary.extremes.crackFree ?? [];
+  if (crackFree.length > 0) {
+    const heading = `Crack-free images: ${c.emptyGroundTruth} (IoU 1 when nothing is predicted), worst first`;
+    sections.push([heading, crackFree]);
+  }
+  for (const [heading, list] of sections) {
     parts.push(
       `<h4>${heading}</h4>`,
       ...(await Promise.all(list.slice(0, examples).map((x) => example(dir, x)))),

@@ -9,6 +9,7 @@ import type { MaskMetricKey, MetricDefinition } from '../metrics/definitions.js'
 import type { ConfusionCounts, SkeletonCounts } from '../metrics/formulas.js';
 import type { BestF } from '../metrics/thresholds.js';
 import type { SkipCategory, SkippedEntry } from '../data/dataset.js';
+import type { RunRecord } from '../run-record.js';
 
 export type { SkipCategory };
 
@@ -35,6 +36,8 @@ export interface EvaluationSummary {
   updatedAt: string;
   /** Caller-provided: prompt config details, model metadata, dataset, … */
   metadata: Record<string, unknown>;
+  /** What the run was (settings, model SHA-256, versions, device); null when not given. */
+  run: RunRecord | null;
   /** Caller-provided at finish, e.g. model load and wall times. */
   timings: Record<string, unknown>;
   counts: {
@@ -78,7 +81,12 @@ export interface EvaluationSummary {
     /** Histogram PNG per metric key. */
     histograms: Record<string, string>;
   };
-  extremes: { best: ExtremeExample[]; worst: ExtremeExample[] };
+  /**
+   * Best and worst by IoU over the images with cracks; crack-free images (empty ground truth,
+   * IoU 1 by convention when nothing is predicted, else 0) are kept apart in `crackFree`, worst
+   * first, so they never fill the best rows. Their count is `counts.emptyGroundTruth`.
+   */
+  extremes: { best: ExtremeExample[]; worst: ExtremeExample[]; crackFree: ExtremeExample[] };
 }
 
 /** Reads `<configDir>/evaluation_summary.json`. */

@@ -19,6 +19,7 @@ import { MetricAccumulator, distribution } from '../metrics/accumulator.js';
 import { ALL_METRICS, BEST_F_METRIC, MASK_METRICS } from '../metrics/definitions.js';
 import { DEFAULT_TOLERANCE_RADIUS, type ImageEvaluation } from '../metrics/image.js';
 import { THRESHOLD_GRID } from '../metrics/thresholds.js';
+import type { RunRecord } from '../run-record.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { RESULTS_CSV, RESULT_COLUMNS, csvLine, resultRow } from './csv.js';
 import { encodeRgbPng, errorOverlay, renderFigure } from './figures.js';
@@ -102,6 +103,8 @@ export interface ReportWriterOptions {
   metadata?: Record<string, unknown>;
   /** The folder under `outDir` (default: the prompt config's name). */
   folder?: string;
+  /** What the run was (settings, model hash, versions, device): the summary's `run`. */
+  run?: RunRecord;
   /**
    * Reads an image and its ground truth again, for the figure of an extreme that was added
    * without them (`visualizations: 'extremes'`): drawn at finish, so they need not be kept.
@@ -137,11 +140,13 @@ export class ReportWriter {
   private readonly batchMs: number[] = [];
   private readonly best: Candidate[] = [];
   private readonly worst: Candidate[] = [];
+  private readonly crackFree: Candidate[] = [];
   private readonly startedAt = new Date();
   private readonly options: Required<
-    Omit<ReportWriterOptions, 'metadata' | 'folder' | 'loadInputs'>
+    Omit<ReportWriterOptions, 'metadata' | 'folder' | 'loadInputs' | 'run'>
   >;
   private readonly loadInputs: ReportWriterOptions['loadInputs'];
+  private readonly run: RunRecord | null;
   private metadata: Record<string, unknown>;
   private emptyGroundTruth = 0;
   private emptyPrediction = 0;
@@ -168,6 +173,7 @@ export class ReportWriter {
       maxPanelWidth: options.maxPanelWidth ?? 480,
     };
     this.loadInputs = options.loadInputs;
+    this.run = options.run ?? null;
     this.metadata = { ...options.metadata };
   }
 
@@ -313,6 +319,7 @@ export class ReportWriter {
       startedAt: this.startedAt.toISOString(),
       updatedAt: new Date().toISOString(),
       metadata: this.metadata,
+      run: this.run,
       timings,
       counts: {
         images: aggregates.images + new Set(this.skipped.map((s) => s.line)).size,
@@ -347,6 +354,7 @@ export class ReportWriter {
       extremes: {
         best: this.best.map((c) => this.example(c)),
         worst: this.worst.map((c) => this.example(c)),
+        crackFree: this.crackFree.map((c) => this.example(c)),
       },
     };
   }
@@ -383,7 +391,10 @@ export class ReportWriter {
     };
   }
 
-  /** Keeps the `extremes` best and worst by IoU (ties: lower image id first). */
+  /**
+   * Keeps the `extremes` best and worst by IoU (ties: lower image id first) among images with
+   * cracks, and the `extremes` worst crack-free ones apart.
+   */
   private considerExtreme(result: ImageResult, evaluation: ImageEvaluation, title: string): void {
     const limit = this.options.extremes;
     if (limit <= 0) return;
@@ -407,12 +418,19 @@ export class ReportWriter {
         : {}),
     };
     const byId = (a: Candidate, b: Candidate) => (a.imageId < b.imageId ? -1 : 1);
+    const worstFirst = (a: Candidate, b: Candidate) => a.iou - b.iou || byId(a, b);
+    const { truePositives, falseNegatives } = evaluation.confusion;
+    if (truePositives + falseNegatives === 0) {
+      insertBounded(this.crackFree, candidate, limit, worstFirst);
+      return;
+    }
     insertBounded(this.best, candidate, limit, (a, b) => b.iou - a.iou || byId(a, b));
-    insertBounded(this.worst, candidate, limit, (a, b) => a.iou - b.iou || byId(a, b));
+    insertBounded(this.worst, candidate, limit, worstFirst);
   }
 
   private async renderExtremeFigures(): Promise<void> {
-    const unique = new Map([...this.best, ...this.worst].map((c) => [c.imageId, c]));
+    const shown = [...this.best, ...this.worst, ...this.crackFree];
+    const unique = new Map(shown.map((c) => [c.imageId, c]));
     for (const candidate of unique.values()) {
       const { inputs } = candidate;
       if (!inputs) continue;

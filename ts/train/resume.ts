@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { NativeTrainer } from '../binding.js';
 import { applyAdapter } from '../model/adapter.js';
 import type { SamModel } from '../model/load.js';
+import { RUN_JSON } from '../run-record.js';
 import type { ResolvedTrainOptions } from './options.js';
 import {
   readLastState,
@@ -23,6 +24,8 @@ export const TRAINING_FILES = {
   checkpoints: 'checkpoints',
   best: 'checkpoints/best_model.safetensors',
   lastState: 'checkpoints/last.json',
+  /** The run's record (ts/run-record.ts), rewritten when a run starts or resumes. */
+  run: `checkpoints/${RUN_JSON}`,
   metrics: 'metrics.jsonl',
   curves: 'training_curves.png',
 } as const;

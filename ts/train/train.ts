@@ -9,7 +9,8 @@ import { binding, type NativeTrainer, type StepResult } from '../binding.js';
 import { SamplePool } from '../data/sample-pool.js';
 import { saveAdapter, trainedParameterNames } from '../model/adapter.js';
 import { defaultPrecision, loadModel, type SamModel } from '../model/load.js';
-import { removeOthersTemporaries } from '../util/atomic.js';
+import { runRecord } from '../run-record.js';
+import { removeOthersTemporaries, writeFileAtomic } from '../util/atomic.js';
 import { launchAhead } from '../util/launch-ahead.js';
 import {
   epochBatches,
@@ -304,6 +305,19 @@ async function trainEpochs(loop: EpochLoop): Promise<TrainResult> {
       history: [],
     };
   }
+  await writeFileAtomic(
+    file('run'),
+    JSON.stringify(
+      await runRecord({
+        command: 'train',
+        settings: { ...config, strategy: model.metadata.lora_strategy, resumed: resumed !== null },
+        model: module.path,
+        device: model.device,
+      }),
+      null,
+      2,
+    ) + '\n',
+  );
 
   const log = async (record: object) => {
     if (writes) await appendMetricsRecord(file('metrics'), record);
