@@ -25,6 +25,13 @@ import { deriveSeed } from '../ts/util/random.js';
 import { runPython } from './helpers/python.js';
 import { trainSteps } from './fixtures/distributed-worker.js';
 
+/** What the tests read of last.json. */
+interface SavedState {
+  epoch: number;
+  worldSize: number;
+  optimizerSteps: number;
+}
+
 const worker = fileURLToPath(new URL('./fixtures/distributed-worker.ts', import.meta.url));
 const cli = fileURLToPath(new URL('../ts/cli/main.ts', import.meta.url));
 // How this process runs TypeScript (tap's loader), for the processes it starts.
@@ -305,7 +312,9 @@ t.test('a rank killed mid-epoch; then resume with one process', async (t) => {
   const after = exits[0]!.seconds - exits[1]!.seconds;
   t.ok(after < 30, `rank 0 exited ${after.toFixed(1)} s after rank 1`);
 
-  const last = JSON.parse(readFileSync(join(options.outputDir!, TRAINING_FILES.lastState), 'utf8'));
+  const last = JSON.parse(
+    readFileSync(join(options.outputDir!, TRAINING_FILES.lastState), 'utf8'),
+  ) as SavedState;
   t.equal(last.epoch, 1);
   t.equal(last.worldSize, 2);
   t.equal(last.optimizerSteps, 2, '4 images: 2 per rank, 2 steps');
@@ -360,6 +369,8 @@ t.test('crackseg train --nproc-per-node 2', async (t) => {
   t.match(stdout, /global batch 2 = 1 per rank × 1 accumulated × 2 rank\(s\)/);
   t.match(stdout, /done after 2 optimizer steps/);
   t.notMatch(stdout, /\[rank 1\]/, 'rank 1 says nothing');
-  const last = JSON.parse(readFileSync(join(outputDir, TRAINING_FILES.lastState), 'utf8'));
+  const last = JSON.parse(
+    readFileSync(join(outputDir, TRAINING_FILES.lastState), 'utf8'),
+  ) as SavedState;
   t.equal(last.optimizerSteps, 2);
 });

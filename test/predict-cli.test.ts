@@ -165,7 +165,10 @@ t.test('--auto: a folder of images, no prompts given', async (t) => {
   t.match(lines.join('\n'), /masks selected/);
   const box = join(dir, 'auto-box');
   await run('--images', folder, '--out', box, '--auto', 'box');
-  t.match(JSON.parse(await readFile(join(box, PREDICT_OUTPUTS.summary), 'utf8')).images[0], {
+  const boxSummary = JSON.parse(await readFile(join(box, PREDICT_OUTPUTS.summary), 'utf8')) as {
+    images: unknown[];
+  };
+  t.match(boxSummary.images[0], {
     prompts: 1,
     selectedMasks: null,
   });

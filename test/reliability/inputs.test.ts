@@ -54,7 +54,7 @@ const CRACK = [1, 1, 1, 0, 0, 0, 0, 0];
 const NONE = [0, 0, 0, 0, 0, 0, 0, 0];
 
 t.test('colour masks: channels that disagree are an error unless a rule is chosen', async (t) => {
-  const image = await png(3, new Array(W * H * 3).fill(90));
+  const image = await png(3, new Array<number>(W * H * 3).fill(90));
   // [crack colour, rule, expected mask or error]: any = max channel > 127, all = min channel
   // > 127, luma = grey level (red: 0.2126·255 ≈ 54 in Rec. 709, 76 in Rec. 601: both ≤ 127).
   const table: Array<[[number, number, number], DecodeOptions['maskRule'], number[] | RegExp]> = [
@@ -104,7 +104,7 @@ t.test('--mask-rule: the four rules, anything else refused', async (t) => {
 
 t.test('colour masks: an unknown rule is refused', async (t) => {
   const dir = await tempDir(t);
-  await dataset(dir, await png(3, new Array(24).fill(0)), await colourMask([255, 0, 0]));
+  await dataset(dir, await png(3, new Array<number>(24).fill(0)), await colourMask([255, 0, 0]));
   await t.rejects(readAll(dir, { maskRule: 'red' as 'any' }), {
     message: /maskRule must be one of strict, any, all, luma, got 'red'/,
   });

@@ -51,7 +51,9 @@ class WrongDecode(torch.nn.Module):
     def encode_image(self, images: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         b = images.shape[0]
         e = self.size // 16
-        return torch.zeros(b, 64, e, e), torch.zeros(b, 8, 4 * e, 4 * e), torch.zeros(b, 16, 2 * e, 2 * e)
+        high = torch.zeros(b, 8, 4 * e, 4 * e)
+        mid = torch.zeros(b, 16, 2 * e, 2 * e)
+        return torch.zeros(b, 64, e, e), high, mid
 
     @torch.jit.export
     def decode(
@@ -78,7 +80,9 @@ class WrongEncode(WrongDecode):
         b = images.shape[0]
         e = self.size // 16
         # image_embed of the wrong batch size
-        return torch.zeros(b + 1, 64, e, e), torch.zeros(b, 8, 4 * e, 4 * e), torch.zeros(b, 16, 2 * e, 2 * e)
+        high = torch.zeros(b, 8, 4 * e, 4 * e)
+        mid = torch.zeros(b, 16, 2 * e, 2 * e)
+        return torch.zeros(b + 1, 64, e, e), high, mid
 
 
 def main(model_path: str, out_dir: str) -> None:
@@ -95,11 +99,16 @@ def main(model_path: str, out_dir: str) -> None:
         "trainable_parameters": 0,
         "total_parameters": 1,
         # What the checks at load compare, for a module with no trunk, neck or decoder layers.
-        "config": {"image_size": metadata["image_size"], "trunk": {"stages": []}, "decoder": {"transformer_depth": 0}},
+        "config": {
+            "image_size": metadata["image_size"],
+            "trunk": {"stages": []},
+            "decoder": {"transformer_depth": 0},
+        },
     }
     for name, cls in (("wrong-decode", WrongDecode), ("wrong-encode", WrongEncode)):
         module = torch.jit.script(cls(metadata["image_size"]))
-        torch.jit.save(module, f"{out_dir}/{name}.pt", _extra_files={"metadata.json": json.dumps(bare)})
+        extra = {"metadata.json": json.dumps(bare)}
+        torch.jit.save(module, f"{out_dir}/{name}.pt", _extra_files=extra)
 
 
 if __name__ == "__main__":

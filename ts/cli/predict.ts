@@ -172,7 +172,7 @@ async function predictCommand(flags: PredictFlags): Promise<void> {
           images.push(await decodeImage(await readFile(path)));
         } catch (error) {
           throw new Error(
-            `cannot read image '${path}': ${error instanceof Error ? error.message : error}`,
+            `cannot read image '${path}': ${error instanceof Error ? error.message : String(error)}`,
           );
         }
       }

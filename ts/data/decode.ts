@@ -84,7 +84,7 @@ export async function decodeMask(
     throw new RangeError(`maskRule must be one of ${MASK_RULES.join(', ')}, got '${rule}'`);
   const { pipeline, metadata } = await open(bytes, options.maxPixels ?? DEFAULT_MAX_PIXELS);
   const wide = metadata?.depth === 'ushort';
-  const channels = metadata ? metadata.channels! - (metadata.hasAlpha ? 1 : 0) : 3;
+  const channels = metadata ? metadata.channels - (metadata.hasAlpha ? 1 : 0) : 3;
   const grey = channels === 1 || rule === 'luma';
   const { data, info } = await pipeline
     .removeAlpha()

@@ -107,10 +107,10 @@ export async function launchWorkers(options: LaunchOptions): Promise<LaunchResul
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     // Rank 0's standard output reads as one process's; everything else says whose it is.
-    createInterface({ input: child.stdout! }).on('line', (line) =>
+    createInterface({ input: child.stdout }).on('line', (line) =>
       write('stdout', rank === 0 ? line : `[rank ${rank}] ${line}`),
     );
-    createInterface({ input: child.stderr! }).on('line', (line) => {
+    createInterface({ input: child.stderr }).on('line', (line) => {
       if (line.trim()) lastError.set(rank, line);
       write('stderr', `[rank ${rank}] ${line}`);
     });

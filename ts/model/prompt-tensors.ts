@@ -54,7 +54,7 @@ function finiteNumbers(value: unknown, count: number, where: () => string): numb
       `${where()} must be ${count} numbers, got ${JSON.stringify(value)}`,
     );
   }
-  const numbers = value as number[];
+  const numbers = value;
   if (!numbers.every(Number.isFinite)) {
     throw promptError(RangeError, `${where()} must be finite, got [${numbers.join(', ')}]`);
   }

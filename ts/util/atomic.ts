@@ -48,7 +48,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
  */
 export function pathError(err: unknown, action: 'read' | 'write' | 'remove', path: string): Error {
   const error = err as NodeJS.ErrnoException;
-  if (!(error instanceof Error) || error.message.includes(path)) return error as Error;
+  if (!(error instanceof Error) || error.message.includes(path)) return error;
   return Object.assign(new Error(`cannot ${action} ${path}: ${error.message}`, { cause: error }), {
     ...(error.code === undefined ? {} : { code: error.code }),
     ...(error.errno === undefined ? {} : { errno: error.errno }),
