@@ -87,7 +87,11 @@ t.test('the report, by hand', async (t) => {
   t.same(lines('error'), [
     [7, "malformed line: expected 'image_path mask_path', found 3 field(s)"],
     [2, "missing mask 'crops/b.png'"],
-    [5, "mask 'crops/e.png' is in colour: its grey level decides"],
+    [
+      5,
+      "mask 'crops/e.png' is in colour (its channels disagree): training and evaluation refuse it " +
+        'unless --mask-rule says how to read it; counted here by its grey level',
+    ],
     [6, 'image 20x10 but mask 10x10'],
   ]);
   t.same(lines('warning'), [[3, "mask 'crops/c.png' is coded 0/1"]]);

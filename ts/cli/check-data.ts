@@ -11,9 +11,15 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkData, DEFAULT_CHECK_LISTS, type DataCheck, type Spread } from '../data/check.js';
-import { collect, DEFAULT_DATA_ROOT } from './options.js';
+import {
+  collect,
+  DECODE_FLAG_OPTIONS,
+  decodeOptions,
+  DEFAULT_DATA_ROOT,
+  type DecodeFlags,
+} from './options.js';
 
-interface CheckDataFlags {
+interface CheckDataFlags extends DecodeFlags {
   dataRoot: string;
   list?: string[];
   json?: boolean;
@@ -86,6 +92,8 @@ export function register(program: Command): void {
       collect,
     )
     .option('--json', 'print the report as JSON')
+    .option(...DECODE_FLAG_OPTIONS[0])
+    .option(...DECODE_FLAG_OPTIONS[1])
     .action(async (flags: CheckDataFlags) => {
       const lists =
         flags.list ??
@@ -97,7 +105,7 @@ export function register(program: Command): void {
           `${flags.dataRoot} has none of ${DEFAULT_CHECK_LISTS.join(', ')}: name list files with --list`,
         );
       }
-      const check = await checkData(flags.dataRoot, lists);
+      const check = await checkData(flags.dataRoot, lists, decodeOptions(flags));
       console.log(flags.json ? JSON.stringify(check, null, 2) : formatCheck(check));
       if (check.errors > 0) process.exitCode = 1;
     });

@@ -7,7 +7,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { decodeImage, decodeMask, maskCoding, type MaskCoding } from './decode.js';
+import {
+  decodeImage,
+  decodeMask,
+  maskCoding,
+  type DecodeOptions,
+  type MaskCoding,
+} from './decode.js';
 import { parseListFile } from './list-file.js';
 import { connectedComponents, DEFAULT_MIN_AREA } from '../vision/components.js';
 
@@ -81,11 +87,12 @@ function spread(values: number[]): Spread | null {
 export async function checkData(
   dataRoot: string,
   listFiles: readonly string[],
+  decode: DecodeOptions = {},
 ): Promise<DataCheck> {
   const findings: CheckFinding[] = [];
   const lists: ListReport[] = [];
   for (const listFile of listFiles)
-    lists.push(await checkList(dataRoot, resolve(listFile), findings));
+    lists.push(await checkList(dataRoot, resolve(listFile), findings, decode));
   const count = (severity: CheckFinding['severity']) =>
     findings.filter((f) => f.severity === severity).length;
   return {
@@ -101,6 +108,7 @@ async function checkList(
   dataRoot: string,
   listFile: string,
   findings: CheckFinding[],
+  decode: DecodeOptions,
 ): Promise<ListReport> {
   const report: ListReport = {
     listFile,
@@ -150,10 +158,14 @@ async function checkList(
     if (!imageBytes || !maskBytes) continue;
     let decoded;
     try {
+      const coding = await maskCoding(maskBytes, decode.maxPixels);
+      // A colour mask that training and evaluation would refuse (the strict rule) is still
+      // counted, by its grey level, so that the report shows what it holds.
+      const strictColour = coding === 'colour' && (decode.maskRule ?? 'strict') === 'strict';
       decoded = {
-        image: await decodeImage(imageBytes),
-        mask: await decodeMask(maskBytes),
-        coding: await maskCoding(maskBytes),
+        image: await decodeImage(imageBytes, decode),
+        mask: await decodeMask(maskBytes, strictColour ? { ...decode, maskRule: 'luma' } : decode),
+        coding,
       };
     } catch (error) {
       report.unreadable++;
@@ -166,8 +178,15 @@ async function checkList(
     }
     const { image, mask, coding } = decoded;
     report.maskCoding[coding] = (report.maskCoding[coding] ?? 0) + 1;
-    if (coding === 'colour')
-      find(entry.line, 'error', `mask '${entry.maskPath}' is in colour: its grey level decides`);
+    if (coding === 'colour' && (decode.maskRule ?? 'strict') === 'strict')
+      find(
+        entry.line,
+        'error',
+        `mask '${entry.maskPath}' is in colour (its channels disagree): training and evaluation ` +
+          'refuse it unless --mask-rule says how to read it; counted here by its grey level',
+      );
+    else if (coding === 'colour')
+      find(entry.line, 'warning', `mask '${entry.maskPath}' is in colour: read by --mask-rule`);
     else if (coding === '0/1' || coding === 'grey levels')
       find(entry.line, 'warning', `mask '${entry.maskPath}' is coded ${coding}`);
     if (image.width !== mask.width || image.height !== mask.height) {
