@@ -30,7 +30,7 @@ from crackseg_sam2.configs import get_config  # noqa: E402
 from crackseg_sam2.export import export  # noqa: E402
 from crackseg_sam2.model import Sam2ImageModel  # noqa: E402
 
-FIXTURE = os.path.join(HERE, "..", "..", "..", "test", "fixtures", "sam2.1-image-keys.json")
+FIXTURE = os.path.join(HERE, "..", "fixtures", "sam2.1-image-keys.json")
 OFFICIAL = ("tiny", "small", "base_plus", "large")
 
 

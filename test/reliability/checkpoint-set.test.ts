@@ -25,10 +25,10 @@ const options = (outputDir: string): TrainOptions => ({
 
 const reference = join(fixture.dir, 'reference');
 const referenceRun = await train(options(reference));
-// Epoch 2's writes: the best adapter (when the epoch improved), the set (weights, optimizer
-// state, last.json) and the curves.
+// The resumed run's writes: its run record (run.json, as it starts), then epoch 2's: the best
+// adapter (when the epoch improved), the set (weights, optimizer state, last.json) and the curves.
 const epoch2Best = referenceRun.history[1]!.best;
-const epoch2Writes = (epoch2Best ? 1 : 0) + 3 + 1;
+const epoch2Writes = 1 + (epoch2Best ? 1 : 0) + 3 + 1;
 // Epoch 1 trained and saved, stopped as epoch 2 begins (before its first step).
 const afterEpoch1 = join(fixture.dir, 'after-epoch-1');
 const controller = new AbortController();

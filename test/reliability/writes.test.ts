@@ -34,7 +34,7 @@ t.test('writeFileAtomic: a failed write names the file and keeps the code', asyn
     await t.rejects(writeFileAtomic(target, 'new content'), {
       code,
       path: target,
-      message: `cannot write '${target}': ${message}`,
+      message: `cannot write ${target}: ${message}`,
     });
     t.equal(await readFile(target, 'utf8'), 'previous', `${code}: the target is unchanged`);
     t.same(
