@@ -1,13 +1,10 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { exportModel } from '../ts/model/export.js';
 import { loadModel } from '../ts/model/load.js';
 import type { RunRecord } from '../ts/run-record.js';
 import { runtimeInfo } from '../ts/runtime.js';
-import { synthesizeDataset } from '../ts/synth/synthesize.js';
 import { readSafetensors } from '../ts/model/safetensors.js';
 import { readLastState } from '../ts/train/last-checkpoint.js';
 import { evaluate } from '../ts/evaluate/evaluate.js';
@@ -17,34 +14,12 @@ import type { TrainOptions } from '../ts/train/options.js';
 import { TRAINING_FILES } from '../ts/train/resume.js';
 import { train, type TrainProgress } from '../ts/train/train.js';
 import { coded } from './helpers/errors.js';
+import { trainingFixture } from './helpers/training-run.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'crackseg-train-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const dataRoot = join(dir, 'data');
-const [model] = await Promise.all([
-  exportModel({
-    config: 'test',
-    lora: 'A',
-    rank: 4,
-    alpha: 8,
-    dropout: 0,
-    seed: 0,
-    out: join(dir, 'model.pt'),
-  }),
-  synthesizeDataset({
-    out: dataRoot,
-    train: 6,
-    val: 3,
-    test: 0,
-    width: 96,
-    height: 64,
-    seed: 3,
-    crackFreeFraction: 0,
-  }),
-]);
+const { dir, model, dataRoot } = await trainingFixture(t, { train: 6, val: 3, test: 0 });
 
 const base: TrainOptions = {
-  model: model.out,
+  model,
   device: 'cpu',
   dataRoot,
   epochs: 2,
@@ -150,11 +125,11 @@ t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
   // The best adapter loads onto the base model through loadModel, and the weights differ from
   // the untrained model's.
   const trainedModel = await loadModel({
-    path: model.out,
+    path: model,
     device: 'cpu',
     loraCheckpoint: result.bestModel!,
   });
-  const untrained = await loadModel({ path: model.out, device: 'cpu' });
+  const untrained = await loadModel({ path: model, device: 'cpu' });
   t.teardown(() => [trainedModel, untrained].forEach((m) => m.module.dispose()));
   const name = result.trainedParameters.find((n) => n.endsWith('lora_B'))!;
   t.notSame(
@@ -166,8 +141,8 @@ t.test('end to end: checkpoints, metrics.jsonl, curves', async (t) => {
 t.test('run.json: settings, model hash, versions and device beside the checkpoints', async (t) => {
   const record = JSON.parse(readFileSync(file('full', 'run'), 'utf8')) as RunRecord;
   t.equal(file('full', 'run'), join(out('full'), 'checkpoints', 'run.json'));
-  const sha256 = execFileSync('sha256sum', [model.out], { encoding: 'utf8' }).split(' ')[0];
-  t.same(record.model, { path: model.out, sha256 });
+  const sha256 = execFileSync('sha256sum', [model], { encoding: 'utf8' }).split(' ')[0];
+  t.same(record.model, { path: model, sha256 });
   t.equal(record.command, 'train');
   t.match(record.settings, {
     dataRoot,
@@ -192,7 +167,7 @@ t.test('run.json: settings, model hash, versions and device beside the checkpoin
 });
 
 t.test("validation's means are evaluation's bbox means", async (t) => {
-  const loaded = await loadModel({ path: model.out, device: 'cpu' });
+  const loaded = await loadModel({ path: model, device: 'cpu' });
   t.teardown(() => loaded.module.dispose());
   const batches: number[] = [];
   // 3 images in batches of 2: one batch is scored while the next is on the device.
