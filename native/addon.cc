@@ -1,6 +1,7 @@
 // Module entry: registers TorchModule, the trainer, the native functions of ts/binding.ts, the
 // runtime queries (versions, devices, threads, device memory) and `errorCodes`; turns TorchScript's
-// CPU fusion off. Every function runs under Guarded (errors.h): no input ends the process.
+// CPU fusion off and installs the host allocator (host_memory.h). Every function runs under Guarded
+// (errors.h): no input ends the process.
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <napi.h>
@@ -18,6 +19,7 @@
 #include "auto_masks.h"
 #include "device_transfer.h"
 #include "errors.h"
+#include "host_memory.h"
 #include "js_values.h"
 #include "pixel_stats.h"
 #include "predictor.h"
@@ -55,6 +57,13 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
                                  ? Napi::Value(Napi::Number::New(env, hooks.versionCuDNN()))
                                  : env.Null());
   result.Set("threads", at::get_num_threads());
+  HostMemoryStats host = GetHostMemoryStats();
+  Napi::Object hostMemory = Napi::Object::New(env);
+  hostMemory.Set("allocator", host.allocator);
+  hostMemory.Set("liveBytes", static_cast<double>(host.liveBytes));
+  hostMemory.Set("cachedBytes", static_cast<double>(host.cachedBytes));
+  hostMemory.Set("cacheLimitBytes", static_cast<double>(host.cacheLimitBytes));
+  result.Set("hostMemory", hostMemory);
   return result;
 }
 
@@ -98,6 +107,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   // during a graph's first optimised runs and rounds differently from eager PyTorch
   // (docs/benchmarks.md). CUDA fusion is left as it is.
   torch::jit::overrideCanFuseOnCPU(false);
+  crackseg::Guarded(env, [] { crackseg::InstallHostAllocator(); });
   crackseg::TorchModuleWrap::Init(env, exports);
   crackseg::TrainerWrap::Init(env, exports);
   crackseg::ProcessGroupWrap::Init(env, exports);

@@ -38,34 +38,33 @@ t.test('the training benchmark measures each strategy and the embedding cache', 
 
 // How far a strategy-B step of the `test` model at 256 px, batch 4, fp32, raises the peak resident
 // set, over three steps (the TorchScript executor optimizes a method after its first, profiled,
-// run): 251 MiB while the trainer ran the optimized differentiable graphs, 135 MiB op by op
-// (docs/benchmarks.md, "Training memory"). The bound sits between the two.
+// run). It grows back past the bound if the step keeps more of the forward for backward than
+// eager PyTorch (the optimized differentiable graphs: 251 MiB) or if freed tensors stay in glibc's
+// arenas instead of going back to the system (native/host_memory.h; glibc's default threshold:
+// measured in docs/benchmarks.md, "Training memory"); both fixed, 135 MiB.
 const STEP_PEAK_BOUND_MIB = 180;
 
-t.test(
-  'a training step keeps no more of the forward for backward than eager PyTorch',
-  async (t) => {
-    // Every block of 64 KiB or more mapped on its own and unmapped when freed, so that the
-    // resident set follows the bytes in use (glibc otherwise keeps freed blocks in per-thread
-    // arenas, and the peak depends on which pool thread ran which step). The measuring process
-    // inherits it.
-    process.env.MALLOC_MMAP_THRESHOLD_ = String(64 * 1024);
-    t.teardown(() => void delete process.env.MALLOC_MMAP_THRESHOLD_);
-    const result = await runTrainBenchmark({
-      device: 'cpu',
-      config: 'test',
-      batchSizes: [1, 4],
-      warmupSteps: 2,
-      steps: 1,
-      strategies: ['B'],
-      cache: false,
-    });
-    const [one, four] = result.strategies.B!;
-    t.same([one!.batchSize, four!.batchSize], [1, 4], 'one measurement per batch size');
-    t.ok(one!.stepPeakMemoryMiB < four!.stepPeakMemoryMiB, 'a larger batch needs more');
-    t.ok(
-      four!.stepPeakMemoryMiB <= STEP_PEAK_BOUND_MIB,
-      `the steps raised the peak RSS by ${four!.stepPeakMemoryMiB.toFixed(0)} MiB <= ${STEP_PEAK_BOUND_MIB} MiB`,
-    );
-  },
-);
+t.test('a training step holds no more memory than the tensors it keeps at once', async (t) => {
+  // The addon's own setting, not one the environment happens to hold (the worker inherits it).
+  const saved = { ...process.env };
+  delete process.env.MALLOC_MMAP_THRESHOLD_;
+  delete process.env.GLIBC_TUNABLES;
+  t.teardown(() => void Object.assign(process.env, saved));
+  const result = await runTrainBenchmark({
+    device: 'cpu',
+    config: 'test',
+    batchSizes: [1, 4],
+    warmupSteps: 2,
+    steps: 1,
+    strategies: ['B'],
+    cache: false,
+  });
+  const [one, four] = result.strategies.B!;
+  t.same([one!.batchSize, four!.batchSize], [1, 4], 'one measurement per batch size');
+  t.ok(one!.stepPeakMemoryMiB < four!.stepPeakMemoryMiB, 'a larger batch needs more');
+  t.ok(
+    four!.stepPeakMemoryMiB <= STEP_PEAK_BOUND_MIB,
+    `the steps raised the peak RSS by ${four!.stepPeakMemoryMiB.toFixed(0)} MiB <= ${STEP_PEAK_BOUND_MIB} MiB`,
+  );
+  t.ok(four!.cpuSecondsPerStep > 0, `${four!.cpuSecondsPerStep} CPU s per step`);
+});

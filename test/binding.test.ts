@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,6 +50,70 @@ t.test('runtime info', async (t) => {
   resetPeakDeviceMemory('cpu');
   t.throws(() => deviceMemory('gpu'), coded('range'));
   if (!info.cudaAvailable) t.throws(() => deviceMemory('cuda'), coded('device'));
+});
+
+t.test('libtorch allocates host memory through the caching allocator', async (t) => {
+  // How this process runs TypeScript (tap's loader), for the processes it starts.
+  const tsLoader = process.execArgv.filter((arg) => arg.includes('typescript'));
+  const runtime = new URL('../ts/runtime.ts', import.meta.url).href;
+  const binding = new URL('../ts/binding.ts', import.meta.url).href;
+  // In a child, since the allocator is chosen at load: `body` runs with `host()` (the counts)
+  // and `tensor(bytes)` (holds a float32 tensor of that many bytes, returns its handle).
+  const child = (cacheMiB: string | undefined, body: string) => {
+    const script = `
+      const { runtimeInfo } = await import('${runtime}');
+      const { binding } = await import('${binding}');
+      const host = () => runtimeInfo().hostMemory;
+      const tensor = (bytes) => binding().holdTensor(
+        { data: new Float32Array(bytes / 4), shape: [bytes / 4], dtype: 'float32' });
+      const release = (handle) => binding().releaseTensors([handle]);
+      ${body}`;
+    const env = { ...process.env };
+    delete env.CRACKSEG_HOST_CACHE_MIB;
+    if (cacheMiB !== undefined) env.CRACKSEG_HOST_CACHE_MIB = cacheMiB;
+    return execFileSync(process.execPath, [...tsLoader, '--input-type=module', '-e', script], {
+      env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  };
+  const counts = (cacheMiB: string | undefined, body: string) =>
+    JSON.parse(child(cacheMiB, `${body}\nconsole.log(JSON.stringify(host()));`)) as {
+      allocator: string;
+      liveBytes: number;
+      cachedBytes: number;
+      cacheLimitBytes: number;
+    };
+  const MiB = 2 ** 20;
+  t.same(
+    counts(undefined, 'const kept = tensor(8 * 2 ** 20);'),
+    { allocator: 'caching', liveBytes: 8 * MiB, cachedBytes: 0, cacheLimitBytes: 1024 * MiB },
+    'a block of 1 MiB or more is mapped, the default limit 1 GiB',
+  );
+  t.same(
+    counts(undefined, 'tensor(64 * 1024); tensor(1000);').liveBytes,
+    0,
+    'smaller blocks stay with malloc',
+  );
+  t.match(
+    counts(undefined, 'release(tensor(8 * 2 ** 20)); const again = tensor(8 * 2 ** 20);'),
+    { liveBytes: 8 * MiB, cachedBytes: 0 },
+    'a freed block is reused by the next of its size',
+  );
+  t.match(
+    counts('12', 'release(tensor(8 * 2 ** 20)); release(tensor(6 * 2 ** 20));'),
+    { liveBytes: 0, cachedBytes: 8 * MiB, cacheLimitBytes: 12 * MiB },
+    'beyond the limit a freed block is unmapped',
+  );
+  t.match(
+    counts('system', 'tensor(8 * 2 ** 20);'),
+    { allocator: 'system', liveBytes: 0 },
+    "CRACKSEG_HOST_CACHE_MIB=system leaves libtorch's allocator in place",
+  );
+  t.throws(
+    () => child('12MiB', 'host();'),
+    /CRACKSEG_HOST_CACHE_MIB must be a whole number of MiB .* got '12MiB'/,
+  );
 });
 
 t.test('convertTo casts floating parameters only, in place', async (t) => {

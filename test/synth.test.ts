@@ -1,4 +1,5 @@
 import t from 'tap';
+import { cpuMilliseconds } from './helpers/cpu-time.js';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -136,10 +137,11 @@ t.test('crack-free images are spread evenly through a split', async (t) => {
 });
 
 t.test('a 640x360 sample is quick to draw', async (t) => {
-  const start = performance.now();
-  for (let seed = 0; seed < 5; seed++) synthesizeSample(640, 360, seed, false);
-  const perImage = (performance.now() - start) / 5;
-  t.ok(perImage < 250, `${perImage.toFixed(0)} ms per image`);
+  const perImage =
+    cpuMilliseconds(() => {
+      for (let seed = 0; seed < 5; seed++) synthesizeSample(640, 360, seed, false);
+    }) / 5;
+  t.ok(perImage < 250, `${perImage.toFixed(0)} CPU ms per image`);
 });
 
 t.test('a write failure rejects once, cleanly, and leaves no rejection unhandled', async (t) => {

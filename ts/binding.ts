@@ -60,6 +60,20 @@ export interface RuntimeInfo {
   cudnnVersion: number | null;
   /** libtorch's intra-op thread count. */
   threads: number;
+  /** libtorch's CPU allocator (native/host_memory.h): `caching` keeps blocks of 1 MiB and more as
+   * mappings of their own, reused by size up to `cacheLimitBytes` and unmapped beyond
+   * (`CRACKSEG_HOST_CACHE_MIB`, default 1024); `system` is libtorch's own
+   * (`CRACKSEG_HOST_CACHE_MIB=system`), with zero counts. */
+  hostMemory: HostMemory;
+}
+
+export interface HostMemory {
+  allocator: 'caching' | 'system';
+  /** Bytes of mapped blocks that tensors hold now. */
+  liveBytes: number;
+  /** Bytes of mapped blocks kept for reuse. */
+  cachedBytes: number;
+  cacheLimitBytes: number;
 }
 
 /** A loaded TorchScript module (native side; wrapped by `TorchModule`). */

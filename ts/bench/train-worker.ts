@@ -55,13 +55,16 @@ async function measure(job: TrainBenchJob): Promise<TrainBenchMeasurement> {
       const before = memoryMiB(model.device, 'allocated');
       await steps(job.warmupSteps);
       const started = performance.now();
+      const cpuBefore = process.cpuUsage();
       await steps(job.steps);
       const seconds = (performance.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuBefore);
       const peak = memoryMiB(model.device, 'peak');
       return {
         batchSize: job.batchSize,
         imagesPerSecond: (job.steps * job.batchSize) / seconds,
         secondsPerStep: seconds / job.steps,
+        cpuSecondsPerStep: (cpu.user + cpu.system) / 1e6 / job.steps,
         peakMemoryMiB: peak,
         stepPeakMemoryMiB: peak - before,
         cachedImages: trainer.cachedImages,

@@ -65,6 +65,9 @@ export interface TrainBenchMeasurement {
   imagesPerSecond: number;
   /** Mean seconds per timed step. */
   secondsPerStep: number;
+  /** Mean CPU seconds (user + system, all threads of the worker) per timed step: the work a step
+   * costs, which other load on the machine changes less than the wall time. */
+  cpuSecondsPerStep: number;
   /** CUDA: peak allocated device memory (MiB); CPU: the worker process's peak resident set. */
   peakMemoryMiB: number;
   /** How far the steps raised that peak above what the process held before the first step:
