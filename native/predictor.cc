@@ -53,6 +53,23 @@ PromptTensors Slice(const PromptTensors& group, int64_t start, int64_t count) {
           group.imageIndex.narrow(0, start, count)};
 }
 
+// A chunk's prompts decoded; when they are all of one image of several, from that image's
+// embeddings alone, so that the decoder reads its high-res features once for every prompt rather
+// than copying them per prompt (`_high_res_per_prompt` in scripts/crackseg_sam2/model.py). The
+// masks are the same either way.
+std::pair<torch::Tensor, torch::Tensor> DecodeChunk(LoadedModule& model,
+                                                    const std::vector<c10::IValue>& embeddings,
+                                                    const PromptTensors& chunk) {
+  const int64_t image = chunk.imageIndex[0].item<int64_t>();
+  if (embeddings[0].toTensor().size(0) == 1 || !chunk.imageIndex.eq(image).all().item<bool>())
+    return DecodePrompts(model.module, embeddings, chunk, model.device);
+  std::vector<c10::IValue> own;
+  for (const c10::IValue& embedding : embeddings)
+    own.emplace_back(embedding.toTensor().narrow(0, image, 1));
+  PromptTensors prompts{chunk.coords, chunk.labels, torch::zeros_like(chunk.imageIndex)};
+  return DecodePrompts(model.module, own, prompts, model.device);
+}
+
 // An automatic prompt set: its prompts decoded `pointsPerBatch` at a time, each mask scored at
 // the image's size (ScoreMasks), the passing ones' boxes suppressed per image (BoxNms); the union
 // is over the kept masks alone. Sets `kept` and appends to `ious` and `lowResLogits` (all prompts).
@@ -68,7 +85,7 @@ torch::Tensor AutomaticUnion(LoadedModule& model, const std::vector<c10::IValue>
     for (int64_t start = 0; start < group.coords.size(0); start += filter.pointsPerBatch) {
       int64_t count = std::min(filter.pointsPerBatch, group.coords.size(0) - start);
       PromptTensors chunk = Slice(group, start, count);
-      auto [lowRes, iou] = DecodePrompts(model.module, embeddings, chunk, model.device);
+      auto [lowRes, iou] = DecodeChunk(model, embeddings, chunk);
       torch::Tensor logits =
           at::upsample_bilinear2d(lowRes, {height, width}, /*align_corners=*/false).squeeze(1);
       MaskScores scores = ScoreMasks(logits, iou, filter);

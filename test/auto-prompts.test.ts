@@ -267,7 +267,8 @@ t.test('predict with an automatic set unites exactly the masks it keeps', async 
   t.ok(keptTotal > 0 && keptTotal < 48, `some kept, some not (${keptTotal} of 48)`);
   t.comment(`IoU bar ${median.toFixed(3)}: ${keptTotal} of 48 masks kept`);
 
-  // Decoded a few prompts at a time: the same selection and masks.
+  // Decoded a few prompts at a time: the same selection and masks (a chunk of one image's prompts
+  // is decoded from that image's embeddings alone, one straddling two from both).
   const chunked = await predict(
     model,
     pictures,

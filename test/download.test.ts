@@ -10,7 +10,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DownloadProgress } from '../ts/model/download.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DownloadError, ERROR_CODES } from '../ts/errors.js';
+import { downloadFile, type DownloadProgress } from '../ts/model/download.js';
 import {
   cacheDirectory,
   checkpointUrls,
@@ -21,6 +24,7 @@ import {
 import { formatDownloadProgress } from '../ts/cli/download-progress.js';
 import { register } from '../ts/cli/export.js';
 import { Command } from 'commander';
+import { coded } from './helpers/errors.js';
 
 for (const name of [
   'HTTP_PROXY',
@@ -102,6 +106,12 @@ const server: Server = createServer((req, res) => {
     return void res.end();
   }
   if (url === `/cdn/${FILE}?signed=1`) return serveFile(req, res, false);
+  if (url === '/loop') return void res.writeHead(302, { location: '/loop' }).end();
+  // declares 1000 bytes, sends 500
+  if (url === '/short') {
+    res.writeHead(200, { 'content-length': req.method === 'HEAD' ? 1000 : 500 });
+    return void res.end(req.method === 'HEAD' ? undefined : fixture.subarray(0, 500));
+  }
   if (url === `/segment_anything_2/092824/${FILE}`) {
     if (mode.meta404) return void res.writeHead(404).end();
     return serveFile(req, res, false);
@@ -203,7 +213,12 @@ t.test('interrupted mid-file, then resumed with a Range request', async (t) => {
       onProgress: cut,
       progressIntervalMs: 0,
     }),
-    /stopped after 120000 of 300000 bytes: lost the connection to 127\.0\.0\.1:\d+ \(UND_ERR_SOCKET: other side closed\); the partial download is kept .*run again to resume/,
+    {
+      ...coded('downloadNetwork'),
+      message:
+        /stopped after 120000 of 300000 bytes from http:\/\/127\.0\.0\.1:\d+\/cdn\/\S+: lost the connection to 127\.0\.0\.1:\d+ \(UND_ERR_SOCKET: other side closed\); the partial download is kept .*run again to resume/,
+      file: join(cacheDir, 'checkpoints', `${FILE}.part`),
+    },
   );
   const path = join(cacheDir, 'checkpoints', FILE);
   t.equal((await stat(`${path}.part`)).size, 120_000, 'the part holds what arrived');
@@ -234,10 +249,10 @@ t.test('a part from another file is not resumed', async (t) => {
 t.test('a wrong SHA-256 rejects the file and removes the part', async (t) => {
   const cacheDir = freshCache();
   mode.declaredSha = 'ab'.repeat(32);
-  await t.rejects(
-    fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir }),
-    new RegExp(`SHA-256 ${sha256} differs from ${'ab'.repeat(32)} declared by .*removed`),
-  );
+  await t.rejects(fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir }), {
+    ...coded('downloadMismatch'),
+    message: new RegExp(`SHA-256 ${sha256} differs from ${'ab'.repeat(32)} declared by .*removed`),
+  });
   const path = join(cacheDir, 'checkpoints', FILE);
   t.notOk(existsSync(path) || existsSync(`${path}.part`) || existsSync(`${path}.part.json`));
 });
@@ -251,11 +266,24 @@ t.test("404 on Hugging Face: Meta's URL, checked by size; 404 on both: an error"
 
   mode.meta404 = true;
   const failure = fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir: freshCache() });
-  await t.rejects(
-    failure,
-    /cannot download sam2\.1_hiera_tiny\.pt:\n.*HTTP 404 \(not found\).*\n.*HTTP 404/,
-  );
-  await failure.catch((err: Error) => t.notMatch(err.message, /Offline/, 'no offline hint'));
+  const hf = `${origin}/facebook/sam2.1-hiera-tiny/resolve/main/${FILE}`;
+  await t.rejects(failure, {
+    ...coded('downloadHttp'),
+    status: 404,
+    url: hf,
+    message: /^cannot download sam2\.1_hiera_tiny\.pt to /,
+  });
+  await failure.catch((err: DownloadError) => {
+    t.notMatch(err.message, /Offline|\n/, 'one line, no offline hint');
+    t.match(err.message, `: ${hf}: HTTP 404 (not found); ${origin}/segment_anything_2/`);
+    t.same(
+      err.failures.map((f) => [f.code, f.status]),
+      [
+        [ERROR_CODES.downloadHttp, 404],
+        [ERROR_CODES.downloadHttp, 404],
+      ],
+    );
+  });
 });
 
 t.test('a slow server still reports progress; a stalled one times out', async (t) => {
@@ -279,10 +307,11 @@ t.test('a slow server still reports progress; a stalled one times out', async (t
   mode.chunkDelayMs = 0;
   mode.stallAt = 50_000;
   const cacheDir = freshCache();
-  await t.rejects(
-    fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir, timeoutSeconds: 0.3 }),
-    /stopped after 50000 of 300000 bytes: 127\.0\.0\.1:\d+ sent nothing for 0\.3 s \(timeout\)/,
-  );
+  await t.rejects(fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir, timeoutSeconds: 0.3 }), {
+    ...coded('downloadTimeout'),
+    message:
+      /stopped after 50000 of 300000 bytes from \S+: 127\.0\.0\.1:\d+ sent nothing for 0\.3 s \(timeout\)/,
+  });
   t.equal((await stat(join(cacheDir, 'checkpoints', `${FILE}.part`))).size, 50_000, 'kept');
 });
 
@@ -327,10 +356,11 @@ t.test('HTTP_PROXY and HTTPS_PROXY are honoured', async (t) => {
   process.env.CRACKSEG_HF_ENDPOINT = 'https://checkpoints.invalid';
   process.env.CRACKSEG_SAM2_BASE_URL = 'https://checkpoints.invalid/sam2';
   connects.length = 0;
-  await t.rejects(
-    fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir: freshCache() }),
-    /the proxy http:\/\/127\.0\.0\.1:\d+ refused the connection to checkpoints\.invalid.*\n.*Check the proxy/s,
-  );
+  await t.rejects(fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir: freshCache() }), {
+    ...coded('downloadNetwork'),
+    message:
+      /the proxy http:\/\/127\.0\.0\.1:\d+ refused the connection to checkpoints\.invalid.*\. Offline\? .*Check the proxy/,
+  });
   t.same(
     connects,
     ['checkpoints.invalid:443', 'checkpoints.invalid:443'],
@@ -350,10 +380,11 @@ t.test('offline: connection refused gives a clear message', async (t) => {
   });
   process.env.CRACKSEG_HF_ENDPOINT = `http://127.0.0.1:${port}`;
   process.env.CRACKSEG_SAM2_BASE_URL = `http://127.0.0.1:${port}/sam2`;
-  await t.rejects(
-    fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir: freshCache() }),
-    /cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED.*\n.*cannot reach .*\nOffline\? .*Behind a proxy\? Set HTTPS_PROXY/,
-  );
+  await t.rejects(fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir: freshCache() }), {
+    ...coded('downloadNetwork'),
+    message:
+      /^cannot download sam2\.1_hiera_tiny\.pt to \S+: http:\/\/127\.0\.0\.1:\d+\/\S+: cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED[^\n]*; http:\/\/\S+: cannot reach [^\n]*\. Offline\? [^\n]*Behind a proxy\? Set HTTPS_PROXY[^\n]*$/,
+  });
 });
 
 t.test(
@@ -400,5 +431,56 @@ t.test(
     );
     t.match(String(logs().at(-1)?.args[0]), /^using the cached .*sam2\.1_hiera_tiny\.pt$/);
     t.equal(log.length, 0, 'no request');
+  },
+);
+
+t.test(
+  'unusable answers and an unwritable cache: coded errors naming the URL and file',
+  async (t) => {
+    const dest = join(dir, 'direct', 'file.bin');
+    await t.rejects(downloadFile({ urls: [`${origin}/loop`], dest }), {
+      ...coded('downloadResponse'),
+      url: `${origin}/loop`,
+      message: `cannot download file.bin to ${join(dir, 'direct')}: ${origin}/loop: more than 10 redirects`,
+    });
+    await t.rejects(downloadFile({ urls: [`${origin}/short`], dest }), {
+      ...coded('downloadMismatch'),
+      file: `${dest}.part`,
+      message: `${dest}.part: 500 bytes received, 1000 declared by ${origin}/short; the partial download is kept`,
+    });
+    t.equal((await stat(`${dest}.part`)).size, 500, 'kept to resume');
+
+    const notAFolder = join(dir, 'not-a-folder');
+    await writeFile(notAFolder, '');
+    const failure = fetchOfficialCheckpoint('sam2.1_hiera_tiny', { cacheDir: notAFolder });
+    await t.rejects(failure, {
+      ...coded('downloadCache'),
+      file: join(notAFolder, 'checkpoints'),
+      message: `cannot create the cache folder ${join(notAFolder, 'checkpoints')}: ENOTDIR`,
+      cause: { code: 'ENOTDIR' },
+    });
+  },
+);
+
+t.test(
+  'crackseg export --checkpoint <name> failing: one line on stderr, exit status 1',
+  async (t) => {
+    mode.hf404 = true;
+    mode.meta404 = true;
+    const cli = fileURLToPath(new URL('../ts/cli/main.ts', import.meta.url));
+    // How this process runs TypeScript (tap's loader), for the process it starts.
+    const nodeArgs = process.execArgv.filter((arg) => arg.includes('typescript'));
+    const args = ['export', '--checkpoint', 'sam2.1_hiera_tiny', '--cache-dir', freshCache()];
+    const child = spawn(process.execPath, [...nodeArgs, cli, ...args, '--out', join(dir, 'x.pt')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const [status] = (await once(child, 'close')) as [number];
+    t.equal(status, 1);
+    t.match(
+      stderr,
+      /^crackseg: cannot download sam2\.1_hiera_tiny\.pt to \S+: http:\S+: HTTP 404 \(not found\); http:\S+: HTTP 404 \(not found\)\n$/,
+    );
   },
 );

@@ -60,6 +60,12 @@ t.test(
     await exec('tar', ['-xzf', first, '-C', work]);
     const unpacked = join(work, 'package');
     t.notOk(existsSync(join(unpacked, 'build')), 'no build folder is shipped');
+    // npm publish --provenance requires repository.url to name the GitHub repository
+    // (.github/workflows/ci.yml checks that it is the one publishing)
+    const packed = JSON.parse(readFileSync(join(unpacked, 'package.json'), 'utf8')) as {
+      repository?: { url?: string };
+    };
+    t.match(packed.repository?.url, /^git\+https:\/\/github\.com\/[\w.-]+\/[\w.-]+\.git$/);
     await exec(process.execPath, [
       join(root, 'scripts', 'prebuild.mjs'),
       '--from-build',

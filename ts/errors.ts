@@ -52,6 +52,18 @@ export const ERROR_CODES = {
   modelMetadata: 'ERR_CRACKSEG_MODEL_METADATA',
   /** {@link AdapterError}: a LoRA adapter that cannot be applied to the model. */
   adapter: 'ERR_CRACKSEG_ADAPTER',
+  /** {@link DownloadError}: the server answered with an HTTP error status (`status`). */
+  downloadHttp: 'ERR_CRACKSEG_DOWNLOAD_HTTP',
+  /** {@link DownloadError}: a host not reached (offline, DNS, refused) or lost, or a proxy refusing. */
+  downloadNetwork: 'ERR_CRACKSEG_DOWNLOAD_NETWORK',
+  /** {@link DownloadError}: no response or no data for the timeout (a stalled server). */
+  downloadTimeout: 'ERR_CRACKSEG_DOWNLOAD_TIMEOUT',
+  /** {@link DownloadError}: an unusable answer: too many redirects, other bytes than asked, no body. */
+  downloadResponse: 'ERR_CRACKSEG_DOWNLOAD_RESPONSE',
+  /** {@link DownloadError}: the bytes received differ from the declared size or SHA-256. */
+  downloadMismatch: 'ERR_CRACKSEG_DOWNLOAD_MISMATCH',
+  /** {@link DownloadError}: a cache file that cannot be written or read (the system's error is `cause`). */
+  downloadCache: 'ERR_CRACKSEG_DOWNLOAD_CACHE',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -144,5 +156,42 @@ export class AdapterError extends CracksegError {
     message: string,
   ) {
     super(ERROR_CODES.adapter, message);
+  }
+}
+
+/** The codes of a {@link DownloadError}. */
+export type DownloadErrorCode = (typeof ERROR_CODES)[
+  | 'downloadHttp'
+  | 'downloadNetwork'
+  | 'downloadTimeout'
+  | 'downloadResponse'
+  | 'downloadMismatch'
+  | 'downloadCache'];
+
+/**
+ * A download that failed (ts/model/download.ts); the message, one line, names the URL and the
+ * file. When every published URL failed, `failures` holds each one's error and the code is the
+ * first failure's that is not an HTTP status (the host could not be reached: the offline hint
+ * applies), else the first's.
+ */
+export class DownloadError extends CracksegError {
+  declare readonly code: DownloadErrorCode;
+  /** The HTTP status, for {@link ERROR_CODES.downloadHttp}; else null. */
+  readonly status: number | null;
+  /** Each URL's failure, when every published URL failed; else empty. */
+  readonly failures: readonly DownloadError[];
+
+  constructor(
+    code: DownloadErrorCode,
+    /** The URL at fault (the first tried, when several failed). */
+    readonly url: string,
+    /** The file being written: the download's destination, or its `.part` file. */
+    readonly file: string,
+    message: string,
+    options: { status?: number; failures?: DownloadError[]; cause?: unknown } = {},
+  ) {
+    super(code, message, 'cause' in options ? { cause: options.cause } : undefined);
+    this.status = options.status ?? null;
+    this.failures = options.failures ?? [];
   }
 }

@@ -113,12 +113,14 @@ export {
   CracksegError,
   DatasetError,
   DemoStoppedError,
+  DownloadError,
   ERROR_CODES,
   errorCode,
   ModelMetadataError,
   NATIVE_ERROR_CODES,
   SafetensorsError,
   SavedPredictionError,
+  type DownloadErrorCode,
   type ErrorCode,
 } from './errors.js';
 export {

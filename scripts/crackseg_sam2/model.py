@@ -120,10 +120,19 @@ class Sam2ImageModel(nn.Module):
             self.sam_prompt_encoder.get_dense_pe(),
             sparse,
             dense,
-            high_res_0.index_select(0, idx),
-            high_res_1.index_select(0, idx),
+            self._high_res_per_prompt(high_res_0, idx),
+            self._high_res_per_prompt(high_res_1, idx),
             multimask,
         )
+
+    def _high_res_per_prompt(self, features: Tensor, idx: Tensor) -> Tensor:
+        """Each prompt's image's high-res ``features``. The decoder only adds them to per-prompt
+        tensors, so those of one image without a gradient to route back are passed as a broadcast
+        view instead of a copy per prompt: the same masks, bit for bit (not so for the image
+        embedding, whose view changes the decoder's rounding; it is copied)."""
+        if features.size(0) == 1 and not features.requires_grad:
+            return features.expand(idx.size(0), -1, -1, -1)
+        return features.index_select(0, idx)
 
     def forward(
         self, images: Tensor, point_coords: Tensor, point_labels: Tensor, image_index: Tensor

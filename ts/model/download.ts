@@ -7,12 +7,15 @@
  * `X-Linked-Etag` (the SHA-256 of an LFS file), else `Content-Length` (size only). A stop at any
  * instant leaves `dest.part` and `dest.part.json` (the URL and the declared size and hash), from
  * which the next call resumes with an HTTP `Range` request if the server still declares the same.
+ * Every failure is a {@link DownloadError} whose code says what went wrong (ts/errors.ts) and whose
+ * one-line message names the URL and the file.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { EnvHttpProxyAgent, fetch, type Dispatcher, type Response } from 'undici';
+import { DownloadError, ERROR_CODES, type DownloadErrorCode } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
 export interface DownloadProgress {
@@ -79,30 +82,25 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     connect: { timeout: timeoutMs },
   });
   try {
-    const failures: string[] = [];
-    let unreachable = false;
+    const failures: DownloadError[] = [];
     for (const url of options.urls) {
       let declared: Declared;
       try {
-        declared = await probe(url, dispatcher);
+        declared = await probe(url, options.dest, dispatcher);
       } catch (err) {
-        failures.push(`${url}: ${describeFailure(err, url, timeoutMs)}`);
-        unreachable ||= !(err instanceof HttpStatusError);
+        failures.push(failureError(err, url, options.dest, timeoutMs));
         continue;
       }
       return await transfer(declared, options, dispatcher, timeoutMs);
     }
-    const hint = unreachable ? offlineHint(options.urls) : '';
-    throw new Error(
-      `cannot download ${basename(options.dest)}:\n  ${failures.join('\n  ')}${hint}`,
-    );
+    throw everyUrlFailed(failures, options);
   } finally {
     await dispatcher.destroy();
   }
 }
 
 /** Follows redirects with HEAD requests, collecting what the hops declare, up to the file. */
-async function probe(url: string, dispatcher: Dispatcher): Promise<Declared> {
+async function probe(url: string, dest: string, dispatcher: Dispatcher): Promise<Declared> {
   let location = url;
   let size: number | null = null;
   let sha256: string | null = null;
@@ -119,11 +117,39 @@ async function probe(url: string, dispatcher: Dispatcher): Promise<Declared> {
       if (size !== null && sha256 !== null) return { url, location, size, sha256 };
       continue;
     }
-    if (!response.ok) throw new HttpStatusError(response.status, location);
+    if (!response.ok) throw httpError(response.status, url, location, dest);
     size ??= sizeHeader(response, 'content-length');
     return { url, location, size, sha256 };
   }
-  throw new Error(`more than ${MAX_REDIRECTS} redirects from ${url}`);
+  throw new DownloadError(
+    ERROR_CODES.downloadResponse,
+    url,
+    dest,
+    `${url}: more than ${MAX_REDIRECTS} redirects`,
+  );
+}
+
+/**
+ * The error when no URL served the file: each one's failure in turn, and what to do offline or
+ * behind a proxy when a host could not be reached (see {@link DownloadError} for its code).
+ */
+function everyUrlFailed(failures: DownloadError[], options: DownloadOptions): DownloadError {
+  const { dest, urls } = options;
+  const unreachable = failures.find(
+    (f) => f.code === ERROR_CODES.downloadNetwork || f.code === ERROR_CODES.downloadTimeout,
+  );
+  const first = failures[0];
+  if (!first) throw new RangeError(`no URL to download ${dest} from`);
+  const cause = unreachable ?? first;
+  return new DownloadError(
+    cause.code,
+    first.url,
+    dest,
+    `cannot download ${basename(dest)} to ${dirname(dest)}: ` +
+      failures.map((f) => f.message).join('; ') +
+      (unreachable ? `. ${offlineHint(urls)}` : ''),
+    { failures, status: cause.status ?? undefined },
+  );
 }
 
 /** Fetches the declared file into `dest.part` (resuming it when possible), checks it, renames it. */
@@ -135,94 +161,115 @@ async function transfer(
 ): Promise<DownloadResult> {
   const started = performance.now();
   const { dest } = options;
+  const { url, location } = declared;
+  const name = basename(dest);
   const part = `${dest}.part`;
   const partInfo = `${dest}.part.json`;
-  await mkdir(dirname(dest), { recursive: true });
+  await onCache(url, dirname(dest), 'create the cache folder', () =>
+    mkdir(dirname(dest), { recursive: true }),
+  );
   let offset = await resumableBytes(declared, part, partInfo);
-  if (offset === 0) await rm(part, { force: true });
-  await writeFileAtomic(
-    partInfo,
-    JSON.stringify({ url: declared.url, size: declared.size, sha256: declared.sha256 }),
+  if (offset === 0)
+    await onCache(url, part, 'remove the partial download', () => rm(part, { force: true }));
+  await onCache(url, partInfo, 'write the partial download record', () =>
+    writeFileAtomic(
+      partInfo,
+      JSON.stringify({ url, size: declared.size, sha256: declared.sha256 }),
+    ),
   );
 
   let response: Response;
   try {
-    response = await fetch(declared.location, {
+    response = await fetch(location, {
       headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
       dispatcher,
     });
   } catch (err) {
-    throw new Error(
-      `cannot download ${basename(dest)}: ${describeFailure(err, declared.location, timeoutMs)}`,
-    );
+    throw failureError(err, location, dest, timeoutMs, { lead: `cannot download ${name} from ` });
   }
   if (response.status === 206) {
-    const start = /^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '')?.[1];
-    if (Number(start) !== offset) {
+    const range = response.headers.get('content-range');
+    if (Number(/^bytes (\d+)-/.exec(range ?? '')?.[1]) !== offset) {
       await response.body?.cancel();
-      throw new Error(
-        `${declared.location} answered a request for bytes ${offset}- with "${response.headers.get('content-range')}"`,
+      throw new DownloadError(
+        ERROR_CODES.downloadResponse,
+        location,
+        part,
+        `cannot resume ${part}: ${location} answered a request for bytes ${offset}- with "${range}"`,
       );
     }
   } else if (response.ok) {
     offset = 0; // the server ignored the range: start over
   } else {
     await response.body?.cancel();
-    if (response.status === 416) await rm(part, { force: true }); // the part no longer fits
-    throw new Error(
-      `cannot download ${basename(dest)}: ${new HttpStatusError(response.status, declared.location).message}`,
+    if (response.status === 416) await discard(url, part, partInfo); // the part no longer fits
+    throw httpError(response.status, url, location, dest);
+  }
+  if (!response.body) {
+    throw new DownloadError(
+      ERROR_CODES.downloadResponse,
+      location,
+      dest,
+      `cannot download ${name}: ${location} answered without a body`,
     );
   }
   const length = sizeHeader(response, 'content-length');
   const size = declared.size ?? (length === null ? null : offset + length);
 
   const hash = createHash('sha256');
-  if (offset > 0) await hashFile(part, hash);
-  const meter = new ProgressMeter(basename(dest), declared.url, size, offset, options);
+  if (offset > 0) await onCache(url, part, 'read the partial download', () => hashFile(part, hash));
+  const meter = new ProgressMeter(name, url, size, offset, options);
   let received = offset;
-  const file = await open(part, offset > 0 ? 'a' : 'w');
+  const file = await onCache(url, part, 'open the partial download', () =>
+    open(part, offset > 0 ? 'a' : 'w'),
+  );
   try {
-    if (!response.body) throw new Error('the response has no body');
     // A fetch body streams bytes (the Fetch standard); undici types its chunks as any.
     const body: AsyncIterable<Uint8Array> = response.body;
     for await (const chunk of body) {
-      await file.write(chunk);
+      await onCache(url, part, 'write the partial download', () => file.write(chunk));
       hash.update(chunk);
       received += chunk.length;
       meter.update(received);
     }
   } catch (err) {
     const of = size === null ? '' : ` of ${size}`;
-    throw new Error(
-      `downloading ${basename(dest)} stopped after ${received}${of} bytes: ` +
-        `${describeFailure(err, declared.location, timeoutMs, true)}; the partial download is kept ` +
-        `(${part}): run again to resume`,
-    );
+    throw failureError(err, location, part, timeoutMs, {
+      lead: `downloading ${name} stopped after ${received}${of} bytes from `,
+      tail: `; the partial download is kept (${part}): run again to resume`,
+      midTransfer: true,
+    });
   } finally {
     await file.close();
   }
 
   const sha256 = hash.digest('hex');
   if (size !== null && received !== size) {
-    if (received > size) await discard(part, partInfo);
-    throw new Error(
-      `${basename(dest)}: ${received} bytes received, ${size} declared by ${declared.location}` +
+    if (received > size) await discard(url, part, partInfo);
+    throw new DownloadError(
+      ERROR_CODES.downloadMismatch,
+      location,
+      part,
+      `${part}: ${received} bytes received, ${size} declared by ${location}` +
         (received < size ? '; the partial download is kept: run again to resume' : ''),
     );
   }
   if (declared.sha256 !== null && sha256 !== declared.sha256) {
-    await discard(part, partInfo);
-    throw new Error(
-      `${basename(dest)}: SHA-256 ${sha256} differs from ${declared.sha256} declared by ` +
-        `${declared.url}; the download was removed`,
+    await discard(url, part, partInfo);
+    throw new DownloadError(
+      ERROR_CODES.downloadMismatch,
+      url,
+      dest,
+      `${name}: SHA-256 ${sha256} differs from ${declared.sha256} declared by ${url}; ` +
+        `the download (${part}) was removed`,
     );
   }
   meter.update(received, true);
-  await rename(part, dest);
-  await rm(partInfo, { force: true });
+  await onCache(url, dest, 'rename the finished download to', () => rename(part, dest));
+  await onCache(url, partInfo, 'remove the download record', () => rm(partInfo, { force: true }));
   return {
     path: dest,
-    url: declared.url,
+    url,
     size: received,
     sha256,
     verified: declared.sha256 !== null ? 'sha256' : 'size',
@@ -256,9 +303,31 @@ async function hashFile(path: string, hash: Hash): Promise<void> {
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
 }
 
-async function discard(part: string, partInfo: string): Promise<void> {
-  await rm(part, { force: true });
-  await rm(partInfo, { force: true });
+async function discard(url: string, part: string, partInfo: string): Promise<void> {
+  await onCache(url, part, 'remove the partial download', () => rm(part, { force: true }));
+  await onCache(url, partInfo, 'remove the partial download record', () =>
+    rm(partInfo, { force: true }),
+  );
+}
+
+/** `action` on a cache file; its (system) error as a {@link DownloadError} naming the file. */
+async function onCache<T>(
+  url: string,
+  file: string,
+  verb: string,
+  action: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await action();
+  } catch (err) {
+    throw new DownloadError(
+      ERROR_CODES.downloadCache,
+      url,
+      file,
+      `cannot ${verb} ${file}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
 }
 
 /** Reports progress at most every `progressIntervalMs`, and always the last time. */
@@ -297,13 +366,16 @@ class ProgressMeter {
   }
 }
 
-class HttpStatusError extends Error {
-  constructor(
-    readonly status: number,
-    url: string,
-  ) {
-    super(`HTTP ${status}${status === 404 ? ' (not found)' : ''} from ${url}`);
-  }
+/** An HTTP error status from `location`, reached from the published `url`. */
+function httpError(status: number, url: string, location: string, dest: string): DownloadError {
+  const from = location === url ? '' : ` from ${location}`;
+  return new DownloadError(
+    ERROR_CODES.downloadHttp,
+    url,
+    dest,
+    `${url}: HTTP ${status}${status === 404 ? ' (not found)' : ''}${from}`,
+    { status },
+  );
 }
 
 function sizeHeader(response: Response, name: string): number | null {
@@ -339,14 +411,36 @@ const TIMEOUTS = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
-/** A network failure in words: what could not be reached, through which proxy, and why. */
-function describeFailure(
+/** Where a fetch failed, for its message: `${lead}${url}: ${reason}${tail}`. */
+interface FailureContext {
+  /** Default none: the message starts with the URL. */
+  lead?: string;
+  tail?: string;
+  /** The body was being received: the connection was lost rather than not made. */
+  midTransfer?: boolean;
+}
+
+/** A failure to fetch `url` as a {@link DownloadError}: what failed, through which proxy, and why. */
+function failureError(
+  err: unknown,
+  url: string,
+  file: string,
+  timeoutMs: number,
+  context: FailureContext = {},
+): DownloadError {
+  if (err instanceof DownloadError) return err;
+  const [code, reason] = networkFailure(err, url, timeoutMs, context.midTransfer ?? false);
+  const message = `${context.lead ?? ''}${url}: ${reason}${context.tail ?? ''}`;
+  return new DownloadError(code, url, file, message, { cause: err });
+}
+
+/** A network failure's code and description: what could not be reached, through which proxy. */
+function networkFailure(
   err: unknown,
   url: string,
   timeoutMs: number,
-  midTransfer = false,
-): string {
-  if (err instanceof HttpStatusError) return err.message;
+  midTransfer: boolean,
+): [DownloadErrorCode, string] {
   // fetch wraps the cause (and undici's proxy agent wraps its own) in `cause`
   const chain: Array<{ code?: unknown; message?: string; cause?: unknown }> = [];
   for (let e = err as (typeof chain)[number] | undefined; e && chain.length < 8;) {
@@ -358,25 +452,28 @@ function describeFailure(
   const host = new URL(url).host;
   const proxy = proxyFor(url);
   const via = proxy ? ` through the proxy ${proxy}` : '';
+  const { downloadNetwork, downloadTimeout } = ERROR_CODES;
   const tunnel = chain.find((e) => e.message?.includes('when HTTP Tunneling'));
-  if (tunnel)
-    return `the proxy ${proxy ?? ''} refused the connection to ${host} (${tunnel.message})`;
+  if (tunnel) {
+    const refused = `the proxy ${proxy ?? ''} refused the connection to ${host}`;
+    return [downloadNetwork, `${refused} (${tunnel.message})`];
+  }
   if (codes.some((c) => TIMEOUTS.has(c))) {
-    return `${host} sent nothing for ${timeoutMs / 1000} s${via} (timeout)`;
+    return [downloadTimeout, `${host} sent nothing for ${timeoutMs / 1000} s${via} (timeout)`];
   }
   const unreachable = codes.find((c) => UNREACHABLE.has(c));
   if (unreachable) {
     const what = midTransfer ? `lost the connection to ${host}` : `cannot reach ${host}`;
-    return `${what}${via} (${unreachable}: ${innermost})`;
+    return [downloadNetwork, `${what}${via} (${unreachable}: ${innermost})`];
   }
-  return `${host}${via}: ${innermost}`;
+  return [downloadNetwork, `${host}${via}: ${innermost}`];
 }
 
 /** After a host could not be reached: what to do offline, and how to get through a proxy. */
 function offlineHint(urls: string[]): string {
   const proxied = urls.some((url) => proxyFor(url));
   return (
-    '\nOffline? Download the file elsewhere and give its path instead of the name. ' +
+    'Offline? Download the file elsewhere and give its path instead of the name. ' +
     (proxied
       ? 'Check the proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).'
       : 'Behind a proxy? Set HTTPS_PROXY (e.g. http://proxy:3128).')
