@@ -137,7 +137,9 @@ t.test('2 ranks write the folder one process writes', async (t) => {
     t.equal(comparable(join(singles[1]!, file)), expected, `${file}: one process, twice`);
     t.equal(comparable(join(out, file)), expected, `${file}: 2 ranks`);
   }
-  const csv = readFileSync(join(out, 'bbox', RESULTS_CSV), 'utf8').trim().split('\n');
+  const csv = readFileSync(join(out, 'bbox', RESULTS_CSV), 'utf8')
+    .trim()
+    .split('\n');
   t.same(
     csv.slice(1).map((row) => row.split(',')[0]),
     [0, 1, 2, 3, 4].map((i) => `test_000${i}`),

@@ -197,10 +197,10 @@ t.test('process group: collectives, and errors with codes', async (t) => {
   const group = await ProcessGroup.join({ ...alone, masterPort: await freePort() }, 'cpu', 20);
   t.same(await group.allreduceSum([1.5, -2]), Float64Array.from([1.5, -2]));
   t.same(await group.allgather(Uint8Array.from([7, 8, 9])), [Uint8Array.from([7, 8, 9])]);
-  await t.rejects(
-    group.native.allreduceSum([1] as unknown as Float64Array),
-    { name: 'TypeError', code: 'ERR_CRACKSEG_ARGUMENT' },
-  );
+  await t.rejects(group.native.allreduceSum([1] as unknown as Float64Array), {
+    name: 'TypeError',
+    code: 'ERR_CRACKSEG_ARGUMENT',
+  });
   group.close();
   t.throws(() => group.rank, { code: 'ERR_CRACKSEG_DISPOSED' });
   await t.rejects(group.barrier(), { code: 'ERR_CRACKSEG_DISPOSED' });
@@ -217,10 +217,11 @@ t.test('process group: collectives, and errors with codes', async (t) => {
     name: 'RangeError',
     code: 'ERR_CRACKSEG_RANGE',
   });
-  await t.rejects(
-    binding().joinProcessGroup({ ...options, backend: 'mpi' as 'gloo' }),
-    { name: 'RangeError', code: 'ERR_CRACKSEG_RANGE', message: /'gloo' or 'nccl'/ },
-  );
+  await t.rejects(binding().joinProcessGroup({ ...options, backend: 'mpi' as 'gloo' }), {
+    name: 'RangeError',
+    code: 'ERR_CRACKSEG_RANGE',
+    message: /'gloo' or 'nccl'/,
+  });
   // Rank 1 alone: nobody serves the store.
   await t.rejects(binding().joinProcessGroup({ ...options, rank: 1 }), {
     code: 'ERR_CRACKSEG_DISTRIBUTED',

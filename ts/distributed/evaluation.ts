@@ -47,7 +47,9 @@ export async function mergeShards(
     (bytes) => deserialize(bytes) as ShardOutcome,
   );
   const byList = (a: ImageRecord, b: ImageRecord) => listIndex(a.imageId) - listIndex(b.imageId);
-  const records = mine.records.map((_, c) => parts.flatMap((part) => part.records[c]!).sort(byList));
+  const records = mine.records.map((_, c) =>
+    parts.flatMap((part) => part.records[c]!).sort(byList),
+  );
   const unique = new Map<string, SkippedEntry>();
   for (const entry of parts.flatMap((part) => part.skipped))
     unique.set(JSON.stringify(entry), entry);

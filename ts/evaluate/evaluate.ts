@@ -9,9 +9,9 @@ import { access } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { DatasetError, loadSample, readList, type SkippedEntry } from '../data/dataset.js';
-import type { ListEntry } from '../data/list-file.js';
 import type { DecodeOptions } from '../data/decode.js';
 import { defaultLoadWorkers } from '../data/sample-pool.js';
+import { errorCode } from '../errors.js';
 import { mergeShards, type MergedOutcome } from '../distributed/evaluation.js';
 import type { ProcessGroup } from '../distributed/group.js';
 import { inShard } from '../distributed/sampler.js';
@@ -192,8 +192,10 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     : await runPipeline({ ...plan.pipeline, runs, progress });
   if (!options.group) return finishEvaluation(plan, runs, outcome, progress, clock);
   // Every rank's share is written: rank 0 writes the job's reports.
-  const merged = await mergeShards(options.group, shardOutcome(runs, outcome, progress.count), (id) =>
-    list.indexById.get(id)!,
+  const merged = await mergeShards(
+    options.group,
+    shardOutcome(runs, outcome, progress.count),
+    (id) => list.indexById.get(id)!,
   );
   const job = options.group.rank === 0 ? await recordMerged(plan, list, run, merged) : null;
   const firstFailure =
@@ -210,19 +212,18 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 
 /** What this rank's share came to, for {@link mergeShards}. */
 function shardOutcome(runs: readonly ConfigRun[], outcome: PipelineOutcome, images: number) {
-  const error = outcome.failure?.error;
+  const failure = outcome.failure;
   return {
     records: runs.map((run) => [...(run.writer?.records() ?? [])]),
     skipped: outcome.skipped,
     images,
     aborted: outcome.aborted,
-    error:
-      error === undefined
-        ? null
-        : {
-            message: error instanceof Error ? error.message : String(error),
-            code: (error as { code?: string } | null)?.code,
-          },
+    error: failure
+      ? {
+          message: failure.error instanceof Error ? failure.error.message : String(failure.error),
+          code: errorCode(failure.error),
+        }
+      : null,
   };
 }
 

@@ -285,8 +285,14 @@ export class ReportWriter {
     // The row is recorded only once its files exist, so the CSV never points at missing files.
     await Promise.all(files);
     if (this.shardRecords) {
-      const { prediction, groundTruth, image, probabilities, saved, ...record } = result;
-      this.shardRecords.push(record);
+      this.shardRecords.push({
+        imageId: result.imageId,
+        imagePath: result.imagePath,
+        groundTruthPath: result.groundTruthPath,
+        promptCount: result.promptCount,
+        batchMsPerImage: result.batchMsPerImage,
+        evaluation,
+      });
     } else {
       await this.recordNow(result);
     }
