@@ -197,7 +197,7 @@ t.test('process group: collectives, and errors with codes', async (t) => {
   const group = await ProcessGroup.join({ ...alone, masterPort: await freePort() }, 'cpu', 20);
   t.same(await group.allreduceSum([1.5, -2]), Float64Array.from([1.5, -2]));
   t.same(await group.allgather(Uint8Array.from([7, 8, 9])), [Uint8Array.from([7, 8, 9])]);
-  await t.rejects(group.native.allreduceSum([1] as unknown as Float64Array), {
+  t.throws(() => group.native.allreduceSum([1] as unknown as Float64Array), {
     name: 'TypeError',
     code: 'ERR_CRACKSEG_ARGUMENT',
   });
