@@ -126,8 +126,8 @@ std::shared_ptr<DistributedGroup> DistributedGroup::Join(const GroupOptions& opt
                                            " is not in a world of size " +
                                            std::to_string(options.worldSize));
   if (options.masterPort < 1 || options.masterPort > 65535)
-    ThrowRangeError(RangeCode::kRange, "MASTER_PORT must be a port number, got " +
-                                           std::to_string(options.masterPort));
+    ThrowRangeError(RangeCode::kRange,
+                    "MASTER_PORT must be a port number, got " + std::to_string(options.masterPort));
   if (options.backend != "gloo" && options.backend != "nccl")
     ThrowRangeError(RangeCode::kRange, "process group backend must be 'gloo' or 'nccl', got '" +
                                            options.backend + "'");
@@ -332,10 +332,10 @@ Napi::Value ProcessGroupWrap::AllreduceSum(const Napi::CallbackInfo& info) {
       ThrowTypeError(TypeCode::kArgument, "allreduceSum(values: Float64Array)");
     auto group = Group();
     Napi::Float64Array input = info[0].As<Napi::Float64Array>();
-    torch::Tensor values = torch::from_blob(input.Data(),
-                                            {static_cast<int64_t>(input.ElementLength())},
-                                            torch::kFloat64)
-                               .clone();
+    torch::Tensor values =
+        torch::from_blob(input.Data(), {static_cast<int64_t>(input.ElementLength())},
+                         torch::kFloat64)
+            .clone();
     return AsyncJob<torch::Tensor>::Start(
         env,
         [group, values]() {

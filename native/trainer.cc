@@ -617,7 +617,8 @@ Napi::Value TrainerWrap::Distribute(const Napi::CallbackInfo& info) {
       ThrowTypeError(TypeCode::kArgument, "distribute(group, bucketBytes)");
     auto group = ProcessGroupWrap::FromValue(info[0], "distribute: group");
     int64_t bucketBytes = info[1].As<Napi::Number>().Int64Value();
-    if (bucketBytes < 1) ThrowRangeError(RangeCode::kRange, "distribute: bucketBytes must be positive");
+    if (bucketBytes < 1)
+      ThrowRangeError(RangeCode::kRange, "distribute: bucketBytes must be positive");
     auto state = State();
     std::lock_guard<std::mutex> lock(state->mutex);
     if (state->microSteps % state->options.gradientAccumulation != 0)

@@ -150,6 +150,53 @@ t.test('2 ranks write the folder one process writes', async (t) => {
   );
 });
 
+t.test('Ctrl-C: every rank stops, rank 0 writes the partial report, exit 130', async (t) => {
+  const data = join(dir, 'data10');
+  await synthesizeDataset({
+    out: data,
+    train: 0,
+    val: 0,
+    test: 10,
+    width: 64,
+    height: 48,
+    seed: 5,
+  });
+  const out = join(dir, 'interrupted');
+  const args = [cli, 'evaluate', 'bbox', '--model', model, '--device', 'cpu', '--data-root', data];
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, ...args, '--output-dir', out, '--batch-size', '1', '--nproc-per-node', '2'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  let interrupted = false;
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    // Rank 0's first image is written: the launcher forwards the interrupt to both ranks.
+    if (!interrupted && /\[rank 0\] 1\/5 images/.test(stderr)) interrupted = child.kill('SIGINT');
+  });
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  t.equal(code, 130, stderr);
+  t.notMatch(stderr, /the other ranks were stopped/, 'no rank failed');
+  const summary = JSON.parse(readFileSync(join(out, SUMMARY_JSON), 'utf8')) as {
+    complete: boolean;
+    counts: { evaluated: number };
+  };
+  t.equal(summary.complete, false);
+  t.ok(
+    summary.counts.evaluated >= 1 && summary.counts.evaluated < 10,
+    `${summary.counts.evaluated}`,
+  );
+  const ids = readFileSync(join(out, RESULTS_CSV), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((row) => row.split(',')[0]!);
+  t.equal(ids.length, summary.counts.evaluated);
+  t.same(ids, [...ids].sort(), 'rows in list order');
+  for (const id of ids) t.ok(readFileSync(join(out, 'predictions', `${id}.png`)).length > 0);
+});
+
 t.test('a rank killed during evaluation fails the other, naming it', async (t) => {
   const port = await freePort();
   const started = performance.now();
