@@ -140,7 +140,7 @@ export interface EvaluationResult {
   seconds: number;
   /** `images / seconds`. */
   imagesPerSecond: number;
-  /** `<outputDir>/report.html`; null with `skip.evaluation`. */
+  /** `<outputDir>/report.html`; null with `skip.evaluation`, and on a sharded run's other ranks. */
   reportHtml: string | null;
   host: HostTimings;
 }
@@ -480,8 +480,10 @@ async function finishEvaluation(
   failure ??= finished.failure;
   const { configs } = finished;
   const { outputDir } = plan;
-  const reportHtml = plan.skip.evaluation ? null : join(outputDir, REPORT_HTML);
-  if (reportHtml && configs.length > 0) {
+  // None with skip.evaluation, or on the ranks of a sharded run other than 0.
+  const reportHtml =
+    plan.skip.evaluation || configs.length === 0 ? null : join(outputDir, REPORT_HTML);
+  if (reportHtml) {
     const only = plan.layout === 'config-folder' ? undefined : runs.map((run) => run.folder);
     try {
       await writeHtmlReport(reportHtml, [
