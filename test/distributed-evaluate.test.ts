@@ -148,6 +148,20 @@ t.test('2 ranks write the folder one process writes', async (t) => {
     ['test_0000', 'test_0001', 'test_0002'],
     'rows in list order',
   );
+
+  // --skip-inference: 2 ranks re-score the 2-rank folder as one process re-scores its own.
+  const rescore = [...evaluateArgs(out), '--skip-inference'];
+  const rescored = await run([cli, ...rescore, '--nproc-per-node', '2']);
+  t.equal(rescored.code, 0, rescored.stderr);
+  const shardedFiles = new Map(files.map((file) => [file, comparable(join(out, file))]));
+  rmSync(out, { recursive: true });
+  renameSync(singles[1]!, out);
+  const program = new Command().exitOverride();
+  register(program);
+  await program.parseAsync(['node', 'crackseg', ...rescore]);
+  t.same(filesUnder(out), files);
+  for (const file of files)
+    t.equal(shardedFiles.get(file), comparable(join(out, file)), `${file}: re-scored`);
 });
 
 t.test('Ctrl-C: every rank stops, rank 0 writes the partial report, exit 130', async (t) => {
