@@ -181,14 +181,24 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const { shard } = plan.pipeline;
   // From here on outputs exist: whatever happens, every opened report is finalised.
   const { runs, failure } = await openReports(plan, list, run, { shard: !!shard });
+  // Rank 0 of a sharded run also opens the job's reports now (emptied, as one process's are),
+  // written once at the end with every rank's images, not every few rows.
+  const job =
+    options.group?.rank === 0
+      ? await openReports(plan, list, run, {
+          flushEvery: Number.POSITIVE_INFINITY,
+          flushIntervalMs: Number.POSITIVE_INFINITY,
+        })
+      : null;
   const share = list.entries.filter((_, index) => inShard(index, shard)).length;
   const progress = new ProgressMeter(
     list.total - list.entries.length + share,
     options.onProgress,
     clock.started,
   );
-  const outcome = failure
-    ? notStarted(failure)
+  const openFailure = failure ?? job?.failure;
+  const outcome = openFailure
+    ? notStarted(openFailure)
     : await runPipeline({ ...plan.pipeline, runs, progress });
   if (!options.group) return finishEvaluation(plan, runs, outcome, progress, clock);
   // Every rank's share is written: rank 0 writes the job's reports.
@@ -197,9 +207,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     shardOutcome(runs, outcome, progress.count),
     (id) => list.indexById.get(id)!,
   );
-  const job = options.group.rank === 0 ? await recordMerged(plan, list, run, merged) : null;
+  const recorded = job ? await recordMerged(job.runs, merged) : undefined;
   const firstFailure =
-    outcome.failure ?? (merged.failure ? { error: merged.failure } : undefined) ?? job?.failure;
+    outcome.failure ?? (merged.failure ? { error: merged.failure } : undefined) ?? recorded;
   return finishEvaluation(
     plan,
     job?.runs ?? [],
@@ -228,32 +238,25 @@ function shardOutcome(runs: readonly ConfigRun[], outcome: PipelineOutcome, imag
 }
 
 /**
- * Rank 0's reports of a sharded run: opened now, fed every rank's records and skips in list order
- * (written once, at finish, not every few rows).
+ * Rank 0's reports of a sharded run fed every rank's records and skips, in list order; the
+ * failure, if any.
  */
 async function recordMerged(
-  plan: EvaluationPlan,
-  list: CheckedList,
-  run: RunRecord,
+  runs: readonly ConfigRun[],
   merged: MergedOutcome,
-): Promise<{ runs: ConfigRun[]; failure: { error: unknown } | undefined }> {
-  const opened = await openReports(plan, list, run, {
-    flushEvery: Number.POSITIVE_INFINITY,
-    flushIntervalMs: Number.POSITIVE_INFINITY,
-  });
-  if (opened.failure) return opened;
+): Promise<{ error: unknown } | undefined> {
   try {
-    for (const [c, config] of opened.runs.entries()) {
-      const { writer } = config;
+    for (const [c, run] of runs.entries()) {
+      const { writer } = run;
       if (!writer) continue;
       for (const record of merged.records[c]!) await writer.record(record);
       for (const entry of merged.skipped)
-        if (!entry.promptConfig || entry.promptConfig === config.name) writer.skip(entry);
+        if (!entry.promptConfig || entry.promptConfig === run.name) writer.skip(entry);
     }
+    return undefined;
   } catch (error) {
-    return { runs: opened.runs, failure: { error } };
+    return { error };
   }
-  return opened;
 }
 
 type EvaluationPlan = ReturnType<typeof planEvaluation>;
