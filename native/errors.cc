@@ -27,6 +27,7 @@ constexpr CodeEntry kErrorCodes[] = {
     {"module", "ERR_CRACKSEG_MODULE"},
     {"torch", "ERR_CRACKSEG_TORCH"},
     {"native", "ERR_CRACKSEG_NATIVE"},
+    {"distributed", "ERR_CRACKSEG_DISTRIBUTED"},
 };
 
 }  // namespace

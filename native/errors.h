@@ -18,8 +18,19 @@ enum class TypeCode { kArgument, kDtype };
 enum class RangeCode { kRange, kShape };
 // Codes of Errors: a disposed object; a spent or unknown tensor handle; no parameter or method of
 // that name; a device this machine lacks; a file that cannot be read or written; a module that
-// breaks docs/model-interface.md; libtorch's own error; out of host memory or an unknown exception.
-enum class ErrorCode { kDisposed, kHandle, kNotFound, kDevice, kIo, kModule, kTorch, kNative };
+// breaks docs/model-interface.md; libtorch's own error; out of host memory or an unknown exception;
+// a process group that cannot be joined or whose collective failed (a peer gone, a timeout).
+enum class ErrorCode {
+  kDisposed,
+  kHandle,
+  kNotFound,
+  kDevice,
+  kIo,
+  kModule,
+  kTorch,
+  kNative,
+  kDistributed
+};
 
 enum class ErrorKind { kError, kTypeError, kRangeError };
 

@@ -37,6 +37,8 @@ namespace {
 struct Collectives {
   virtual ~Collectives() = default;
   virtual c10::intrusive_ptr<c10d::Work> Allreduce(std::vector<torch::Tensor>& tensors) = 0;
+  virtual c10::intrusive_ptr<c10d::Work> Allgather(std::vector<std::vector<torch::Tensor>>& outputs,
+                                                   std::vector<torch::Tensor>& inputs) = 0;
   virtual c10::intrusive_ptr<c10d::Work> Barrier() = 0;
 };
 
@@ -45,6 +47,10 @@ struct BackendCollectives : Collectives {
   explicit BackendCollectives(c10::intrusive_ptr<Backend> backend) : backend(std::move(backend)) {}
   c10::intrusive_ptr<c10d::Work> Allreduce(std::vector<torch::Tensor>& tensors) override {
     return backend->allreduce(tensors, c10d::AllreduceOptions());
+  }
+  c10::intrusive_ptr<c10d::Work> Allgather(std::vector<std::vector<torch::Tensor>>& outputs,
+                                           std::vector<torch::Tensor>& inputs) override {
+    return backend->allgather(outputs, inputs, c10d::AllgatherOptions());
   }
   c10::intrusive_ptr<c10d::Work> Barrier() override {
     return backend->barrier(c10d::BarrierOptions());
@@ -65,7 +71,8 @@ std::unique_ptr<Collectives> MakeCollectives(const c10::intrusive_ptr<c10d::Stor
     return std::make_unique<BackendCollectives<c10d::ProcessGroupGloo>>(
         c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.worldSize, options));
 #else
-    throw std::runtime_error("this build of crackseg has no Gloo (install libgloo-dev, rebuild)");
+    ThrowError(ErrorCode::kDistributed,
+               "this build of crackseg has no Gloo (install libgloo-dev, rebuild)");
 #endif
   }
   if (o.backend == "nccl") {
@@ -75,11 +82,12 @@ std::unique_ptr<Collectives> MakeCollectives(const c10::intrusive_ptr<c10d::Stor
     return std::make_unique<BackendCollectives<c10d::ProcessGroupNCCL>>(
         c10::make_intrusive<c10d::ProcessGroupNCCL>(store, o.rank, o.worldSize, options));
 #else
-    throw std::runtime_error("this build of crackseg has no NCCL (a CUDA libtorch with NCCL)");
+    ThrowError(ErrorCode::kDistributed,
+               "this build of crackseg has no NCCL (a CUDA libtorch with NCCL)");
 #endif
   }
-  throw std::invalid_argument("process group backend must be 'gloo' or 'nccl', got '" + o.backend +
-                              "'");
+  ThrowRangeError(RangeCode::kRange,
+                  "process group backend must be 'gloo' or 'nccl', got '" + o.backend + "'");
 }
 
 std::string HostName() {
@@ -114,11 +122,15 @@ DistributedGroup::~DistributedGroup() = default;
 
 std::shared_ptr<DistributedGroup> DistributedGroup::Join(const GroupOptions& options) {
   if (options.worldSize < 1 || options.rank < 0 || options.rank >= options.worldSize)
-    throw std::invalid_argument("rank " + std::to_string(options.rank) +
-                                " is not in a world of size " + std::to_string(options.worldSize));
+    ThrowRangeError(RangeCode::kRange, "rank " + std::to_string(options.rank) +
+                                           " is not in a world of size " +
+                                           std::to_string(options.worldSize));
   if (options.masterPort < 1 || options.masterPort > 65535)
-    throw std::invalid_argument("MASTER_PORT must be a port number, got " +
-                                std::to_string(options.masterPort));
+    ThrowRangeError(RangeCode::kRange,
+                    "MASTER_PORT must be a port number, got " + std::to_string(options.masterPort));
+  if (options.backend != "gloo" && options.backend != "nccl")
+    ThrowRangeError(RangeCode::kRange, "process group backend must be 'gloo' or 'nccl', got '" +
+                                           options.backend + "'");
   std::shared_ptr<DistributedGroup> group(new DistributedGroup(options));
   Impl& impl = *group->impl_;
   std::string where = options.masterAddr + ":" + std::to_string(options.masterPort);
@@ -143,13 +155,11 @@ std::shared_ptr<DistributedGroup> DistributedGroup::Join(const GroupOptions& opt
       impl.channels[c] = MakeCollectives(c10::make_intrusive<c10d::PrefixStore>(
                                              "crackseg/channel" + std::to_string(c), impl.store),
                                          options);
-  } catch (const std::invalid_argument&) {
-    throw;
   } catch (...) {
-    throw std::runtime_error("rank " + std::to_string(options.rank) + " of " +
-                             std::to_string(options.worldSize) + " could not join the " +
-                             options.backend + " process group at " + where + ": " +
-                             std::string(CurrentNativeError().what()));
+    ThrowError(ErrorCode::kDistributed,
+               "rank " + std::to_string(options.rank) + " of " + std::to_string(options.worldSize) +
+                   " could not join the " + options.backend + " process group at " + where + ": " +
+                   std::string(CurrentNativeError().what()));
   }
   return group;
 }
@@ -166,22 +176,37 @@ c10::intrusive_ptr<c10d::Work> DistributedGroup::StartAllreduce(std::vector<torc
 void DistributedGroup::Wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) {
   try {
     if (!work->wait(options_.timeout))
-      throw std::runtime_error("timed out after " + std::to_string(options_.timeout.count()) +
-                               " ms");
+      ThrowError(ErrorCode::kDistributed,
+                 "timed out after " + std::to_string(options_.timeout.count()) + " ms");
   } catch (...) {
     throw Failure(what);
   }
 }
 
-std::runtime_error DistributedGroup::Failure(const std::string& what) const {
+NativeError DistributedGroup::Failure(const std::string& what) const {
   std::string cause = std::string(CurrentNativeError().what());
-  return std::runtime_error(what + " failed on rank " + std::to_string(rank()) + " of " +
-                            std::to_string(worldSize()) + ": " + PeerReport() + " (" +
-                            cause.substr(0, cause.find('\n')) + ")");
+  return NativeError(ErrorKind::kError, CodeName(ErrorCode::kDistributed),
+                     what + " failed on rank " + std::to_string(rank()) + " of " +
+                         std::to_string(worldSize()) + ": " + PeerReport() + " (" +
+                         cause.substr(0, cause.find('\n')) + ")");
 }
 
 void DistributedGroup::Barrier() {
   Wait(impl_->channels[static_cast<int>(Channel::kControl)]->Barrier(), "barrier");
+}
+
+std::vector<torch::Tensor> DistributedGroup::Allgather(const torch::Tensor& tensor) {
+  std::vector<torch::Tensor> inputs{tensor.to(options_.device)};
+  std::vector<std::vector<torch::Tensor>> outputs(1);
+  for (int r = 0; r < worldSize(); ++r) outputs[0].push_back(torch::empty_like(inputs[0]));
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    work = impl_->channels[static_cast<int>(Channel::kControl)]->Allgather(outputs, inputs);
+  } catch (...) {
+    throw Failure("allgather");
+  }
+  Wait(work, "allgather");
+  return outputs[0];
 }
 
 std::string DistributedGroup::PeerReport() const {
@@ -210,6 +235,7 @@ void ProcessGroupWrap::Init(Napi::Env env, Napi::Object exports) {
                       InstanceAccessor<&ProcessGroupWrap::WorldSize>("worldSize"),
                       InstanceAccessor<&ProcessGroupWrap::Backend>("backend"),
                       InstanceMethod<&ProcessGroupWrap::AllreduceSum>("allreduceSum"),
+                      InstanceMethod<&ProcessGroupWrap::AllgatherBytes>("allgatherBytes"),
                       InstanceMethod<&ProcessGroupWrap::Barrier>("barrier"),
                       InstanceMethod<&ProcessGroupWrap::Close>("close"),
                   });
@@ -219,34 +245,33 @@ void ProcessGroupWrap::Init(Napi::Env env, Napi::Object exports) {
                   env,
                   [](const Napi::CallbackInfo& info) -> Napi::Value {
                     Napi::Env env = info.Env();
-                    if (info.Length() < 1 || !info[0].IsObject())
-                      throw Napi::TypeError::New(env, "joinProcessGroup(options)");
-                    Napi::Object o = info[0].As<Napi::Object>();
-                    auto integer = [&](const char* name) {
-                      Napi::Value value = o.Get(name);
-                      if (!value.IsNumber())
-                        throw Napi::TypeError::New(
-                            env, std::string("joinProcessGroup: ") + name + " must be a number");
-                      return value.As<Napi::Number>().Int64Value();
-                    };
-                    auto text = [&](const char* name) {
-                      Napi::Value value = o.Get(name);
-                      if (!value.IsString())
-                        throw Napi::TypeError::New(
-                            env, std::string("joinProcessGroup: ") + name + " must be a string");
-                      return value.As<Napi::String>().Utf8Value();
-                    };
-                    GroupOptions options;
-                    options.rank = static_cast<int>(integer("rank"));
-                    options.worldSize = static_cast<int>(integer("worldSize"));
-                    options.masterAddr = text("masterAddr");
-                    options.masterPort = static_cast<int>(integer("masterPort"));
-                    options.backend = text("backend");
-                    options.timeout = std::chrono::milliseconds(integer("timeoutMs"));
-                    std::string device = text("device");
                     using Joined = std::shared_ptr<DistributedGroup>;
                     return Guarded(env, [&] {
-                      options.device = ParseDevice(device);
+                      if (info.Length() < 1 || !info[0].IsObject())
+                        ThrowTypeError(TypeCode::kArgument, "joinProcessGroup(options)");
+                      Napi::Object o = info[0].As<Napi::Object>();
+                      auto integer = [&](const char* name) {
+                        Napi::Value value = o.Get(name);
+                        if (!value.IsNumber())
+                          ThrowTypeError(TypeCode::kArgument, std::string("joinProcessGroup: ") +
+                                                                  name + " must be a number");
+                        return value.As<Napi::Number>().Int64Value();
+                      };
+                      auto text = [&](const char* name) {
+                        Napi::Value value = o.Get(name);
+                        if (!value.IsString())
+                          ThrowTypeError(TypeCode::kArgument, std::string("joinProcessGroup: ") +
+                                                                  name + " must be a string");
+                        return value.As<Napi::String>().Utf8Value();
+                      };
+                      GroupOptions options;
+                      options.rank = static_cast<int>(integer("rank"));
+                      options.worldSize = static_cast<int>(integer("worldSize"));
+                      options.masterAddr = text("masterAddr");
+                      options.masterPort = static_cast<int>(integer("masterPort"));
+                      options.backend = text("backend");
+                      options.timeout = std::chrono::milliseconds(integer("timeoutMs"));
+                      options.device = ParseDevice(text("device"));
                       return AsyncJob<Joined>::Start(
                           env, [options]() { return DistributedGroup::Join(options); },
                           [](Napi::Env env, Joined& group) -> Napi::Value {
@@ -262,72 +287,102 @@ void ProcessGroupWrap::Init(Napi::Env env, Napi::Object exports) {
 ProcessGroupWrap::ProcessGroupWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<ProcessGroupWrap>(info) {
   using Joined = std::shared_ptr<DistributedGroup>;
-  if (info.Length() != 1 || !info[0].IsExternal())
-    throw Napi::TypeError::New(info.Env(), "ProcessGroup is created by joinProcessGroup(options)");
-  auto* joined = info[0].As<Napi::External<Joined>>().Data();
-  group_ = std::move(*joined);
-  delete joined;
+  Guarded(info.Env(), [&] {
+    if (info.Length() != 1 || !info[0].IsExternal())
+      ThrowTypeError(TypeCode::kArgument, "ProcessGroup is created by joinProcessGroup(options)");
+    auto* joined = info[0].As<Napi::External<Joined>>().Data();
+    group_ = std::move(*joined);
+    delete joined;
+  });
 }
 
 std::shared_ptr<DistributedGroup> ProcessGroupWrap::FromValue(const Napi::Value& value,
                                                               const char* what) {
   Napi::Env env = value.Env();
-  if (!value.IsObject() ||
-      !value.As<Napi::Object>().InstanceOf(GetAddonData(env).processGroup.Value()))
-    throw Napi::TypeError::New(env, std::string(what) + " must be a ProcessGroup");
-  return Unwrap(value.As<Napi::Object>())->Group(env);
+  return Guarded(env, [&] {
+    if (!value.IsObject() ||
+        !value.As<Napi::Object>().InstanceOf(GetAddonData(env).processGroup.Value()))
+      ThrowTypeError(TypeCode::kArgument, std::string(what) + " must be a ProcessGroup");
+    return Unwrap(value.As<Napi::Object>())->Group();
+  });
 }
 
-std::shared_ptr<DistributedGroup> ProcessGroupWrap::Group(Napi::Env env) const {
-  if (!group_) throw Napi::Error::New(env, "this ProcessGroup was closed");
+std::shared_ptr<DistributedGroup> ProcessGroupWrap::Group() const {
+  if (!group_) ThrowError(ErrorCode::kDisposed, "this ProcessGroup was closed");
   return group_;
 }
 
 Napi::Value ProcessGroupWrap::Rank(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), Group(info.Env())->rank());
+  return Guarded(info.Env(), [&] { return Napi::Number::New(info.Env(), Group()->rank()); });
 }
 
 Napi::Value ProcessGroupWrap::WorldSize(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), Group(info.Env())->worldSize());
+  return Guarded(info.Env(), [&] { return Napi::Number::New(info.Env(), Group()->worldSize()); });
 }
 
 Napi::Value ProcessGroupWrap::Backend(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), Group(info.Env())->backend());
+  return Guarded(info.Env(), [&] { return Napi::String::New(info.Env(), Group()->backend()); });
 }
 
 Napi::Value ProcessGroupWrap::AllreduceSum(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    throw Napi::TypeError::New(env, "allreduceSum(values: Float64Array)");
-  auto group = Group(env);
-  Napi::Float64Array input = info[0].As<Napi::Float64Array>();
-  torch::Tensor values =
-      torch::from_blob(input.Data(), {static_cast<int64_t>(input.ElementLength())}, torch::kFloat64)
-          .clone();
-  return AsyncJob<torch::Tensor>::Start(
-      env,
-      [group, values]() {
-        std::vector<torch::Tensor> tensors{values.to(group->device())};
-        group->Wait(group->StartAllreduce(tensors, Channel::kControl), "allreduce");
-        return tensors[0].cpu();
-      },
-      [](Napi::Env env, torch::Tensor& sum) -> Napi::Value {
-        auto output = Napi::Float64Array::New(env, static_cast<size_t>(sum.numel()));
-        std::memcpy(output.Data(), sum.data_ptr<double>(), sum.numel() * sizeof(double));
-        return output;
-      });
+  return Guarded(env, [&] {
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      ThrowTypeError(TypeCode::kArgument, "allreduceSum(values: Float64Array)");
+    auto group = Group();
+    Napi::Float64Array input = info[0].As<Napi::Float64Array>();
+    torch::Tensor values =
+        torch::from_blob(input.Data(), {static_cast<int64_t>(input.ElementLength())},
+                         torch::kFloat64)
+            .clone();
+    return AsyncJob<torch::Tensor>::Start(
+        env,
+        [group, values]() {
+          std::vector<torch::Tensor> tensors{values.to(group->device())};
+          group->Wait(group->StartAllreduce(tensors, Channel::kControl), "allreduce");
+          return tensors[0].cpu();
+        },
+        [](Napi::Env env, torch::Tensor& sum) -> Napi::Value {
+          auto output = Napi::Float64Array::New(env, static_cast<size_t>(sum.numel()));
+          std::memcpy(output.Data(), sum.data_ptr<double>(), sum.numel() * sizeof(double));
+          return output;
+        });
+  });
+}
+
+Napi::Value ProcessGroupWrap::AllgatherBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&] {
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      ThrowTypeError(TypeCode::kArgument, "allgatherBytes(bytes: Uint8Array)");
+    auto group = Group();
+    Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
+    torch::Tensor bytes =
+        torch::from_blob(input.Data(), {static_cast<int64_t>(input.ElementLength())}, torch::kUInt8)
+            .clone();
+    return AsyncJob<torch::Tensor>::Start(
+        env, [group, bytes]() { return torch::cat(group->Allgather(bytes)).cpu(); },
+        [](Napi::Env env, torch::Tensor& all) -> Napi::Value {
+          auto output = Napi::Uint8Array::New(env, static_cast<size_t>(all.numel()));
+          if (all.numel() > 0) std::memcpy(output.Data(), all.data_ptr<uint8_t>(), all.numel());
+          return output;
+        });
+  });
 }
 
 Napi::Value ProcessGroupWrap::Barrier(const Napi::CallbackInfo& info) {
-  auto group = Group(info.Env());
-  return AsyncJob<bool>::Start(
-      info.Env(),
-      [group]() {
-        group->Barrier();
-        return true;
-      },
-      [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  return Guarded(info.Env(), [&] {
+    auto group = Group();
+    return AsyncJob<bool>::Start(
+        info.Env(),
+        [group]() {
+          group->Barrier();
+          return true;
+        },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
 }
 
 Napi::Value ProcessGroupWrap::Close(const Napi::CallbackInfo& info) {

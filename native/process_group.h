@@ -3,8 +3,9 @@
 // where the libtorch has it. Two channels of the same ranks, each its own c10d group: `kControl`
 // for what the JS side reduces (validation counts, stop flags), `kGradients` for the trainer's
 // buckets, so collectives issued from different threads never interleave within one group. A
-// collective that fails or outlives the timeout throws, naming the ranks on this machine whose
-// process is gone. ProcessGroupWrap is its JS face (`joinProcessGroup`).
+// join or collective that fails or outlives the timeout throws a NativeError coded
+// ERR_CRACKSEG_DISTRIBUTED, naming the ranks on this machine whose process is gone; bad options
+// are RangeErrors (ERR_CRACKSEG_RANGE). ProcessGroupWrap is its JS face (`joinProcessGroup`).
 #pragma once
 
 #include <napi.h>
@@ -12,9 +13,10 @@
 
 #include <chrono>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "errors.h"
 
 namespace c10d {
 class Work;
@@ -52,6 +54,8 @@ class DistributedGroup {
   // Waits for a started collective; `what` names it in the error.
   void Wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what);
   void Barrier();
+  // Every rank's `tensor` (the same shape on every rank), by rank, on the control channel.
+  std::vector<torch::Tensor> Allgather(const torch::Tensor& tensor);
 
  private:
   struct Impl;
@@ -59,7 +63,7 @@ class DistributedGroup {
   // Why a collective may have failed: the ranks of this machine whose process is gone.
   std::string PeerReport() const;
   // The error for collective `what`, from the exception in flight.
-  std::runtime_error Failure(const std::string& what) const;
+  NativeError Failure(const std::string& what) const;
 
   GroupOptions options_;
   std::unique_ptr<Impl> impl_;
@@ -74,11 +78,13 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
   static std::shared_ptr<DistributedGroup> FromValue(const Napi::Value& value, const char* what);
 
  private:
-  std::shared_ptr<DistributedGroup> Group(Napi::Env env) const;
+  // The group; a closed one throws ERR_CRACKSEG_DISPOSED (call under Guarded).
+  std::shared_ptr<DistributedGroup> Group() const;
   Napi::Value Rank(const Napi::CallbackInfo& info);
   Napi::Value WorldSize(const Napi::CallbackInfo& info);
   Napi::Value Backend(const Napi::CallbackInfo& info);
   Napi::Value AllreduceSum(const Napi::CallbackInfo& info);
+  Napi::Value AllgatherBytes(const Napi::CallbackInfo& info);
   Napi::Value Barrier(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 

@@ -612,16 +612,17 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerWrap::Distribute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[1].IsNumber())
-    throw Napi::TypeError::New(env, "distribute(group, bucketBytes)");
-  auto group = ProcessGroupWrap::FromValue(info[0], "distribute: group");
-  int64_t bucketBytes = info[1].As<Napi::Number>().Int64Value();
-  if (bucketBytes < 1) throw Napi::TypeError::New(env, "distribute: bucketBytes must be positive");
-  auto state = State();
   Guarded(env, [&] {
+    if (info.Length() < 2 || !info[1].IsNumber())
+      ThrowTypeError(TypeCode::kArgument, "distribute(group, bucketBytes)");
+    auto group = ProcessGroupWrap::FromValue(info[0], "distribute: group");
+    int64_t bucketBytes = info[1].As<Napi::Number>().Int64Value();
+    if (bucketBytes < 1)
+      ThrowRangeError(RangeCode::kRange, "distribute: bucketBytes must be positive");
+    auto state = State();
     std::lock_guard<std::mutex> lock(state->mutex);
     if (state->microSteps % state->options.gradientAccumulation != 0)
-      throw std::runtime_error("distribute: call it between optimizer steps");
+      ThrowError(ErrorCode::kDistributed, "distribute: call it between optimizer steps");
     state->sync =
         std::make_unique<GradientSync>(group, state->parameters, state->masters, bucketBytes);
     return 0;

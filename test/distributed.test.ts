@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { workerArguments } from '../ts/cli/distributed.js';
+import { binding } from '../ts/binding.js';
 import { distributedEnv } from '../ts/distributed/env.js';
+import { ProcessGroup } from '../ts/distributed/group.js';
 import { freePort, launchWorkers } from '../ts/distributed/launch.js';
 import { shardOrder } from '../ts/distributed/sampler.js';
 import { resumedBatchInEpoch } from '../ts/distributed/training.js';
@@ -190,6 +192,43 @@ t.test(
   },
 );
 
+t.test('process group: collectives, and errors with codes', async (t) => {
+  const alone = { rank: 0, worldSize: 1, localRank: 0, masterAddr: '127.0.0.1' };
+  const group = await ProcessGroup.join({ ...alone, masterPort: await freePort() }, 'cpu', 20);
+  t.same(await group.allreduceSum([1.5, -2]), Float64Array.from([1.5, -2]));
+  t.same(await group.allgather(Uint8Array.from([7, 8, 9])), [Uint8Array.from([7, 8, 9])]);
+  t.throws(() => group.native.allreduceSum([1] as unknown as Float64Array), {
+    name: 'TypeError',
+    code: 'ERR_CRACKSEG_ARGUMENT',
+  });
+  group.close();
+  t.throws(() => group.rank, { code: 'ERR_CRACKSEG_DISPOSED' });
+  await t.rejects(group.barrier(), { code: 'ERR_CRACKSEG_DISPOSED' });
+  const options = {
+    rank: 0,
+    worldSize: 2,
+    masterAddr: '127.0.0.1',
+    masterPort: await freePort(),
+    backend: 'gloo' as const,
+    device: 'cpu',
+    timeoutMs: 1000,
+  };
+  await t.rejects(binding().joinProcessGroup({ ...options, rank: 2 }), {
+    name: 'RangeError',
+    code: 'ERR_CRACKSEG_RANGE',
+  });
+  await t.rejects(binding().joinProcessGroup({ ...options, backend: 'mpi' as 'gloo' }), {
+    name: 'RangeError',
+    code: 'ERR_CRACKSEG_RANGE',
+    message: /'gloo' or 'nccl'/,
+  });
+  // Rank 1 alone: nobody serves the store.
+  await t.rejects(binding().joinProcessGroup({ ...options, rank: 1 }), {
+    code: 'ERR_CRACKSEG_DISTRIBUTED',
+    message: /rank 1 of 2 could not join the gloo process group at 127\.0\.0\.1:/,
+  });
+});
+
 t.test('launcher: worker arguments, environment, and a failing rank fails the job', async (t) => {
   t.same(
     workerArguments([
@@ -305,7 +344,7 @@ t.test('a rank killed mid-epoch; then resume with one process', async (t) => {
   t.not(exits[0]!.code, 0, 'rank 0 fails');
   t.match(
     exits[0]!.stderr,
-    /rank 1 \(pid \d+\) exited/,
+    /rank 1 \(pid \d+\) exited.*\[ERR_CRACKSEG_DISTRIBUTED\]/,
     `naming the rank that died: ${exits[0]!.stderr}`,
   );
   // The group's timeout is 60 s (the worker's); a dead peer is seen at once, not after it.

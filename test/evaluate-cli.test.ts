@@ -18,6 +18,9 @@ const flags = (extra: Partial<EvaluateFlags> = {}): EvaluateFlags => ({
   seed: 0,
   maskRule: 'strict',
   maxPixels: 8192 * 8192,
+  nnodes: 1,
+  nodeRank: 0,
+  distTimeout: 1800,
   ...extra,
 });
 const notGiven = () => false;

@@ -325,6 +325,8 @@ export interface NativeProcessGroup {
   readonly backend: string;
   /** The element-wise sum over ranks. */
   allreduceSum(values: Float64Array): Promise<Float64Array>;
+  /** Every rank's `bytes` (the same length on every rank), concatenated in rank order. */
+  allgatherBytes(bytes: Uint8Array): Promise<Uint8Array>;
   barrier(): Promise<void>;
   /** Leaves the group (collectives in flight finish first); every later call throws. */
   close(): void;

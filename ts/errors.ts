@@ -35,6 +35,11 @@ export const NATIVE_ERROR_CODES = {
   torch: 'ERR_CRACKSEG_TORCH',
   /** Out of host memory, or an unknown C++ exception. */
   native: 'ERR_CRACKSEG_NATIVE',
+  /**
+   * A process group that cannot be joined, or whose collective failed: a peer's process gone
+   * (named), or the timeout passed (ts/distributed/group.ts).
+   */
+  distributed: 'ERR_CRACKSEG_DISTRIBUTED',
 } as const;
 
 /** Every code: the addon's and the TypeScript layer's. */

@@ -81,10 +81,8 @@ export async function launchIfAsked(flags: DistributedFlags): Promise<boolean> {
     command: process.execPath,
     args: [...process.execArgv, ...workerArguments(process.argv.slice(1))],
   });
-  if (result.failure) {
-    console.error(`crackseg: ${result.failure}; the other ranks were stopped`);
-    process.exitCode = result.exitCode;
-  }
+  if (result.failure) console.error(`crackseg: ${result.failure}; the other ranks were stopped`);
+  if (result.exitCode !== 0) process.exitCode = result.exitCode;
   return true;
 }
 

@@ -49,9 +49,15 @@ import {
   type DecodeFlags,
   STOP_SIGNALS,
 } from './options.js';
+import {
+  addDistributedOptions,
+  joinFromEnv,
+  launchIfAsked,
+  type DistributedFlags,
+} from './distributed.js';
 import { addRunConfig, CONFIG_SOURCE } from './run-config.js';
 
-export interface EvaluateFlags extends DecodeFlags {
+export interface EvaluateFlags extends DecodeFlags, DistributedFlags {
   model?: string;
   loraCheckpoint?: string;
   device?: Device;
@@ -201,7 +207,7 @@ export function register(program: Command): void {
         'report.html goes into --output-dir, covering the configs of this run.\n' +
         '--test-file is relative to the current directory; default <data-root>/test.txt.',
     );
-  addRunConfig(command).action(
+  addDistributedOptions(addRunConfig(command)).action(
     async (mode: string | undefined, flags: EvaluateFlags, command: Command) => {
       const { prompts, layout, outputDir } = plan(
         mode,
@@ -210,24 +216,30 @@ export function register(program: Command): void {
         (flag) => ['cli', CONFIG_SOURCE].includes(command.getOptionValueSource(flag) ?? ''),
       );
       if (!flags.skipInference && !flags.model) throw new Error('--model is required');
+      if (await launchIfAsked(flags)) return;
+      const { group, device, env } = await joinFromEnv(flags.device ?? defaultDevice(), flags);
+      // Rank 0 speaks for the job; the others only report their errors.
+      const speaks = !env || env.rank === 0;
       const model =
         flags.skipInference || !flags.model
           ? undefined
           : await loadModel({
               path: flags.model,
-              device: flags.device ?? defaultDevice(),
+              device,
               ...(flags.precision ? { precision: flags.precision } : {}),
               ...(flags.loraCheckpoint ? { loraCheckpoint: flags.loraCheckpoint } : {}),
             });
-      if (model)
+      if (model && speaks)
         console.error(
-          `model ${model.metadata.config_name} on ${model.device} (${model.precision})`,
+          `model ${model.metadata.config_name} on ${model.device} (${model.precision})` +
+            (group ? `, ${group.worldSize} ranks` : ''),
         );
       const interrupts = handleInterrupts('stopping after the current batch');
       const bar = progressPrinter(process.stderr);
       try {
         const result = await evaluate({
           ...(model ? { model } : {}),
+          ...(group ? { group } : {}),
           dataRoot: flags.dataRoot,
           listFile: listFilePath(flags.testFile, flags.dataRoot, 'test.txt'),
           prompts,
@@ -247,16 +259,17 @@ export function register(program: Command): void {
             flags.saveProbabilities === true
               ? DEFAULT_PROBABILITY_BITS
               : (flags.saveProbabilities ?? false),
-          onProgress: (progress) => bar.update(progress),
+          onProgress: (progress) => speaks && bar.update(progress),
           signal: interrupts.signal,
         });
         bar.end();
-        printResult(result);
+        if (speaks) printResult(result);
         if (result.aborted) process.exitCode = interrupts.exitCode() ?? STOP_SIGNALS.SIGINT;
       } finally {
         bar.end();
         interrupts.release();
         model?.module.dispose();
+        group?.close();
       }
     },
   );

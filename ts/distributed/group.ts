@@ -1,7 +1,8 @@
 /**
  * A process group of c10d (PyTorch's distributed engine, in the addon): Gloo between CPU
- * processes, NCCL between GPUs. The collectives the JS side needs (sums of counts and flags, a
- * barrier) run one at a time, in call order, so every rank issues them in the same order.
+ * processes, NCCL between GPUs. The collectives the JS side needs (sums of counts and flags, the
+ * gathering of each rank's bytes, a barrier) run one at a time, in call order, so every rank
+ * issues them in the same order.
  */
 import { binding, type NativeProcessGroup } from '../binding.js';
 import type { Device } from '../torch-module.js';
@@ -61,6 +62,23 @@ export class ProcessGroup {
   async any(flag: boolean): Promise<boolean> {
     const [count] = await this.allreduceSum([flag ? 1 : 0]);
     return count! > 0;
+  }
+
+  /**
+   * Every rank's `bytes`, by rank, on every rank: their lengths are summed over the ranks first,
+   * then each rank's bytes padded to the longest are gathered (c10d's allgather).
+   */
+  async allgather(bytes: Uint8Array): Promise<Uint8Array[]> {
+    const own = new Float64Array(this.worldSize);
+    own[this.rank] = bytes.length;
+    const lengths = await this.allreduceSum(own);
+    const longest = Math.max(...lengths);
+    const padded = new Uint8Array(longest);
+    padded.set(bytes);
+    const all = await this.inTurn(() => this.native.allgatherBytes(padded));
+    return Array.from(lengths, (length, rank) =>
+      all.subarray(rank * longest, rank * longest + length),
+    );
   }
 
   barrier(): Promise<void> {

@@ -2,7 +2,8 @@
  * The launcher of `--nproc-per-node N`, as torchrun's: starts this machine's N workers of the
  * job (the same command, with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set),
  * forwards SIGINT and SIGTERM to them, and once one fails stops the others and fails the job with
- * that rank's error.
+ * that rank's error. The workers run in their own process group, so a Ctrl-C at the terminal
+ * reaches them once, through the launcher (a second one quits them at once).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -33,7 +34,10 @@ export interface LaunchOptions {
 }
 
 export interface LaunchResult {
-  /** 0 when every worker succeeded; else the failing rank's code (128 + n for signal n). */
+  /**
+   * 0 when every worker succeeded; else the failing rank's code (128 + n for signal n); after a
+   * forwarded SIGINT or SIGTERM that the workers obeyed (each exiting 128 + n), 128 + n.
+   */
   exitCode: number;
   /** `rank R (pid P) …: its last error line`; null on success. */
   failure: string | null;
@@ -80,6 +84,8 @@ export async function launchWorkers(options: LaunchOptions): Promise<LaunchResul
     ((stream, line) => (stream === 'stdout' ? process.stdout : process.stderr).write(`${line}\n`));
 
   let failure: { rank: number; text: string; exitCode: number } | null = null;
+  // The stop signal forwarded to the workers: a worker that exits with its code did as asked.
+  let forwarded: NodeJS.Signals | null = null;
   const lastError = new Map<number, string>();
   const workers: Array<{ rank: number; child: ChildProcess; done: Promise<void> }> = [];
   const stopOthers = () => {
@@ -105,6 +111,7 @@ export async function launchWorkers(options: LaunchOptions): Promise<LaunchResul
         }),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     // Rank 0's standard output reads as one process's; everything else says whose it is.
     createInterface({ input: child.stdout }).on('line', (line) =>
@@ -121,7 +128,8 @@ export async function launchWorkers(options: LaunchOptions): Promise<LaunchResul
         resolveDone();
       });
       child.on('close', (code, signal) => {
-        if ((code !== 0 || signal) && !failure) {
+        const obeyed = forwarded !== null && code === 128 + SIGNAL_NUMBERS[forwarded]!;
+        if ((code !== 0 || signal) && !obeyed && !failure) {
           const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
           const last = lastError.get(rank);
           failure = {
@@ -137,6 +145,7 @@ export async function launchWorkers(options: LaunchOptions): Promise<LaunchResul
     workers.push({ rank, child, done });
   }
   const forward = (signal: NodeJS.Signals) => () => {
+    forwarded ??= signal;
     for (const { child } of workers) if (child.exitCode === null) child.kill(signal);
   };
   const onInterrupt = forward('SIGINT');
@@ -150,7 +159,7 @@ export async function launchWorkers(options: LaunchOptions): Promise<LaunchResul
     process.off('SIGTERM', onTerminate);
   }
   const failed = failure as { rank: number; text: string; exitCode: number } | null;
-  return failed
-    ? { exitCode: failed.exitCode, failure: failed.text }
-    : { exitCode: 0, failure: null };
+  const stopped = forwarded as NodeJS.Signals | null;
+  if (failed) return { exitCode: failed.exitCode, failure: failed.text };
+  return { exitCode: stopped ? 128 + SIGNAL_NUMBERS[stopped]! : 0, failure: null };
 }

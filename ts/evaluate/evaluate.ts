@@ -9,18 +9,21 @@ import { access } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { DatasetError, loadSample, readList, type SkippedEntry } from '../data/dataset.js';
-import type { ListEntry } from '../data/list-file.js';
 import type { DecodeOptions } from '../data/decode.js';
 import { defaultLoadWorkers } from '../data/sample-pool.js';
+import { errorCode } from '../errors.js';
+import { mergeShards, type MergedOutcome } from '../distributed/evaluation.js';
+import type { ProcessGroup } from '../distributed/group.js';
+import { inShard } from '../distributed/sampler.js';
 import { DEFAULT_TOLERANCE_RADIUS } from '../metrics/image.js';
 import type { SamModel } from '../model/load.js';
 import { defaultBatchSize, assertBatchSize } from '../predict.js';
 import { promptConfigName, type PromptConfig } from '../prompts/config.js';
-import { runRecord } from '../run-record.js';
+import { runRecord, type RunRecord } from '../run-record.js';
 import { MAX_HTML_EXAMPLES, writeHtmlReport } from '../report/html.js';
 import { PREDICTIONS_DIR, type ProbabilityBitDepth } from '../report/predictions.js';
 import type { EvaluationSummary } from '../report/summary.js';
-import { ReportWriter, type FinishExtras } from '../report/writer.js';
+import { ReportWriter, type FinishExtras, type ReportWriterOptions } from '../report/writer.js';
 import {
   runPipeline,
   type ConfigRun,
@@ -103,6 +106,14 @@ export interface EvaluateOptions {
    * everything is written and finalised.
    */
   signal?: AbortSignal;
+  /**
+   * Sharded across this group's ranks (docs/distributed.md): each rank predicts and scores its
+   * share of the list (image i on rank i mod W) and writes those images' predictions and figures
+   * into `outputDir`; rank 0 then writes the CSV, summary, histograms, extremes' figures and
+   * report.html of every image, in list order, as one process would. Every rank calls it with the
+   * same options; the other ranks' results have no configs.
+   */
+  group?: ProcessGroup;
 }
 
 /** One prompt config's outcome. */
@@ -129,7 +140,7 @@ export interface EvaluationResult {
   seconds: number;
   /** `images / seconds`. */
   imagesPerSecond: number;
-  /** `<outputDir>/report.html`; null with `skip.evaluation`. */
+  /** `<outputDir>/report.html`; null with `skip.evaluation`, and on a sharded run's other ranks. */
   reportHtml: string | null;
   host: HostTimings;
 }
@@ -166,16 +177,90 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   };
   const plan = planEvaluation(options);
   const list = await readCheckedList(plan);
+  const run = await describeRun(plan);
+  const { shard } = plan.pipeline;
   // From here on outputs exist: whatever happens, every opened report is finalised.
-  const { runs, failure } = await openReports(plan, list.entries);
-  const progress = new ProgressMeter(list.total, options.onProgress, clock.started);
-  const outcome = failure
-    ? notStarted(failure)
+  const { runs, failure } = await openReports(plan, list, run, { shard: !!shard });
+  // Rank 0 of a sharded run also opens the job's reports now (emptied, as one process's are),
+  // written once at the end with every rank's images, not every few rows.
+  const job =
+    options.group?.rank === 0
+      ? await openReports(plan, list, run, {
+          flushEvery: Number.POSITIVE_INFINITY,
+          flushIntervalMs: Number.POSITIVE_INFINITY,
+        })
+      : null;
+  const share = list.entries.filter((_, index) => inShard(index, shard)).length;
+  const progress = new ProgressMeter(
+    list.total - list.entries.length + share,
+    options.onProgress,
+    clock.started,
+  );
+  const openFailure = failure ?? job?.failure;
+  const outcome = openFailure
+    ? notStarted(openFailure)
     : await runPipeline({ ...plan.pipeline, runs, progress });
-  return finishEvaluation(plan, runs, outcome, progress, clock);
+  if (!options.group) return finishEvaluation(plan, runs, outcome, progress, clock);
+  // Every rank's share is written: rank 0 writes the job's reports.
+  const merged = await mergeShards(
+    options.group,
+    shardOutcome(runs, outcome, progress.count),
+    (id) => list.indexById.get(id)!,
+  );
+  const recorded = job ? await recordMerged(job.runs, merged) : undefined;
+  const firstFailure =
+    outcome.failure ?? (merged.failure ? { error: merged.failure } : undefined) ?? recorded;
+  return finishEvaluation(
+    plan,
+    job?.runs ?? [],
+    { ...outcome, failure: firstFailure, aborted: merged.aborted, skipped: merged.skipped },
+    progress,
+    clock,
+    merged.images,
+  );
+}
+
+/** What this rank's share came to, for {@link mergeShards}. */
+function shardOutcome(runs: readonly ConfigRun[], outcome: PipelineOutcome, images: number) {
+  const failure = outcome.failure;
+  return {
+    records: runs.map((run) => [...(run.writer?.records() ?? [])]),
+    skipped: outcome.skipped,
+    images,
+    aborted: outcome.aborted,
+    error: failure
+      ? {
+          message: failure.error instanceof Error ? failure.error.message : String(failure.error),
+          code: errorCode(failure.error),
+        }
+      : null,
+  };
+}
+
+/**
+ * Rank 0's reports of a sharded run fed every rank's records and skips, in list order; the
+ * failure, if any.
+ */
+async function recordMerged(
+  runs: readonly ConfigRun[],
+  merged: MergedOutcome,
+): Promise<{ error: unknown } | undefined> {
+  try {
+    for (const [c, run] of runs.entries()) {
+      const { writer } = run;
+      if (!writer) continue;
+      for (const record of merged.records[c]!) await writer.record(record);
+      for (const entry of merged.skipped)
+        if (!entry.promptConfig || entry.promptConfig === run.name) writer.skip(entry);
+    }
+    return undefined;
+  } catch (error) {
+    return { error };
+  }
 }
 
 type EvaluationPlan = ReturnType<typeof planEvaluation>;
+type CheckedList = Awaited<ReturnType<typeof readCheckedList>>;
 
 /**
  * The options checked and resolved, each config's folder, and the pipeline's settings: the first
@@ -228,6 +313,7 @@ function planEvaluation(options: EvaluateOptions) {
       ? 0
       : (options.workers ?? Math.max(1, availableParallelism() - 1)),
     signal: options.signal,
+    shard: options.group && { rank: options.group.rank, worldSize: options.group.worldSize },
   };
   return {
     skip,
@@ -265,23 +351,16 @@ async function readCheckedList(plan: EvaluationPlan) {
       }
     }
   }
-  return { entries, total: entries.length + problems.length };
+  // Ids are unique within a list: records and the extremes' figures find their entry by id.
+  const indexById = new Map(entries.map((entry, index) => [entry.id, index]));
+  return { entries, indexById, total: entries.length + problems.length };
 }
 
-/**
- * Each config's report opened (none with `skip.evaluation`); the first failure is returned with
- * the reports that did open, so that those are finalised.
- */
-async function openReports(
-  plan: EvaluationPlan,
-  entries: readonly ListEntry[],
-): Promise<{ runs: ConfigRun[]; failure: { error: unknown } | undefined }> {
+/** What the run is, recorded in every summary. */
+function describeRun(plan: EvaluationPlan): Promise<RunRecord> {
   const { skip, numVis, source, model } = plan;
   const { batchSize, seed, saveProbabilities, toleranceRadius } = plan.pipeline;
-  // Ids are unique within a list: the extremes' figures find their entry by id.
-  const indexById = new Map(entries.map((entry, index) => [entry.id, index]));
-  // What the run is, recorded in every summary.
-  const run = await runRecord({
+  return runRecord({
     command: 'evaluate',
     settings: {
       dataRoot: resolve(source.root),
@@ -301,6 +380,21 @@ async function openReports(
     loraCheckpoint: model?.loraCheckpoint ?? null,
     device: model?.device ?? 'none',
   });
+}
+
+/**
+ * Each config's report opened (none with `skip.evaluation`), with `writerOptions` (a shard's, or
+ * rank 0's of a sharded run); the first failure is returned with the reports that did open, so
+ * that those are finalised.
+ */
+async function openReports(
+  plan: EvaluationPlan,
+  { entries, indexById }: CheckedList,
+  run: RunRecord,
+  writerOptions: Pick<ReportWriterOptions, 'shard' | 'flushEvery' | 'flushIntervalMs'>,
+): Promise<{ runs: ConfigRun[]; failure: { error: unknown } | undefined }> {
+  const { skip, numVis, source, model } = plan;
+  const { batchSize, seed, saveProbabilities, toleranceRadius } = plan.pipeline;
   const opened = await Promise.allSettled(
     plan.plans.map(async (config): Promise<ConfigRun> => {
       const writer = skip.evaluation
@@ -312,6 +406,7 @@ async function openReports(
             saveProbabilities,
             toleranceRadius,
             run,
+            ...writerOptions,
             // The extremes' figures read their image and mask again: nothing is kept for them.
             loadInputs: async (imageId: string) => {
               const index = indexById.get(imageId)!;
@@ -363,6 +458,8 @@ async function finishEvaluation(
   outcome: PipelineOutcome,
   progress: ProgressMeter,
   clock: { started: number; cpu: NodeJS.CpuUsage; loop: EventLoopUtilization },
+  /** Images written: by every rank of a sharded run. */
+  images = progress.count,
 ): Promise<EvaluationResult> {
   const { aborted, skipped } = outcome;
   let { failure } = outcome;
@@ -372,7 +469,7 @@ async function finishEvaluation(
   const pipelineSeconds = (performance.now() - clock.started) / 1000;
   const timings = {
     pipelineSeconds,
-    imagesPerSecond: progress.count / pipelineSeconds,
+    imagesPerSecond: images / pipelineSeconds,
     modelLoadSeconds: plan.model?.loadSeconds ?? null,
   };
   const endState = failure
@@ -386,8 +483,10 @@ async function finishEvaluation(
   failure ??= finished.failure;
   const { configs } = finished;
   const { outputDir } = plan;
-  const reportHtml = plan.skip.evaluation ? null : join(outputDir, REPORT_HTML);
-  if (reportHtml && configs.length > 0) {
+  // None with skip.evaluation, or on the ranks of a sharded run other than 0.
+  const reportHtml =
+    plan.skip.evaluation || configs.length === 0 ? null : join(outputDir, REPORT_HTML);
+  if (reportHtml) {
     const only = plan.layout === 'config-folder' ? undefined : runs.map((run) => run.folder);
     try {
       await writeHtmlReport(reportHtml, [
@@ -410,10 +509,10 @@ async function finishEvaluation(
   return {
     configs,
     aborted,
-    images: progress.count,
+    images,
     skipped,
     seconds,
-    imagesPerSecond: progress.count / seconds,
+    imagesPerSecond: images / seconds,
     reportHtml,
     host,
   };

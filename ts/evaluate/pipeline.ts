@@ -16,6 +16,7 @@
 import { readDataset, type Dataset, type SkippedEntry } from '../data/dataset.js';
 import type { DecodeOptions } from '../data/decode.js';
 import { SamplePool, type HeldSample } from '../data/sample-pool.js';
+import type { Shard } from '../distributed/sampler.js';
 import type { SamModel } from '../model/load.js';
 import {
   predictBatch,
@@ -76,6 +77,8 @@ export interface PipelineSettings {
   scoringWorkers: number;
   /** Stops taking batches; those started are finished and written. */
   signal: AbortSignal | undefined;
+  /** Only this rank's share of the list (index ≡ rank mod worldSize); undefined: all of it. */
+  shard: Shard | undefined;
 }
 
 export interface PipelineInput extends PipelineSettings {
@@ -201,6 +204,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
     const prepare = { root: source.root, listFile: source.listFile, seed: input.seed };
     dataset = readDataset({
       ...source,
+      ...(input.shard ? { shard: input.shard } : {}),
       concurrency: Math.max(4, 2 * input.batchSize),
       load: (entry, index) =>
         held.track(loading.prepare({ ...prepare, entry, index, prompts, hold: true })),

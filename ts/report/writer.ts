@@ -81,6 +81,15 @@ export interface ImageResult {
   saved?: boolean;
 }
 
+/**
+ * What an image adds to the report once its files exist: its row and scores, no pixels (what a
+ * rank of a sharded evaluation hands to rank 0).
+ */
+export type ImageRecord = Omit<
+  ImageResult,
+  'prediction' | 'groundTruth' | 'image' | 'probabilities' | 'saved'
+>;
+
 export interface ReportWriterOptions {
   /**
    * 'all': overlay and figure for every image; 'extremes': overlays and figures only for the best
@@ -110,6 +119,13 @@ export interface ReportWriterOptions {
    * without them (`visualizations: 'extremes'`): drawn at finish, so they need not be kept.
    */
   loadInputs?: (imageId: string) => Promise<{ image: RgbImage; groundTruth: BinaryMask }>;
+  /**
+   * One rank's share of a sharded evaluation (docs/distributed.md): {@link add} writes the
+   * image's files and keeps its {@link ImageRecord} ({@link records}); this writer writes no CSV,
+   * summary, histogram or extreme's figure and is not finished. Rank 0's writer {@link record}s
+   * every rank's records in list order instead.
+   */
+  shard?: boolean;
 }
 
 /** What the caller adds at the end. */
@@ -143,8 +159,10 @@ export class ReportWriter {
   private readonly crackFree: Candidate[] = [];
   private readonly startedAt = new Date();
   private readonly options: Required<
-    Omit<ReportWriterOptions, 'metadata' | 'folder' | 'loadInputs' | 'run'>
+    Omit<ReportWriterOptions, 'metadata' | 'folder' | 'loadInputs' | 'run' | 'shard'>
   >;
+  /** A shard's records, in the order added; null unless `shard`. */
+  private readonly shardRecords: ImageRecord[] | null;
   private readonly loadInputs: ReportWriterOptions['loadInputs'];
   private readonly run: RunRecord | null;
   private metadata: Record<string, unknown>;
@@ -173,11 +191,15 @@ export class ReportWriter {
       maxPanelWidth: options.maxPanelWidth ?? 480,
     };
     this.loadInputs = options.loadInputs;
+    this.shardRecords = options.shard ? [] : null;
     this.run = options.run ?? null;
     this.metadata = { ...options.metadata };
   }
 
-  /** Creates `<outDir>/<folder>/` and writes a header-only CSV and an empty summary. */
+  /**
+   * Creates `<outDir>/<folder>/` and writes a header-only CSV and an empty summary (a shard's
+   * writer: the folder only).
+   */
   static async open(
     outDir: string,
     promptConfig: string,
@@ -187,7 +209,7 @@ export class ReportWriter {
     assertSafeName(folder, 'Report folder name');
     const writer = new ReportWriter(join(outDir, folder), promptConfig, options);
     await mkdir(join(writer.configDir, PREDICTIONS_DIR), { recursive: true });
-    await writer.flush(false);
+    if (!options.shard) await writer.flush(false);
     return writer;
   }
 
@@ -209,6 +231,21 @@ export class ReportWriter {
     } finally {
       this.inFlight.delete(work);
     }
+  }
+
+  /** A shard's records so far (`shard` writers only). */
+  records(): readonly ImageRecord[] {
+    if (!this.shardRecords) throw new Error('records() is for the writers of a shard');
+    return this.shardRecords;
+  }
+
+  /**
+   * Adds the row and scores of an image whose files are written already (by whichever rank
+   * predicted it): as {@link add} with `saved` and nothing to draw.
+   */
+  async record(record: ImageRecord): Promise<void> {
+    this.assertOpen();
+    await this.recordNow(record);
   }
 
   private async addNow(result: ImageResult): Promise<ImageEvaluation> {
@@ -247,7 +284,24 @@ export class ReportWriter {
     }
     // The row is recorded only once its files exist, so the CSV never points at missing files.
     await Promise.all(files);
+    if (this.shardRecords) {
+      this.shardRecords.push({
+        imageId: result.imageId,
+        imagePath: result.imagePath,
+        groundTruthPath: result.groundTruthPath,
+        promptCount: result.promptCount,
+        batchMsPerImage: result.batchMsPerImage,
+        evaluation,
+      });
+    } else {
+      await this.recordNow(result);
+    }
+    return evaluation;
+  }
 
+  /** The bookkeeping of {@link add}: row, scores, extremes, and a flush when one is due. */
+  private async recordNow(result: ImageResult): Promise<void> {
+    const { evaluation } = result;
     this.accumulator.add(evaluation);
     this.batchMs.push(result.batchMsPerImage);
     const { confusion } = evaluation;
@@ -268,13 +322,13 @@ export class ReportWriter {
         evaluation,
       ),
     );
+    const title = figureTitle(result.imageId, this.promptConfig, result.promptCount);
     this.considerExtreme(result, evaluation, title);
 
     const due =
       this.rows.length - this.rowsAtLastFlush >= this.options.flushEvery ||
       Date.now() - this.lastFlush >= this.options.flushIntervalMs;
     if (due) await this.flush(false);
-    return evaluation;
   }
 
   /**
