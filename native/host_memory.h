@@ -1,6 +1,7 @@
 // libtorch's CPU allocator for this process: large blocks are mappings of their own, reused by
-// later tensors of the same size and returned to the system beyond a cache limit, so that a
-// training step's resident set follows the bytes it holds at once (docs/benchmarks.md, "Training
+// later tensors of the same size, and returned to the system where keeping them would exceed the
+// most ever live at once or the cache limit, so that the resident set of a training step or a
+// prediction follows the bytes it holds at once (docs/benchmarks.md, "Training
 // memory").
 #pragma once
 

@@ -58,16 +58,29 @@ struct BackendCollectives : Collectives {
   c10::intrusive_ptr<Backend> backend;
 };
 
+#ifdef CRACKSEG_WITH_GLOO
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// As torch.distributed: the interface GLOO_SOCKET_IFNAME names, else the hostname's address. A job
+// whose rank 0 is on this machine's loopback (every rank on one machine) binds the loopback
+// itself: the hostname need not resolve (a container or chroot often has no entry for it), and
+// libtorch's fallback to the loopback would warn on stderr.
+std::shared_ptr<::gloo::transport::Device> GlooDevice(const std::string& masterAddr) {
+  const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+  if (interface && *interface) return c10d::ProcessGroupGloo::createDeviceForInterface(interface);
+  if (IsLoopback(masterAddr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+#endif
+
 std::unique_ptr<Collectives> MakeCollectives(const c10::intrusive_ptr<c10d::Store>& store,
                                              const GroupOptions& o) {
   if (o.backend == "gloo") {
 #ifdef CRACKSEG_WITH_GLOO
     auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
-    // As torch.distributed: the interface GLOO_SOCKET_IFNAME names, else the hostname's address.
-    const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
-    options->devices.push_back(
-        interface && *interface ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
-                                : c10d::ProcessGroupGloo::createDefaultDevice());
+    options->devices.push_back(GlooDevice(o.masterAddr));
     return std::make_unique<BackendCollectives<c10d::ProcessGroupGloo>>(
         c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.worldSize, options));
 #else

@@ -101,9 +101,18 @@ t.test('libtorch allocates host memory through the caching allocator', async (t)
     'a freed block is reused by the next of its size',
   );
   t.match(
-    counts('12', 'release(tensor(8 * 2 ** 20)); release(tensor(6 * 2 ** 20));'),
+    counts('12', 'const a = tensor(8 * 2 ** 20), b = tensor(6 * 2 ** 20); release(a); release(b);'),
     { liveBytes: 0, cachedBytes: 8 * MiB, cacheLimitBytes: 12 * MiB },
     'beyond the limit a freed block is unmapped',
+  );
+  t.match(
+    counts(
+      undefined,
+      'const [a, b, c] = [8, 8, 8].map((m) => tensor(m * 2 ** 20)); release(a); release(b);' +
+        'const d = tensor(4 * 2 ** 20);',
+    ),
+    { liveBytes: 12 * MiB, cachedBytes: 8 * MiB },
+    'a new block evicts cached ones until all stay within the most ever live (24 MiB)',
   );
   t.match(
     counts('system', 'tensor(8 * 2 ** 20);'),

@@ -229,6 +229,54 @@ t.test('process group: collectives, and errors with codes', async (t) => {
   });
 });
 
+t.test(
+  'a machine whose hostname does not resolve forms a one-machine group, without a warning',
+  { skip: process.getuid?.() === 0 ? false : 'needs root for a UTS namespace (unshare)' },
+  async (t) => {
+    const hostname = `crackseg-unresolvable-${process.pid}`;
+    const group = new URL('../ts/distributed/group.ts', import.meta.url).href;
+    const script = `
+      const { lookup } = await import('node:dns/promises');
+      const { hostname } = await import('node:os');
+      const resolves = await lookup(hostname()).then(() => true, () => false);
+      const { ProcessGroup } = await import('${group}');
+      const group = await ProcessGroup.join(
+        { rank: 0, worldSize: 1, localRank: 0, masterAddr: '127.0.0.1',
+          masterPort: ${await freePort()} }, 'cpu', 20);
+      const sum = await group.allreduceSum([2.5]);
+      group.close();
+      console.log(JSON.stringify({ host: hostname(), resolves, sum: sum[0] }));`;
+    const child = spawn(
+      'unshare',
+      [
+        '--uts',
+        'sh',
+        '-c',
+        `hostname ${hostname} && exec "$@"`,
+        'sh',
+        process.execPath,
+        ...nodeArgs,
+        '--input-type=module',
+        '-e',
+        script,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    t.equal(code, 0, stderr);
+    t.same(
+      JSON.parse(stdout),
+      { host: hostname, resolves: false, sum: 2.5 },
+      'the name resolves nowhere',
+    );
+    t.equal(stderr, '', 'no fallback warning from Gloo');
+  },
+);
+
 t.test('launcher: worker arguments, environment, and a failing rank fails the job', async (t) => {
   t.same(
     workerArguments([
