@@ -20,8 +20,8 @@
 namespace crackseg {
 namespace {
 
-// Blocks from 1 MiB up are mapped; smaller ones stay with malloc, where they are few in bytes.
-constexpr std::size_t kMappedFromBytes = std::size_t{1} << 20;
+// Blocks from 64 KiB up are mapped; smaller ones stay with malloc, where they are few in bytes.
+constexpr std::size_t kMappedFromBytes = std::size_t{64} << 10;
 constexpr std::size_t kDefaultCacheLimitMiB = 1024;
 
 // Why not malloc for the large blocks: glibc serves each thread from an arena and, once a mapped

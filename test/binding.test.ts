@@ -88,10 +88,10 @@ t.test('libtorch allocates host memory through the caching allocator', async (t)
   t.same(
     counts(undefined, 'const kept = tensor(8 * 2 ** 20);'),
     { allocator: 'caching', liveBytes: 8 * MiB, cachedBytes: 0, cacheLimitBytes: 1024 * MiB },
-    'a block of 1 MiB or more is mapped, the default limit 1 GiB',
+    'a block of 64 KiB or more is mapped, the default limit 1 GiB',
   );
   t.same(
-    counts(undefined, 'tensor(64 * 1024); tensor(1000);').liveBytes,
+    counts(undefined, 'tensor(60 * 1024); tensor(1000);').liveBytes,
     0,
     'smaller blocks stay with malloc',
   );

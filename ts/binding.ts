@@ -60,7 +60,7 @@ export interface RuntimeInfo {
   cudnnVersion: number | null;
   /** libtorch's intra-op thread count. */
   threads: number;
-  /** libtorch's CPU allocator (native/host_memory.h): `caching` keeps blocks of 1 MiB and more as
+  /** libtorch's CPU allocator (native/host_memory.h): `caching` keeps blocks of 64 KiB and more as
    * mappings of their own, reused by size up to `cacheLimitBytes` and unmapped beyond
    * (`CRACKSEG_HOST_CACHE_MIB`, default 1024); `system` is libtorch's own
    * (`CRACKSEG_HOST_CACHE_MIB=system`), with zero counts. */
