@@ -73,13 +73,12 @@ class WrongDecode(torch.nn.Module):
 
 
 class WrongEncode(WrongDecode):
-    """encode_image returns two tensors instead of three (in a list, as TorchScript allows)."""
+    """encode_image returns an image_embed whose batch is one larger than the images given."""
 
     @torch.jit.export
     def encode_image(self, images: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         b = images.shape[0]
         e = self.size // 16
-        # image_embed of the wrong batch size
         high = torch.zeros(b, 8, 4 * e, 4 * e)
         mid = torch.zeros(b, 16, 2 * e, 2 * e)
         return torch.zeros(b + 1, 64, e, e), high, mid
